@@ -1,0 +1,1 @@
+//! Circular-buffer z-score anomaly detection.
