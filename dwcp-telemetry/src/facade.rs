@@ -139,6 +139,10 @@ impl DwcpRecorder {
         (sanitize_metric_name(key.name()), names, values)
     }
 
+    fn mismatch(&self) {
+        self.registry.tallies().label_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn refuse(&self) {
         self.registry
             .tallies()
@@ -180,11 +184,19 @@ impl Recorder for DwcpRecorder {
             .registry
             .counter(name.clone(), help)
             .unit(to_unit(unit, Unit::None))
-            .labels(names)
+            .labels(names.clone())
             .register()
             .ok()
             .or_else(|| self.registry.existing_counter(&name));
-        match family.and_then(|f| f.with_labels(&refs(&values)).cell().cloned()) {
+        let handle = family.map(|f| {
+            if f.descriptor().label_names() == names.as_slice() {
+                f.with_labels(&refs(&values))
+            } else {
+                self.mismatch();
+                f.overflow()
+            }
+        });
+        match handle.as_ref().and_then(|h| h.cell().cloned()) {
             Some(cell) => metrics::Counter::from_arc(cell),
             None => {
                 self.refuse();
@@ -200,11 +212,19 @@ impl Recorder for DwcpRecorder {
             .registry
             .gauge(name.clone(), help)
             .unit(to_unit(unit, Unit::None))
-            .labels(names)
+            .labels(names.clone())
             .register()
             .ok()
             .or_else(|| self.registry.existing_gauge(&name));
-        match family.and_then(|f| f.with_labels(&refs(&values)).cell().cloned()) {
+        let handle = family.map(|f| {
+            if f.descriptor().label_names() == names.as_slice() {
+                f.with_labels(&refs(&values))
+            } else {
+                self.mismatch();
+                f.overflow()
+            }
+        });
+        match handle.as_ref().and_then(|h| h.cell().cloned()) {
             Some(cell) => metrics::Gauge::from_arc(cell),
             None => {
                 self.refuse();
@@ -220,7 +240,7 @@ impl Recorder for DwcpRecorder {
             .registry
             .histogram(name.clone(), help)
             .unit(to_unit(unit, Unit::Seconds))
-            .labels(names)
+            .labels(names.clone())
             .register()
             .ok()
             .or_else(|| self.registry.existing_histogram(&name));
@@ -234,7 +254,13 @@ impl Recorder for DwcpRecorder {
             1.0
         };
         debug_assert_eq!(family.descriptor().kind(), MetricKind::Histogram);
-        match family.with_labels(&refs(&values)).cell().cloned() {
+        let handle = if family.descriptor().label_names() == names.as_slice() {
+            family.with_labels(&refs(&values))
+        } else {
+            self.mismatch();
+            family.overflow()
+        };
+        match handle.cell().cloned() {
             Some(cell) => metrics::Histogram::from_arc(Arc::new(ScaledHistogram { cell, scale })),
             None => metrics::Histogram::noop(),
         }

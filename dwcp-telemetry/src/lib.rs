@@ -61,3 +61,6 @@ pub use registry::{
     global, set_global, CounterFamily, Descriptor, FamilySnapshot, GaugeFamily, HistogramFamily,
     MetricKind, Registry, RegistryBuilder, SeriesSnapshot, Unit, Value,
 };
+
+#[cfg(all(test, loom))]
+mod loom_tests;

@@ -112,7 +112,8 @@ impl Snapshot {
     }
 
     /// The value at quantile `q` (clamped to `0..=1`; NaN counts as 0): the highest
-    /// equivalent value of the slot holding the `ceil(q·n)`-th smallest value. 0 when empty.
+    /// equivalent value of the slot holding the `ceil(q·n)`-th smallest value (for `q = 0`,
+    /// the lowest equivalent, as `hdrhistogram` does). 0 when empty.
     pub fn quantile(&self, q: f64) -> u64 {
         if self.count == 0 {
             return 0;
@@ -123,7 +124,11 @@ impl Snapshot {
         for &(i, c) in &self.bins {
             seen += c;
             if seen >= rank {
-                return self.layout.highest_of(i as usize);
+                return if q == 0.0 {
+                    self.layout.lowest_of(i as usize)
+                } else {
+                    self.layout.highest_of(i as usize)
+                };
             }
         }
         self.max()

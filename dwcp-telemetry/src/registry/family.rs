@@ -9,8 +9,6 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use once_cell::sync::OnceCell;
-
 use super::descriptor::Descriptor;
 use crate::error::LabelError;
 use crate::sync::{ArcCell, AtomicU64, Mutex, Ordering};
@@ -80,7 +78,7 @@ pub(crate) struct FamilyCore<C> {
     limit: usize,
     hasher: RandomState,
     table: ArcCell<Table<C>>,
-    overflow: OnceCell<Arc<Series<C>>>,
+    overflow: ArcCell<Option<Arc<Series<C>>>>,
     /// Lookups of new label sets that were refused for the cardinality limit.
     pub(crate) overflowed_sets: AtomicU64,
     write: Mutex<()>,
@@ -94,7 +92,7 @@ impl<C: Cell> FamilyCore<C> {
             limit,
             hasher: RandomState::new(),
             table: ArcCell::new(Table::default()),
-            overflow: OnceCell::new(),
+            overflow: ArcCell::new(None),
             overflowed_sets: AtomicU64::new(0),
             write: Mutex::new(()),
             tallies,
@@ -124,7 +122,7 @@ impl<C: Cell> FamilyCore<C> {
             return Ok(C::handle(&s.cell));
         }
         // Slow path: add the series under the writer lock (re-checking first).
-        let _guard = self
+        let guard = self
             .write
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -133,6 +131,7 @@ impl<C: Cell> FamilyCore<C> {
             return Ok(C::handle(&s.cell));
         }
         if current.entries.len() >= self.limit {
+            drop(guard);
             self.overflowed_sets.fetch_add(1, Ordering::Relaxed);
             return Err(LabelError::CardinalityExceeded {
                 metric: self.desc.name().to_owned(),
@@ -164,22 +163,32 @@ impl<C: Cell> FamilyCore<C> {
         }
     }
 
-    pub(crate) fn overflow_series(&self) -> &Arc<Series<C>> {
-        self.overflow.get_or_init(|| {
-            Arc::new(Series {
-                values: (0..self.desc.label_names().len())
-                    .map(|_| OVERFLOW_LABEL_VALUE.to_owned())
-                    .collect(),
-                cell: Arc::new(C::make(&self.desc, true)),
-            })
-        })
+    pub(crate) fn overflow_series(&self) -> Arc<Series<C>> {
+        if let Some(s) = self.overflow.with(|o| o.clone()) {
+            return s;
+        }
+        let _guard = self
+            .write
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(s) = self.overflow.with(|o| o.clone()) {
+            return s;
+        }
+        let series = Arc::new(Series {
+            values: (0..self.desc.label_names().len())
+                .map(|_| OVERFLOW_LABEL_VALUE.to_owned())
+                .collect(),
+            cell: Arc::new(C::make(&self.desc, true)),
+        });
+        self.overflow.store(Arc::new(Some(series.clone())));
+        series
     }
 
     /// Every series in creation order, then the overflow series if it exists.
     pub(crate) fn series(&self) -> Vec<Arc<Series<C>>> {
         let mut out: Vec<_> = self.table.with(|t| t.entries.clone());
-        if let Some(o) = self.overflow.get() {
-            out.push(o.clone());
+        if let Some(o) = self.overflow.with(|o| o.clone()) {
+            out.push(o);
         }
         out
     }
