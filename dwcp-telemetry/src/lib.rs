@@ -41,12 +41,18 @@
 //! ## Features
 //!
 //! - `metrics-facade` (default): [`facade::DwcpRecorder`] implements `metrics::Recorder`.
+//! - `prometheus`: [`export::prometheus`] renders Prometheus text 0.0.4 and OpenMetrics 1.0;
+//!   [`export::summary`] builds the `/metrics/summary` JSON. No extra dependencies but `itoa`.
+//! - `http` (implies `prometheus`): `export::prometheus::http`, a hyper 1 + tokio server for
+//!   `/metrics`, `/health` and `/metrics/summary`, with limits and optional bearer auth.
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
 pub mod anomaly;
 pub mod clock;
 pub mod error;
+#[cfg(feature = "prometheus")]
+pub mod export;
 #[cfg(feature = "metrics-facade")]
 pub mod facade;
 pub mod histogram;

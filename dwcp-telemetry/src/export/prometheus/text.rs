@@ -1,0 +1,519 @@
+//! The text encoders: Prometheus text format 0.0.4 and OpenMetrics 1.0.
+//!
+//! Cost is linear in series × exported `le` buckets plus the histograms' non-empty slots,
+//! never in the number of recorded samples: each histogram series is one merge of its sorted
+//! non-empty slots against the family's sorted bounds.
+
+use std::fmt::Write as _;
+
+use crate::registry::{Descriptor, FamilySnapshot, MetricKind, Registry, Unit, Value};
+
+/// Content type of the Prometheus text format 0.0.4.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Content type of OpenMetrics 1.0 text.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Which exposition format to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum Format {
+    /// Prometheus text format 0.0.4 (`text/plain; version=0.0.4`).
+    #[default]
+    Text,
+    /// OpenMetrics 1.0 text (`application/openmetrics-text`), ending in `# EOF`.
+    OpenMetrics,
+}
+
+impl Format {
+    /// The `Content-Type` of a response in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => TEXT_CONTENT_TYPE,
+            Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+        }
+    }
+
+    /// Choose a format from a request's `Accept` header: OpenMetrics when the client lists
+    /// `application/openmetrics-text` with a quality at least that of `text/plain` and `*/*`,
+    /// otherwise text 0.0.4 (also when the header is absent or unparseable).
+    ///
+    /// ```
+    /// use dwcp_telemetry::export::prometheus::Format;
+    /// // What Prometheus 2.x sends:
+    /// let prom = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+    ///             version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    /// assert_eq!(Format::from_accept(Some(prom)), Format::OpenMetrics);
+    /// assert_eq!(Format::from_accept(Some("text/plain")), Format::Text);
+    /// assert_eq!(Format::from_accept(None), Format::Text);
+    /// ```
+    pub fn from_accept(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::Text;
+        };
+        let mut om_q = 0.0f64;
+        let mut text_q = 0.0f64;
+        for range in accept.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim();
+            let mut q = 1.0f64;
+            for p in parts {
+                let p = p.trim();
+                if let Some(v) = p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")) {
+                    q = v
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|q| q.is_finite())
+                        .unwrap_or(0.0);
+                }
+            }
+            if media.eq_ignore_ascii_case("application/openmetrics-text") {
+                om_q = om_q.max(q);
+            } else if media.eq_ignore_ascii_case("text/plain")
+                || media == "*/*"
+                || media.eq_ignore_ascii_case("text/*")
+            {
+                text_q = text_q.max(q);
+            }
+        }
+        if om_q > 0.0 && om_q >= text_q {
+            Format::OpenMetrics
+        } else {
+            Format::Text
+        }
+    }
+}
+
+/// Render everything in `registry` (including its self-metrics) in `format`.
+///
+/// ```
+/// use dwcp_telemetry::export::prometheus::{render, Format};
+/// use dwcp_telemetry::Registry;
+///
+/// let registry = Registry::builder().version("3.0.0").build()?;
+/// let errors = registry
+///     .counter("dwcp_errors_total", "Errors by type")
+///     .labels(["type"])
+///     .register()?;
+/// errors.with_labels(&["timeout \"slow\""]).inc_by(3);
+/// let text = render(&registry, Format::Text);
+/// assert!(text.starts_with(
+///     "# HELP dwcp_errors_total Errors by type\n\
+///      # TYPE dwcp_errors_total counter\n\
+///      dwcp_errors_total{version=\"3.0.0\",type=\"timeout \\\"slow\\\"\"} 3\n"
+/// ));
+/// let om = render(&registry, Format::OpenMetrics);
+/// assert!(om.starts_with("# HELP dwcp_errors Errors by type\n# TYPE dwcp_errors counter\n"));
+/// assert!(om.ends_with("# EOF\n"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn render(registry: &Registry, format: Format) -> String {
+    let mut out = String::new();
+    TextEncoder::new(format).encode_registry(registry, &mut out);
+    out
+}
+
+/// Writes [`FamilySnapshot`]s as exposition text. Keeps scratch buffers between calls, so one
+/// encoder reused across scrapes allocates (almost) nothing once warm.
+#[derive(Debug, Default)]
+pub struct TextEncoder {
+    format: Format,
+    /// `name="value",` for the constant labels, escaped once per `encode` call.
+    const_prefix: String,
+    /// The current series' label block (without braces, no trailing comma).
+    labels: String,
+    /// The current line head (`name_bucket{labels,`).
+    head: String,
+    /// Per-family `le` bounds: (count values ≤ this stored value, `le="…"} `), `None` for a
+    /// bound below zero (it holds nothing).
+    les: Vec<(Option<u64>, String)>,
+}
+
+impl TextEncoder {
+    /// An encoder for `format`.
+    pub fn new(format: Format) -> Self {
+        TextEncoder {
+            format,
+            ..TextEncoder::default()
+        }
+    }
+
+    /// The format this encoder writes.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Collect `registry` and append its exposition to `out`.
+    pub fn encode_registry(&mut self, registry: &Registry, out: &mut String) {
+        let families = registry.collect();
+        self.encode(&families, &registry.const_labels(), out);
+    }
+
+    /// Append the exposition of `families` to `out`; every series carries `const_labels`
+    /// first (pass [`Registry::const_labels`]). In OpenMetrics the text ends with `# EOF`.
+    pub fn encode(
+        &mut self,
+        families: &[FamilySnapshot],
+        const_labels: &[(&str, &str)],
+        out: &mut String,
+    ) {
+        self.const_prefix.clear();
+        for (name, value) in const_labels {
+            push_label(&mut self.const_prefix, name, value);
+        }
+        for family in families {
+            self.encode_family(family, out);
+        }
+        if self.format == Format::OpenMetrics {
+            out.push_str("# EOF\n");
+        }
+    }
+
+    fn encode_family(&mut self, family: &FamilySnapshot, out: &mut String) {
+        let desc = &*family.descriptor;
+        let name = desc.name();
+        let om = self.format == Format::OpenMetrics;
+        let (family_name, sample_suffix) = match desc.kind() {
+            MetricKind::Counter => {
+                let base = name.strip_suffix("_total").unwrap_or(name);
+                if om {
+                    (base, "_total")
+                } else {
+                    // Text 0.0.4 has no family/sample split: the family is `base_total`.
+                    (base, "")
+                }
+            }
+            _ => (name, ""),
+        };
+        let counter_text = desc.kind() == MetricKind::Counter && !om;
+        self.write_metadata(desc, family_name, counter_text, out);
+        match desc.kind() {
+            MetricKind::Counter => {
+                for s in &family.series {
+                    if let Value::Counter(v) = s.value {
+                        self.set_labels(desc, &s.label_values);
+                        out.push_str(family_name);
+                        out.push_str(if counter_text {
+                            "_total"
+                        } else {
+                            sample_suffix
+                        });
+                        self.push_braced_labels(out);
+                        out.push(' ');
+                        out.push_str(itoa::Buffer::new().format(v));
+                        out.push('\n');
+                    }
+                }
+            }
+            MetricKind::Gauge => {
+                for s in &family.series {
+                    if let Value::Gauge(v) = s.value {
+                        self.set_labels(desc, &s.label_values);
+                        out.push_str(family_name);
+                        self.push_braced_labels(out);
+                        out.push(' ');
+                        push_value(out, v);
+                        out.push('\n');
+                    }
+                }
+            }
+            MetricKind::Histogram => self.encode_histograms(family, out),
+        }
+    }
+
+    fn write_metadata(
+        &self,
+        desc: &Descriptor,
+        family_name: &str,
+        counter_text: bool,
+        out: &mut String,
+    ) {
+        let om = self.format == Format::OpenMetrics;
+        let total = if counter_text { "_total" } else { "" };
+        let help = desc.help();
+        if !help.is_empty() {
+            out.push_str("# HELP ");
+            out.push_str(family_name);
+            out.push_str(total);
+            out.push(' ');
+            escape_help(out, &help, om);
+            out.push('\n');
+        }
+        out.push_str("# TYPE ");
+        out.push_str(family_name);
+        out.push_str(total);
+        out.push(' ');
+        out.push_str(desc.kind().as_str());
+        out.push('\n');
+        if om && desc.unit() != Unit::None {
+            let unit = desc.unit().as_str();
+            // OpenMetrics requires the family name to end in `_<unit>`; say nothing otherwise.
+            if family_name
+                .strip_suffix(unit)
+                .is_some_and(|rest| rest.ends_with('_'))
+            {
+                out.push_str("# UNIT ");
+                out.push_str(family_name);
+                out.push(' ');
+                out.push_str(unit);
+                out.push('\n');
+            }
+        }
+    }
+
+    fn encode_histograms(&mut self, family: &FamilySnapshot, out: &mut String) {
+        let desc = &*family.descriptor;
+        let scale = desc.export_scale();
+        self.les.clear();
+        for &b in desc.buckets() {
+            let mut le = String::with_capacity(24);
+            le.push_str("le=\"");
+            push_le(&mut le, b, self.format);
+            le.push_str("\"} ");
+            self.les.push((stored_bound(b, scale), le));
+        }
+        let name = desc.name();
+        for s in &family.series {
+            let Value::Histogram(snap) = &s.value else {
+                continue;
+            };
+            self.set_labels(desc, &s.label_values);
+            self.head.clear();
+            self.head.push_str(name);
+            self.head.push_str("_bucket{");
+            self.head.push_str(&self.labels);
+            if !self.labels.is_empty() {
+                self.head.push(',');
+            }
+            let mut slots = snap.iter().peekable();
+            let mut seen = 0u64;
+            let mut num = itoa::Buffer::new();
+            for (bound, le) in &self.les {
+                if let Some(bound) = *bound {
+                    while let Some(&(lowest, _, count)) = slots.peek() {
+                        if lowest > bound {
+                            break;
+                        }
+                        seen = seen.saturating_add(count);
+                        slots.next();
+                    }
+                }
+                out.push_str(&self.head);
+                out.push_str(le);
+                out.push_str(num.format(if bound.is_some() { seen } else { 0 }));
+                out.push('\n');
+            }
+            out.push_str(&self.head);
+            out.push_str("le=\"+Inf\"} ");
+            out.push_str(num.format(snap.count()));
+            out.push('\n');
+
+            out.push_str(name);
+            out.push_str("_sum");
+            self.push_braced_labels(out);
+            out.push(' ');
+            push_value(out, scaled_sum(snap.sum(), scale));
+            out.push('\n');
+
+            out.push_str(name);
+            out.push_str("_count");
+            self.push_braced_labels(out);
+            out.push(' ');
+            out.push_str(num.format(snap.count()));
+            out.push('\n');
+        }
+    }
+
+    fn set_labels(&mut self, desc: &Descriptor, values: &[String]) {
+        self.labels.clear();
+        self.labels.push_str(&self.const_prefix);
+        for (name, value) in desc.label_names().iter().zip(values.iter()) {
+            push_label(&mut self.labels, name, value);
+        }
+        if self.labels.ends_with(',') {
+            self.labels.pop();
+        }
+    }
+
+    fn push_braced_labels(&self, out: &mut String) {
+        if !self.labels.is_empty() {
+            out.push('{');
+            out.push_str(&self.labels);
+            out.push('}');
+        }
+    }
+}
+
+/// `name="escaped value",`
+fn push_label(out: &mut String, name: &str, value: &str) {
+    out.push_str(name);
+    out.push_str("=\"");
+    escape_label_value(out, value);
+    out.push_str("\",");
+}
+
+/// Append `value` escaped for a label value: `\` → `\\`, `"` → `\"`, line feed → `\n`.
+/// Everything else (tabs, carriage returns, any Unicode) is written as is, which both formats
+/// allow.
+pub fn escape_label_value(out: &mut String, value: &str) {
+    escape(out, value, true);
+}
+
+/// Append `help` escaped for a `# HELP` line: `\` → `\\` and line feed → `\n`; in OpenMetrics
+/// also `"` → `\"` (text 0.0.4 has no such escape and must not get one).
+pub fn escape_help(out: &mut String, help: &str, openmetrics: bool) {
+    escape(out, help, openmetrics);
+}
+
+fn escape(out: &mut String, s: &str, quote: bool) {
+    let needs = |b: u8| b == b'\\' || b == b'\n' || (quote && b == b'"');
+    if !s.bytes().any(needs) {
+        out.push_str(s);
+        return;
+    }
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        if needs(b) {
+            out.push_str(&s[start..i]);
+            out.push_str(match b {
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                _ => "\\\"",
+            });
+            start = i + 1;
+        }
+    }
+    out.push_str(&s[start..]);
+}
+
+/// A sample value: integers without a fraction, `NaN`, `+Inf`, `-Inf`, otherwise the
+/// shortest representation that reads back exactly.
+pub(crate) fn push_value(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        out.push_str(itoa::Buffer::new().format(v as i64));
+    } else {
+        let _ = write!(out, "{v:?}");
+    }
+}
+
+/// An `le` value: OpenMetrics' canonical form keeps a `.0` on integers (`1.0`); text 0.0.4
+/// writes them as Go's client does (`1`).
+fn push_le(out: &mut String, b: f64, format: Format) {
+    match format {
+        Format::OpenMetrics if b.is_finite() => {
+            let _ = write!(out, "{b:?}");
+        }
+        _ => push_value(out, b),
+    }
+}
+
+/// The largest stored value an exported bound `b` holds (`value ≤ b`), or `None` if `b < 0`.
+fn stored_bound(b: f64, scale: f64) -> Option<u64> {
+    if b < 0.0 || b.is_nan() {
+        return None;
+    }
+    let x = if scale == 1e-9 { b * 1e9 } else { b / scale };
+    let r = x.round();
+    // 0.005 s × 1e9 is 4_999_999.999…: bounds within float noise of an integer are that integer.
+    let stored = if (x - r).abs() <= r.abs() * 1e-12 {
+        r
+    } else {
+        x.floor()
+    };
+    Some(stored as u64) // saturating cast
+}
+
+fn scaled_sum(sum: u128, scale: f64) -> f64 {
+    if scale == 1e-9 {
+        // Split so seconds stay exact to the nanosecond as long as f64 allows.
+        let secs = (sum / 1_000_000_000) as f64;
+        let nanos = (sum % 1_000_000_000) as f64;
+        secs + nanos / 1e9
+    } else {
+        sum as f64 * scale
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn esc(s: &str) -> String {
+        let mut o = String::new();
+        escape_label_value(&mut o, s);
+        o
+    }
+
+    #[test]
+    fn label_escaping_exact() {
+        assert_eq!(esc(r#"a"b"#), r#"a\"b"#);
+        assert_eq!(esc("a\\b"), "a\\\\b");
+        assert_eq!(esc("a\nb"), "a\\nb");
+        assert_eq!(esc("tab\there"), "tab\there");
+        assert_eq!(esc("ünïcødé ✓"), "ünïcødé ✓");
+        assert_eq!(esc(""), "");
+        assert_eq!(esc("\\\"\n"), "\\\\\\\"\\n");
+    }
+
+    #[test]
+    fn help_escaping_differs_by_format() {
+        let mut t = String::new();
+        escape_help(&mut t, "say \"hi\"\\\n", false);
+        assert_eq!(t, "say \"hi\"\\\\\\n");
+        let mut o = String::new();
+        escape_help(&mut o, "say \"hi\"\\\n", true);
+        assert_eq!(o, "say \\\"hi\\\"\\\\\\n");
+    }
+
+    #[test]
+    fn values_and_bounds() {
+        let f = |v: f64| {
+            let mut s = String::new();
+            push_value(&mut s, v);
+            s
+        };
+        assert_eq!(f(f64::NAN), "NaN");
+        assert_eq!(f(f64::INFINITY), "+Inf");
+        assert_eq!(f(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(f(3.0), "3");
+        assert_eq!(f(-2.5), "-2.5");
+        assert_eq!(f(0.005), "0.005");
+        assert_eq!(f(1e300), "1e300");
+        assert_eq!(f(1e-7), "1e-7");
+        let le = |b: f64, fmt| {
+            let mut s = String::new();
+            push_le(&mut s, b, fmt);
+            s
+        };
+        assert_eq!(le(1.0, Format::OpenMetrics), "1.0");
+        assert_eq!(le(1.0, Format::Text), "1");
+        assert_eq!(le(0.005, Format::OpenMetrics), "0.005");
+        assert_eq!(stored_bound(0.005, 1e-9), Some(5_000_000));
+        assert_eq!(stored_bound(0.1, 1e-9), Some(100_000_000));
+        assert_eq!(stored_bound(2.5, 1.0), Some(2));
+        assert_eq!(stored_bound(-1.0, 1.0), None);
+        assert_eq!(scaled_sum(1_500_000_001, 1e-9), 1.500000001);
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        assert_eq!(
+            Format::from_accept(Some("application/openmetrics-text; version=1.0.0")),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            Format::from_accept(Some("text/plain;q=0.9, application/openmetrics-text;q=0.5")),
+            Format::Text
+        );
+        assert_eq!(
+            Format::from_accept(Some("application/openmetrics-text;q=0")),
+            Format::Text
+        );
+        assert_eq!(Format::from_accept(Some("*/*")), Format::Text);
+        assert_eq!(Format::from_accept(Some("garbage;;;q=x,")), Format::Text);
+    }
+}
