@@ -1,0 +1,248 @@
+//! Helpers for the Prometheus tests: a tiny blocking HTTP client, promtool, and a real
+//! `prometheus` server run as a child process (killed on drop). Included with `mod prom_support;`.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Whether `bin` runs. If not: panic when `DWCP_REQUIRE_PROMETHEUS=1`, else print why and
+/// return false so the test can return early.
+pub fn have(bin: &str) -> bool {
+    let ok = Command::new(bin)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        let msg = format!(
+            "`{bin}` not found on PATH: install Debian's `prometheus` package (bash scripts/setup.sh)"
+        );
+        if std::env::var("DWCP_REQUIRE_PROMETHEUS").as_deref() == Ok("1") {
+            panic!("{msg} (DWCP_REQUIRE_PROMETHEUS=1, so this is a failure)");
+        }
+        eprintln!("SKIPPED: {msg}");
+    }
+    ok
+}
+
+/// Run `promtool check metrics` on `text` (stdin); returns (exit code, stdout + stderr).
+pub fn promtool_check(text: &str) -> (i32, String) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn promtool");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let owned = text.to_owned();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(owned.as_bytes());
+    });
+    let out = child.wait_with_output().expect("promtool output");
+    writer.join().expect("writer");
+    let mut all = String::from_utf8_lossy(&out.stdout).into_owned();
+    all.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), all)
+}
+
+/// A free TCP port on loopback (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Send raw bytes, read until the server closes (requests carry `Connection: close`).
+pub fn raw(addr: SocketAddr, request: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(request)?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+pub fn parse_response(bytes: &[u8]) -> Resp {
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect::<Vec<_>>();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked { dechunk(body) } else { body.to_owned() };
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// `method path` with extra headers, `Connection: close`.
+pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let bytes = raw(addr, req.as_bytes()).expect("request");
+    parse_response(&bytes)
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Resp {
+    request(addr, "GET", path, &[])
+}
+
+/// Percent-encode a query parameter.
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A real Prometheus server on loopback scraping `targets` every second; killed on drop.
+pub struct PrometheusProcess {
+    child: Child,
+    pub addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl PrometheusProcess {
+    pub fn start(job: &str, target: SocketAddr) -> PrometheusProcess {
+        let dir = std::env::temp_dir().join(format!(
+            "dwcp-prom-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos() ^ free_port() as u128
+        ));
+        std::fs::create_dir_all(dir.join("data")).expect("temp dir");
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: '{job}'\n    static_configs:\n      - targets: ['{target}']\n"
+        );
+        std::fs::write(dir.join("prometheus.yml"), config).expect("config");
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let log = std::fs::File::create(dir.join("prometheus.log")).expect("log");
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--web.enable-lifecycle")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn prometheus");
+        let p = PrometheusProcess { child, addr, dir };
+        p.wait_until(Duration::from_secs(60), "prometheus ready", || {
+            let r = raw(
+                p.addr,
+                format!("GET /-/ready HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", p.addr)
+                    .as_bytes(),
+            )
+            .ok()?;
+            (parse_response(&r).status == 200).then_some(())
+        });
+        p
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// Poll `f` until it returns `Some`, or panic with the server log after `timeout`.
+    pub fn wait_until<T>(&self, timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; prometheus log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `/api/v1/query` → the raw JSON.
+    pub fn query(&self, promql: &str) -> serde_json::Value {
+        let path = format!("/api/v1/query?query={}", urlencode(promql));
+        let r = get(self.addr, &path);
+        serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The single vector/scalar value of `promql`, if the result has exactly one sample.
+    pub fn query_value(&self, promql: &str) -> Option<f64> {
+        let v = self.query(promql);
+        let result = v.get("data")?.get("result")?;
+        let value = match result.as_array() {
+            Some(a) if a.len() == 1 => a[0].get("value")?,
+            Some(_) => return None,
+            None => result, // scalar
+        };
+        value.get(1)?.as_str()?.parse().ok()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for PrometheusProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
