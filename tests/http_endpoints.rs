@@ -1,0 +1,320 @@
+//! The HTTP endpoints over real sockets: routing, negotiation, auth, limits, bad input.
+
+mod prom_support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use dwcp_telemetry::export::prometheus::{render, BackgroundServer, Format, PrometheusServer};
+use dwcp_telemetry::Registry;
+
+use prom_support::{get, parse_response, raw, request};
+
+fn registry() -> Registry {
+    let reg = Registry::builder().version("3.0.0").build().unwrap();
+    let lat = reg
+        .histogram("dwcp_request_duration_seconds", "Request latency")
+        .labels(["operation"])
+        .register()
+        .unwrap();
+    let h = lat.with_labels(&["migrate"]);
+    for ms in 1..=100u64 {
+        h.record(ms * 1_000_000);
+    }
+    reg.counter("dwcp_requests_total", "Requests")
+        .labels(["operation", "status"])
+        .register()
+        .unwrap()
+        .with_labels(&["migrate", "ok"])
+        .inc_by(200);
+    reg.counter("dwcp_errors_total", "Errors")
+        .labels(["type"])
+        .register()
+        .unwrap()
+        .with_labels(&["timeout"])
+        .inc_by(10);
+    reg
+}
+
+fn serve(reg: &Registry) -> BackgroundServer {
+    PrometheusServer::builder(reg.clone())
+        .bind("127.0.0.1:0".parse().unwrap())
+        .header_read_timeout(Duration::from_millis(500))
+        .start_background()
+        .unwrap()
+}
+
+#[test]
+fn metrics_text_and_openmetrics() {
+    let reg = registry();
+    let server = serve(&reg);
+    let addr = server.local_addr();
+    let r = get(addr, "/metrics");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+    assert_eq!(r.body, render(&reg, Format::Text));
+
+    let prom_accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let r = request(addr, "GET", "/metrics", &[("Accept", prom_accept)]);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    assert_eq!(r.body, render(&reg, Format::OpenMetrics));
+    assert!(r.body.ends_with("# EOF\n"));
+
+    let full = get(addr, "/metrics").body.len();
+    let r = request(addr, "HEAD", "/metrics", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some(full.to_string().as_str()));
+    assert_eq!(r.body, "");
+    server.shutdown();
+}
+
+#[test]
+fn health_and_summary() {
+    let reg = registry();
+    let server = serve(&reg);
+    let addr = server.local_addr();
+    let r = get(addr, "/health");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["version"], "3.0.0");
+    assert!(v["uptime_seconds"].as_f64().unwrap() >= 0.0);
+
+    let r = get(addr, "/metrics/summary");
+    assert_eq!(r.status, 200);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let series = v["series"].as_array().unwrap();
+    let lat = series
+        .iter()
+        .find(|s| s["name"] == "dwcp_request_duration_seconds")
+        .unwrap();
+    assert_eq!(lat["type"], "histogram");
+    assert_eq!(lat["labels"]["operation"], "migrate");
+    assert_eq!(lat["count"], 100);
+    let snap = reg
+        .existing_histogram("dwcp_request_duration_seconds")
+        .unwrap()
+        .with_labels(&["migrate"])
+        .snapshot();
+    assert_eq!(lat["p99"].as_f64().unwrap(), snap.quantile(0.99) as f64 * 1e-9);
+    assert_eq!(lat["p50"].as_f64().unwrap(), snap.quantile(0.5) as f64 * 1e-9);
+    assert_eq!(lat["max"].as_f64().unwrap(), snap.max() as f64 * 1e-9);
+    assert!(lat["rate"].as_f64().unwrap() > 0.0);
+    let errors = &v["error_rates"][0];
+    assert_eq!(errors["errors"], "dwcp_errors_total");
+    assert_eq!(errors["requests"], "dwcp_requests_total");
+    assert_eq!(errors["error_ratio"].as_f64(), Some(0.05)); // 10 / 200 in the first window
+
+    // The next window sees only what was added since.
+    reg.existing_counter("dwcp_requests_total")
+        .unwrap()
+        .with_labels(&["migrate", "ok"])
+        .inc_by(40);
+    reg.existing_counter("dwcp_errors_total")
+        .unwrap()
+        .with_labels(&["timeout"])
+        .inc_by(10);
+    let v: serde_json::Value = serde_json::from_str(&get(addr, "/metrics/summary").body).unwrap();
+    assert_eq!(v["error_rates"][0]["error_ratio"].as_f64(), Some(0.25));
+    let v: serde_json::Value = serde_json::from_str(&get(addr, "/metrics/summary").body).unwrap();
+    assert_eq!(v["error_rates"][0]["error_ratio"], serde_json::Value::Null); // no requests
+    assert_eq!(v["error_rates"][0]["errors_per_second"].as_f64(), Some(0.0));
+}
+
+#[test]
+fn routing_errors() {
+    let reg = registry();
+    let server = serve(&reg);
+    let addr = server.local_addr();
+    assert_eq!(get(addr, "/").status, 404);
+    assert_eq!(get(addr, "/metrics/other").status, 404);
+    for method in ["POST", "PUT", "DELETE", "OPTIONS"] {
+        let r = request(addr, method, "/metrics", &[("Content-Length", "0")]);
+        assert_eq!(r.status, 405, "{method}");
+        assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    }
+    let r = request(addr, "GET", "/metrics", &[("Content-Length", "5")]);
+    // The server answers 413 without reading the body.
+    assert_eq!(r.status, 413);
+}
+
+#[test]
+fn bearer_token_auth() {
+    let reg = registry();
+    let server = PrometheusServer::builder(reg)
+        .bind("127.0.0.1:0".parse().unwrap())
+        .bearer_token("s3cret-token")
+        .start_background()
+        .unwrap();
+    let addr = server.local_addr();
+    let r = get(addr, "/metrics");
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"dwcp-telemetry\""));
+    for bad in ["Bearer s3cret-tokeN", "Bearer s3cret", "Basic czNjcmV0", "Bearer s3cret-token2"] {
+        assert_eq!(request(addr, "GET", "/metrics", &[("Authorization", bad)]).status, 401);
+    }
+    let ok = request(addr, "GET", "/health", &[("Authorization", "Bearer s3cret-token")]);
+    assert_eq!(ok.status, 200);
+    assert!(PrometheusServer::builder(Registry::default())
+        .bind("127.0.0.1:0".parse().unwrap())
+        .bearer_token("bad token\n")
+        .start_background()
+        .is_err());
+}
+
+#[test]
+fn oversized_headers_get_431() {
+    let server = serve(&registry());
+    let big = "x".repeat(64 * 1024);
+    let r = request(server.local_addr(), "GET", "/metrics", &[("X-Big", &big)]);
+    assert_eq!(r.status, 431);
+    let many: Vec<(String, String)> = (0..100).map(|i| (format!("X-H{i}"), "v".to_owned())).collect();
+    let refs: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = request(server.local_addr(), "GET", "/metrics", &refs);
+    assert_eq!(r.status, 431);
+}
+
+fn is_clean_4xx_or_closed(bytes: &[u8]) -> bool {
+    bytes.is_empty() || (bytes.starts_with(b"HTTP/1.1 4") && parse_response(bytes).status >= 400)
+}
+
+#[test]
+fn garbage_requests_get_4xx_or_close() {
+    let reg = registry();
+    let server = serve(&reg);
+    let addr = server.local_addr();
+    let cases: [&[u8]; 7] = [
+        b"\x00\x01\x02\xff\xfe garbage\r\n\r\n",
+        b"GET\r\n\r\n",
+        b"GET /metrics HTTP/9.9\r\n\r\n",
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nbad header line\r\n\r\n",
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"\r\n\r\n\r\n\r\n",
+    ];
+    for case in cases {
+        let started = Instant::now();
+        let bytes = raw(addr, case).unwrap_or_default();
+        assert!(
+            is_clean_4xx_or_closed(&bytes),
+            "{:?} -> {:?}",
+            String::from_utf8_lossy(case),
+            String::from_utf8_lossy(&bytes)
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    // Still serving afterwards.
+    assert_eq!(get(addr, "/metrics").status, 200);
+}
+
+#[test]
+fn slowloris_is_cut_off() {
+    let server = serve(&registry());
+    let addr = server.local_addr();
+    let started = Instant::now();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+    // Never finish the head: the server must close (optionally with 408) by itself.
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+    assert!(is_clean_4xx_or_closed(&buf), "{:?}", String::from_utf8_lossy(&buf));
+    assert_eq!(get(addr, "/health").status, 200);
+}
+
+#[test]
+fn connection_cap_answers_503() {
+    let server = PrometheusServer::builder(registry())
+        .bind("127.0.0.1:0".parse().unwrap())
+        .max_connections(1)
+        .header_read_timeout(Duration::from_secs(10))
+        .start_background()
+        .unwrap();
+    let addr = server.local_addr();
+    // Hold the only slot with an unfinished request.
+    let mut hog = TcpStream::connect(addr).unwrap();
+    hog.write_all(b"GET /metrics HTTP/1.1\r\n").unwrap();
+    // The hog's connection is accepted asynchronously: poll until the cap is observed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = get(addr, "/health");
+        if r.status == 503 {
+            assert_eq!(r.header("retry-after"), Some("1"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "never saw 503, last {}", r.status);
+    }
+    drop(hog);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(addr, "/health").status != 200 {
+        assert!(Instant::now() < deadline, "slot never freed");
+    }
+}
+
+#[test]
+fn scrapes_do_not_stop_recorders() {
+    let reg = registry();
+    let server = serve(&reg);
+    let addr: SocketAddr = server.local_addr();
+    let h = reg
+        .histogram("hot_path_seconds", "h")
+        .register()
+        .unwrap()
+        .handle();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scrapers: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut n = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    assert_eq!(get(addr, "/metrics").status, 200);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    for i in 0..2_000_000u64 {
+        h.record(1_000 + i % 1_000_000);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let scrapes: u32 = scrapers.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(scrapes > 0);
+    assert_eq!(h.snapshot().count(), 2_000_000);
+}
+
+#[test]
+fn async_start_and_shutdown() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let server = PrometheusServer::builder(registry())
+            .bind("127.0.0.1:0".parse().unwrap())
+            .start()
+            .await
+            .unwrap();
+        let addr = server.local_addr();
+        let r = tokio::task::spawn_blocking(move || get(addr, "/health")).await.unwrap();
+        assert_eq!(r.status, 200);
+        server.shutdown().await;
+        assert!(TcpStream::connect(addr).is_err());
+    });
+    // Binding an address in use is an error, not a panic.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let err = PrometheusServer::builder(registry())
+        .bind(taken.local_addr().unwrap())
+        .start_background()
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot listen"), "{err}");
+}
