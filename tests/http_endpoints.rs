@@ -102,9 +102,9 @@ fn health_and_summary() {
         .unwrap()
         .with_labels(&["migrate"])
         .snapshot();
-    assert_eq!(lat["p99"].as_f64().unwrap(), snap.quantile(0.99) as f64 * 1e-9);
-    assert_eq!(lat["p50"].as_f64().unwrap(), snap.quantile(0.5) as f64 * 1e-9);
-    assert_eq!(lat["max"].as_f64().unwrap(), snap.max() as f64 * 1e-9);
+    assert_eq!(lat["p99"].as_f64().unwrap(), snap.quantile(0.99) as f64 / 1e9);
+    assert_eq!(lat["p50"].as_f64().unwrap(), snap.quantile(0.5) as f64 / 1e9);
+    assert_eq!(lat["max"].as_f64().unwrap(), snap.max() as f64 / 1e9);
     assert!(lat["rate"].as_f64().unwrap() > 0.0);
     let errors = &v["error_rates"][0];
     assert_eq!(errors["errors"], "dwcp_errors_total");

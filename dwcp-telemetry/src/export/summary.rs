@@ -152,10 +152,11 @@ impl Summarizer {
                     Value::Counter(v) => (*v, None, None),
                     Value::Gauge(v) => (0, Some(*v), None),
                     Value::Histogram(h) => {
-                        let q = |x: u64| x as f64 * scale;
+                        let unit = |x: f64| to_unit(x, scale);
+                        let q = |x: u64| unit(x as f64);
                         let stats = HistogramStats {
-                            sum: h.sum() as f64 * scale,
-                            mean: h.mean() * scale,
+                            sum: unit(h.sum() as f64),
+                            mean: unit(h.mean()),
                             min: q(h.min()),
                             quantiles: QUANTILES.map(|(_, p)| q(h.quantile(p))),
                             max: q(h.max()),
@@ -197,6 +198,16 @@ impl Summarizer {
     /// [`Summarizer::summary`] as JSON (the `/metrics/summary` body).
     pub fn render_json(&self) -> String {
         self.summary().to_json()
+    }
+}
+
+/// Stored units to exported units; nanoseconds are divided (not multiplied by an inexact
+/// 1e-9) so round values stay round.
+fn to_unit(x: f64, scale: f64) -> f64 {
+    if scale == 1e-9 {
+        x / 1e9
+    } else {
+        x * scale
     }
 }
 

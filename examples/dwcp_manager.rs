@@ -1,0 +1,336 @@
+//! An instrumented DWCP manager: simulated traffic on worker threads, the seeds' metrics, and
+//! `/metrics`, `/health`, `/metrics/summary` served on loopback. Prints a one-line summary
+//! every few seconds; exits cleanly on Ctrl-C or after `--duration SECS`.
+//!
+//! ```text
+//! cargo run --release --example dwcp_manager -- [--listen 127.0.0.1:9898] [--duration SECS]
+//!                                              [--token TOKEN] [--every SECS]
+//! curl -s http://127.0.0.1:9898/metrics | head
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dwcp_support::Rng;
+use dwcp_telemetry::export::prometheus::PrometheusServer;
+use dwcp_telemetry::{CounterFamily, GaugeFamily, HistogramFamily, Registry, Snapshot};
+
+const OPERATIONS: [&str; 3] = ["migrate", "replicate", "health_check"];
+const COMPONENTS: [&str; 6] = ["amst", "hde", "pba", "acp", "ass", "itp"];
+const ERROR_TYPES: [&str; 3] = ["timeout", "network", "checksum"];
+const CIRCUITS: [&str; 2] = ["database", "api"];
+
+struct Args {
+    listen: SocketAddr,
+    duration: Option<Duration>,
+    token: Option<String>,
+    every: Duration,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        listen: SocketAddr::from(([127, 0, 0, 1], 9898)),
+        duration: None,
+        token: None,
+        every: Duration::from_secs(5),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match a.as_str() {
+            "--listen" => {
+                let v = value("--listen")?;
+                args.listen = v.parse().map_err(|e| format!("--listen {v}: {e}"))?;
+            }
+            "--duration" => {
+                let v = value("--duration")?;
+                let s: f64 = v.parse().map_err(|e| format!("--duration {v}: {e}"))?;
+                args.duration = Some(Duration::from_secs_f64(s.max(0.0)));
+            }
+            "--every" => {
+                let v = value("--every")?;
+                let s: f64 = v.parse().map_err(|e| format!("--every {v}: {e}"))?;
+                args.every = Duration::from_secs_f64(s.max(0.1));
+            }
+            "--token" => args.token = Some(value("--token")?),
+            "-h" | "--help" => {
+                return Err(
+                    "usage: dwcp_manager [--listen ADDR] [--duration SECS] [--every SECS] [--token TOKEN]"
+                        .to_owned(),
+                )
+            }
+            other => return Err(format!("unknown argument {other:?}; try --help")),
+        }
+    }
+    Ok(args)
+}
+
+/// The seeds' DWCP manager metrics.
+#[derive(Clone)]
+struct Metrics {
+    request_duration: HistogramFamily,
+    requests: CounterFamily,
+    errors: CounterFamily,
+    breaker_state: GaugeFamily,
+    breaker_trips: CounterFamily,
+    recovery_duration: HistogramFamily,
+    recovery_attempts: CounterFamily,
+    component_latency: HistogramFamily,
+    component_operations: CounterFamily,
+    component_errors: CounterFamily,
+}
+
+impl Metrics {
+    fn register(reg: &Registry) -> Result<Metrics, dwcp_telemetry::RegistrationError> {
+        Ok(Metrics {
+            request_duration: reg
+                .histogram("dwcp_request_duration_seconds", "Request duration in seconds")
+                .labels(["operation"])
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0,
+                ])
+                .register()?,
+            requests: reg
+                .counter("dwcp_requests_total", "Total requests by operation and status")
+                .labels(["operation", "status"])
+                .register()?,
+            errors: reg
+                .counter("dwcp_errors_total", "Total errors by type")
+                .labels(["type"])
+                .register()?,
+            breaker_state: reg
+                .gauge(
+                    "dwcp_circuit_breaker_state",
+                    "Circuit breaker state (0=closed, 1=open, 2=half-open)",
+                )
+                .labels(["circuit"])
+                .register()?,
+            breaker_trips: reg
+                .counter("dwcp_circuit_breaker_trips_total", "Total number of circuit breaker trips")
+                .labels(["circuit"])
+                .register()?,
+            recovery_duration: reg
+                .histogram(
+                    "dwcp_recovery_duration_seconds",
+                    "Duration of recovery operations in seconds",
+                )
+                .labels(["component"])
+                .register()?, // the seeds' buckets 0.1 … 30 s by default for this name
+            recovery_attempts: reg
+                .counter("dwcp_recovery_attempts_total", "Total number of recovery attempts")
+                .labels(["component", "success"])
+                .register()?,
+            component_latency: reg
+                .histogram("dwcp_v3_component_latency_seconds", "DWCP v3 component latency")
+                .labels(["component"])
+                .register()?,
+            component_operations: reg
+                .counter("dwcp_v3_component_operations_total", "DWCP v3 component operations")
+                .labels(["component"])
+                .register()?,
+            component_errors: reg
+                .counter("dwcp_v3_component_errors_total", "DWCP v3 component errors")
+                .labels(["component"])
+                .register()?,
+        })
+    }
+}
+
+/// One simulated worker: requests with log-normal latencies, ~1 % errors, a breaker that
+/// opens on error bursts and a recovery after it.
+fn worker(id: u64, m: Metrics, stop: Arc<AtomicBool>) {
+    let mut rng = Rng::new(0xD3C9_0000 + id);
+    // Bind every handle once; the loop only does atomic adds.
+    let ops: Vec<_> = OPERATIONS
+        .iter()
+        .map(|op| {
+            (
+                m.request_duration.with_labels(&[op]),
+                m.requests.with_labels(&[op, "success"]),
+                m.requests.with_labels(&[op, "error"]),
+            )
+        })
+        .collect();
+    let comps: Vec<_> = COMPONENTS
+        .iter()
+        .map(|c| {
+            (
+                m.component_latency.with_labels(&[c]),
+                m.component_operations.with_labels(&[c]),
+                m.component_errors.with_labels(&[c]),
+                m.recovery_duration.with_labels(&[c]),
+                m.recovery_attempts.with_labels(&[c, "true"]),
+            )
+        })
+        .collect();
+    let errors: Vec<_> = ERROR_TYPES.iter().map(|t| m.errors.with_labels(&[t])).collect();
+    let circuit = CIRCUITS[(id as usize) % CIRCUITS.len()];
+    let breaker = m.breaker_state.with_labels(&[circuit]);
+    let trips = m.breaker_trips.with_labels(&[circuit]);
+    breaker.set(0.0);
+    let mut recent_errors = 0u32;
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let (lat, ok, failed) = &ops[(rng.next_u64() % ops.len() as u64) as usize];
+        // Log-normal around 2 ms.
+        let ns = (2e6 * (0.8 * rng.normal()).exp()) as u64;
+        lat.record(ns);
+        let (clat, cops, cerr, crec, cattempt) = &comps[(rng.next_u64() % 6) as usize];
+        clat.record(ns / 3);
+        cops.inc();
+        if rng.unit() < 0.01 {
+            failed.inc();
+            cerr.inc();
+            errors[(rng.next_u64() % 3) as usize].inc();
+            recent_errors += 1;
+            if recent_errors >= 3 {
+                breaker.set(1.0);
+                trips.inc();
+                crec.record_secs(0.05 + rng.unit() * 3.0);
+                cattempt.inc();
+                breaker.set(2.0);
+                recent_errors = 0;
+            }
+        } else {
+            ok.inc();
+            if recent_errors == 0 {
+                breaker.set(0.0);
+            }
+        }
+        n += 1;
+        if n % 1_000 == 0 {
+            recent_errors = recent_errors.saturating_sub(1);
+        }
+        if n % 20 == 0 {
+            // About 10-20k requests per second per worker: busy, but leaves the CPU to others.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Merge every operation's snapshot into one.
+fn all_requests(m: &Metrics) -> Option<Snapshot> {
+    let mut merged: Option<Snapshot> = None;
+    for op in OPERATIONS {
+        let s = m.request_duration.with_labels(&[op]).snapshot();
+        match &mut merged {
+            None => merged = Some(s),
+            Some(acc) => acc.merge(&s).ok()?,
+        }
+    }
+    merged
+}
+
+fn total(c: &CounterFamily, label_sets: &[[&str; 2]]) -> u64 {
+    label_sets.iter().map(|l| c.with_labels(l).get()).sum()
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(args) {
+        eprintln!("dwcp_manager: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let registry = Registry::builder().version("3.0.0").build()?;
+    let metrics = Metrics::register(&registry)?;
+
+    let mut server = PrometheusServer::builder(registry.clone()).bind(args.listen);
+    if let Some(t) = &args.token {
+        server = server.bearer_token(t.clone());
+    }
+    let server = server.start_background()?;
+    let addr = server.local_addr();
+    println!("dwcp_manager: serving http://{addr}/metrics, /health, /metrics/summary");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..2)
+        .map(|id| {
+            let (m, stop) = (metrics.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name(format!("worker-{id}"))
+                .spawn(move || worker(id, m, stop))
+        })
+        .collect::<Result<_, _>>()?;
+
+    let started = Instant::now();
+    let request_sets: Vec<[&str; 2]> = OPERATIONS
+        .iter()
+        .flat_map(|op| [[*op, "success"], [*op, "error"]])
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut ticker = tokio::time::interval(args.every);
+        ticker.tick().await; // the first tick is immediate
+        let mut last = all_requests(&metrics);
+        let mut last_requests = 0u64;
+        let mut last_errors = 0u64;
+        let mut last_at = Instant::now();
+        let deadline = async {
+            match args.duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => { println!("dwcp_manager: Ctrl-C, stopping"); break; }
+                _ = &mut deadline => break,
+                _ = ticker.tick() => {}
+            }
+            let now = all_requests(&metrics);
+            let requests = total(&metrics.requests, &request_sets);
+            let errors: u64 = request_sets
+                .iter()
+                .filter(|l| l[1] == "error")
+                .map(|l| metrics.requests.with_labels(l).get())
+                .sum();
+            let secs = last_at.elapsed().as_secs_f64();
+            last_at = Instant::now();
+            if let (Some(now), Some(before)) = (&now, &last) {
+                let window = now.delta(before);
+                let dr = requests - last_requests;
+                let de = errors - last_errors;
+                println!(
+                    "t={:>5.1}s requests={} ({:.0}/s) p50={:.3}ms p99={:.3}ms max={:.3}ms errors={:.2}%",
+                    started.elapsed().as_secs_f64(),
+                    requests,
+                    dr as f64 / secs.max(1e-9),
+                    window.quantile(0.5) as f64 / 1e6,
+                    window.quantile(0.99) as f64 / 1e6,
+                    window.max() as f64 / 1e6,
+                    if dr == 0 { 0.0 } else { 100.0 * de as f64 / dr as f64 },
+                );
+            }
+            last = now;
+            last_requests = requests;
+            last_errors = errors;
+        }
+    });
+
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.join();
+    }
+    server.shutdown();
+    let requests = total(&metrics.requests, &request_sets);
+    println!(
+        "dwcp_manager: stopped after {:.1}s, {} requests recorded",
+        started.elapsed().as_secs_f64(),
+        requests
+    );
+    Ok(())
+}
