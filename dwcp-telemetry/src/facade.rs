@@ -140,7 +140,10 @@ impl DwcpRecorder {
     }
 
     fn mismatch(&self) {
-        self.registry.tallies().label_errors.fetch_add(1, Ordering::Relaxed);
+        self.registry
+            .tallies()
+            .label_errors
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     fn refuse(&self) {
