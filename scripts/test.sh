@@ -12,5 +12,5 @@ echo "== clippy"; cargo clippy --workspace --all-targets --all-features -- -D wa
 echo "== tests";  cargo test --workspace --all-features
 echo "== loom";   RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
                     cargo test -p dwcp-telemetry --release --lib loom_
-echo "== examples and benches build"; cargo build --workspace --all-features --examples --benches
+echo "== docs";   RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
 echo "== all green"

@@ -286,3 +286,33 @@ fn timers_record_elapsed_time() {
     assert_eq!(snap.count(), 3);
     assert!(ns < 1_000_000_000);
 }
+
+#[test]
+fn oversize_label_values_are_cut_and_counted() {
+    let reg = Registry::builder().max_label_value_len(8).build().unwrap();
+    let fam = reg.counter("c_total", "").labels(["k"]).register().unwrap();
+    fam.with_labels(&["short"]).inc();
+    fam.with_labels(&[&"x".repeat(1_000_000)]).inc();
+    // 7 ASCII bytes then a 2-byte char straddling the limit: cut before it.
+    fam.with_labels(&["abcdefgé-more"]).inc();
+    fam.with_labels(&["xxxxxxxxyyyy"]).inc(); // same first 8 bytes as the long one
+    let families = reg.collect();
+    let got: Vec<(String, Value)> = families[0]
+        .series
+        .iter()
+        .map(|s| (s.label_values[0].clone(), s.value.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("short".into(), Value::Counter(1)),
+            ("xxxxxxxx".into(), Value::Counter(2)),
+            ("abcdefg".into(), Value::Counter(1)),
+        ]
+    );
+    let truncated = families
+        .iter()
+        .find(|f| f.descriptor.name() == self_metrics::LABELS_TRUNCATED)
+        .unwrap();
+    assert_eq!(truncated.series[0].value, Value::Counter(3));
+}

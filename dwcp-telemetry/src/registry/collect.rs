@@ -52,6 +52,8 @@ pub mod self_metrics {
     pub const LABEL_ERRORS: &str = "dwcp_telemetry_label_errors_total";
     /// `metrics`-facade registrations refused (a name already used by another kind).
     pub const REGISTRATION_ERRORS: &str = "dwcp_telemetry_registration_errors_total";
+    /// Label values cut to the registry's maximum length.
+    pub const LABELS_TRUNCATED: &str = "dwcp_telemetry_label_values_truncated_total";
     /// Series per metric.
     pub const SERIES: &str = "dwcp_telemetry_series";
 }
@@ -178,6 +180,19 @@ pub(super) fn collect(families: &[AnyFamily], tallies: &RegistryTallies) -> Vec<
         vec![SeriesSnapshot {
             label_values: labels(&[]),
             value: Value::Counter(tallies.registration_errors.load(Ordering::Relaxed)),
+        }],
+    );
+    push(
+        &mut out,
+        self_family(
+            self_metrics::LABELS_TRUNCATED,
+            "Label values cut to the registry's maximum label value length.",
+            MetricKind::Counter,
+            &[],
+        ),
+        vec![SeriesSnapshot {
+            label_values: labels(&[]),
+            value: Value::Counter(tallies.truncated_label_values.load(Ordering::Relaxed)),
         }],
     );
     push(

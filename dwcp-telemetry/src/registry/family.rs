@@ -61,15 +61,33 @@ pub(crate) struct RegistryTallies {
     pub(crate) label_errors: AtomicU64,
     /// Facade registrations that could not be honoured (kind conflicts).
     pub(crate) registration_errors: AtomicU64,
+    /// Label values cut to `max_label_len` bytes.
+    pub(crate) truncated_label_values: AtomicU64,
+    /// Longest label value kept, in bytes (longer values are cut at a char boundary).
+    pub(crate) max_label_len: usize,
 }
 
-impl Default for RegistryTallies {
-    fn default() -> Self {
+impl RegistryTallies {
+    pub(crate) fn new(max_label_len: usize) -> Self {
         RegistryTallies {
             label_errors: AtomicU64::new(0),
             registration_errors: AtomicU64::new(0),
+            truncated_label_values: AtomicU64::new(0),
+            max_label_len,
         }
     }
+}
+
+/// `value` cut to at most `max` bytes, at a char boundary.
+fn truncate(value: &str, max: usize) -> &str {
+    if value.len() <= max {
+        return value;
+    }
+    let mut end = max;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
 }
 
 #[derive(Debug)]
@@ -117,6 +135,18 @@ impl<C: Cell> FamilyCore<C> {
                 got: values.len(),
             });
         }
+        let max = self.tallies.max_label_len;
+        let cut: Vec<&str>;
+        let values = if values.iter().any(|v| v.len() > max) {
+            let n = values.iter().filter(|v| v.len() > max).count() as u64;
+            self.tallies
+                .truncated_label_values
+                .fetch_add(n, Ordering::Relaxed);
+            cut = values.iter().map(|v| truncate(v, max)).collect();
+            &cut[..]
+        } else {
+            values
+        };
         let hash = self.hasher.hash_one(values);
         if let Some(s) = self.table.with(|t| Self::find(t, hash, values)) {
             return Ok(C::handle(&s.cell));

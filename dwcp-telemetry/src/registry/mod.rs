@@ -138,7 +138,11 @@ pub struct RegistryBuilder {
     sigfig: u8,
     max_value: u64,
     exact_sum: bool,
+    max_label_len: usize,
 }
+
+/// Default longest label value kept, in bytes.
+pub const DEFAULT_MAX_LABEL_VALUE_LEN: usize = 1_024;
 
 impl Default for RegistryBuilder {
     fn default() -> Self {
@@ -149,6 +153,7 @@ impl Default for RegistryBuilder {
             sigfig: crate::histogram::DEFAULT_SIGFIG,
             max_value: ONE_HOUR_NS,
             exact_sum: false,
+            max_label_len: DEFAULT_MAX_LABEL_VALUE_LEN,
         }
     }
 }
@@ -190,6 +195,14 @@ impl RegistryBuilder {
         self
     }
 
+    /// Longest label value kept, in bytes (default 1,024). Longer values are cut at a char
+    /// boundary and counted in `dwcp_telemetry_label_values_truncated_total`, so a hostile
+    /// value cannot make one series arbitrarily large.
+    pub fn max_label_value_len(mut self, bytes: usize) -> Self {
+        self.max_label_len = bytes;
+        self
+    }
+
     /// Validate and build.
     pub fn build(self) -> Result<Registry, RegistrationError> {
         if self.limit == 0 {
@@ -214,7 +227,7 @@ impl Registry {
                 exact_sum: b.exact_sum,
                 families: ArcCell::new(Families::default()),
                 write: Mutex::new(()),
-                tallies: Arc::new(RegistryTallies::default()),
+                tallies: Arc::new(RegistryTallies::new(b.max_label_len)),
                 started: Instant::now(),
             }),
         }
