@@ -252,3 +252,44 @@ fn invalid_names_are_rejected_at_registration() {
     assert!(reg.gauge("ok_name", "h").labels(["bad-label"]).register().is_err());
     assert!(reg.histogram("ok_hist", "h").labels(["le"]).register().is_err());
 }
+
+/// `render` streams histograms from their live slots; encoding collected snapshots must give
+/// the same text, byte for byte (estimated and exact sums, several layouts, overflow series).
+#[test]
+fn streaming_render_equals_snapshot_encoding() {
+    let reg = Registry::builder()
+        .version("3.0.0")
+        .cardinality_limit(3)
+        .build()
+        .unwrap();
+    let est = reg
+        .histogram("est_seconds", "estimated sum")
+        .labels(["k"])
+        .buckets(vec![-1.0, 0.0, 1e-6, 0.001, 0.5, 3600.0, 1e12])
+        .register()
+        .unwrap();
+    let exact = reg
+        .histogram("exact_bytes", "exact sum")
+        .unit(Unit::Bytes)
+        .significant_digits(3)
+        .exact_sum(true)
+        .buckets(vec![1.0, 10.0, 1000.0, 1e6])
+        .register()
+        .unwrap();
+    let mut rng = dwcp_support::Rng::new(7);
+    for i in 0..10 {
+        // 10 label sets past a limit of 3: the rest land in the overflow series.
+        let h = est.with_labels(&[&format!("s{i}")]);
+        for _ in 0..500 {
+            h.record((rng.unit() * 1e10) as u64);
+        }
+        exact.handle().record(rng.next_u64() % 5_000_000);
+    }
+    est.with_labels(&["zero"]).record(0);
+    for format in [Format::Text, Format::OpenMetrics] {
+        let mut from_snapshots = String::new();
+        TextEncoder::new(format).encode(&reg.collect(), &reg.const_labels(), &mut from_snapshots);
+        assert_eq!(render(&reg, format), from_snapshots);
+    }
+    assert!(render(&reg, Format::Text).contains("est_seconds_bucket{version=\"3.0.0\",k=\"__overflow__\",le=\"-1\"} 0\n"));
+}

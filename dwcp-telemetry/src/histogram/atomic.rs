@@ -269,6 +269,28 @@ impl AtomicHistogram {
         Snapshot::from_parts(self.layout, bins, exact_sum, self.bad_input())
     }
 
+    /// Visit the non-zero slots as `(slot index, count)` in ascending order, in place: no copy,
+    /// no allocation, only loads (never blocks writers). For streaming exporters; the slot's
+    /// values are [`Layout::lowest_of`]`(index)..=`[`Layout::highest_of`]`(index)`.
+    pub fn for_each_nonzero(&self, mut f: impl FnMut(usize, u64)) {
+        let shift = self.layout.region_shift();
+        self.for_each_region(|r, region| {
+            let base = r << shift;
+            for (i, c) in region.iter().enumerate() {
+                let n = c.load(Ordering::Relaxed);
+                if n != 0 {
+                    f(base + i, n);
+                }
+            }
+        });
+    }
+
+    /// The exact running sum, if this histogram keeps one ([`Self::has_exact_sum`]).
+    #[must_use]
+    pub fn exact_sum(&self) -> Option<u64> {
+        self.exact_sum.then(|| self.sum.load(Ordering::Relaxed))
+    }
+
     /// The counts of clamped, zero and rejected values so far.
     #[must_use]
     pub fn bad_input(&self) -> BadInputCounts {

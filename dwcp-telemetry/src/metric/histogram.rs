@@ -53,6 +53,12 @@ impl Histogram {
         }))
     }
 
+    /// The histogram behind this handle (`None` for a no-op handle), for exporters that read
+    /// slots in place ([`AtomicHistogram::for_each_nonzero`]).
+    pub fn atomic(&self) -> Option<&AtomicHistogram> {
+        self.cell.as_deref().map(|c| &c.hist)
+    }
+
     pub(crate) fn cell(&self) -> Option<&Arc<HistogramCell>> {
         self.cell.as_ref()
     }

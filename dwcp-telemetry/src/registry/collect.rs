@@ -6,7 +6,7 @@ use super::descriptor::{Descriptor, MetricKind, Unit};
 use super::family::{FamilyCore, RegistryTallies};
 use super::AnyFamily;
 use crate::histogram::{Layout, Snapshot};
-use crate::metric::{CounterCell, GaugeCell, HistogramCell};
+use crate::metric::{CounterCell, GaugeCell, Histogram, HistogramCell};
 use crate::sync::Ordering;
 
 /// The value of one series at collection time.
@@ -83,6 +83,18 @@ fn self_family(name: &str, help: &str, kind: MetricKind, label_names: &[&str]) -
 }
 
 pub(super) fn collect(families: &[AnyFamily], tallies: &RegistryTallies) -> Vec<FamilySnapshot> {
+    collect_impl(families, tallies, None)
+}
+
+/// With `deferred`, histogram series are not copied: each gets an empty placeholder snapshot
+/// and its live handle is pushed, one `Vec` per family in `families` order (see
+/// [`super::Registry::collect_deferred`]).
+pub(super) fn collect_impl(
+    families: &[AnyFamily],
+    tallies: &RegistryTallies,
+    mut deferred: Option<&mut Vec<Vec<Histogram>>>,
+) -> Vec<FamilySnapshot> {
+    let defer = deferred.is_some();
     let mut me = SelfMetrics {
         adjusted: Vec::new(),
         overflow_records: Vec::new(),
@@ -91,8 +103,9 @@ pub(super) fn collect(families: &[AnyFamily], tallies: &RegistryTallies) -> Vec<
     };
     let mut out = Vec::with_capacity(families.len() + 5);
     for f in families {
+        let mut handles = Vec::new();
         match f {
-            AnyFamily::Counter(core) => out.push(family(core, &mut me, |c: &CounterCell| {
+            AnyFamily::Counter(core) => out.push(family(core, &mut me, |c: &Arc<CounterCell>| {
                 (
                     Value::Counter(c.value.load(Ordering::Relaxed)),
                     c.overflow
@@ -100,7 +113,7 @@ pub(super) fn collect(families: &[AnyFamily], tallies: &RegistryTallies) -> Vec<
                     None,
                 )
             })),
-            AnyFamily::Gauge(core) => out.push(family(core, &mut me, |c: &GaugeCell| {
+            AnyFamily::Gauge(core) => out.push(family(core, &mut me, |c: &Arc<GaugeCell>| {
                 let nan = c.rejected_nan.load(Ordering::Relaxed);
                 (
                     Value::Gauge(c.get()),
@@ -109,7 +122,21 @@ pub(super) fn collect(families: &[AnyFamily], tallies: &RegistryTallies) -> Vec<
                     Some([0, 0, nan, 0]),
                 )
             })),
-            AnyFamily::Histogram(core) => out.push(family(core, &mut me, |c: &HistogramCell| {
+            AnyFamily::Histogram(core) => out.push(family(core, &mut me, |c: &Arc<HistogramCell>| {
+                if defer {
+                    handles.push(Histogram::from_cell(c.clone()));
+                    let b = c.hist.bad_input();
+                    let overflow = c.overflow.then(|| {
+                        let mut n = 0u64;
+                        c.hist.for_each_nonzero(|_, k| n = n.saturating_add(k));
+                        n
+                    });
+                    return (
+                        Value::Histogram(Snapshot::empty(*c.hist.layout())),
+                        overflow,
+                        Some([b.clamped, b.zero, b.nan, b.negative]),
+                    );
+                }
                 let snap = c.hist.snapshot();
                 let b = snap.bad_input();
                 let overflow = c.overflow.then(|| snap.count());
@@ -119,6 +146,9 @@ pub(super) fn collect(families: &[AnyFamily], tallies: &RegistryTallies) -> Vec<
                     Some([b.clamped, b.zero, b.nan, b.negative]),
                 )
             })),
+        }
+        if let Some(d) = deferred.as_deref_mut() {
+            d.push(handles);
         }
     }
     let label_errors = tallies.label_errors.load(Ordering::Relaxed);
@@ -214,7 +244,7 @@ type CellReading = (Value, Option<u64>, Option<[u64; 4]>);
 fn family<C: super::Cell>(
     core: &FamilyCore<C>,
     me: &mut SelfMetrics,
-    read: impl Fn(&C) -> CellReading,
+    mut read: impl FnMut(&Arc<C>) -> CellReading,
 ) -> FamilySnapshot {
     let name = core.desc.name();
     let mut series = Vec::new();

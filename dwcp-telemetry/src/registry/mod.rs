@@ -335,6 +335,22 @@ impl Registry {
         collect::collect(&families.list, &self.inner.tallies)
     }
 
+    /// Like [`Registry::collect`], for exporters that stream histograms instead of copying
+    /// them: each family comes with the live handles of its histogram series, in the order of
+    /// its `series`, and those series' [`Value::Histogram`] is an empty placeholder (read the
+    /// data through [`Histogram::atomic`]). Counters, gauges and self-metrics are as in
+    /// `collect`; self-metric families come with no handles.
+    pub fn collect_deferred(&self) -> Vec<(FamilySnapshot, Vec<Histogram>)> {
+        let families = self.inner.families.load_full();
+        let mut handles = Vec::with_capacity(families.list.len());
+        let snaps = collect::collect_impl(&families.list, &self.inner.tallies, Some(&mut handles));
+        let mut handles = handles.into_iter();
+        snaps
+            .into_iter()
+            .map(|f| (f, handles.next().unwrap_or_default()))
+            .collect()
+    }
+
     /// How many families are registered.
     pub fn family_count(&self) -> usize {
         self.inner.families.with(|f| f.list.len())

@@ -6,6 +6,8 @@
 
 use std::fmt::Write as _;
 
+use crate::histogram::Layout;
+use crate::metric::Histogram;
 use crate::registry::{Descriptor, FamilySnapshot, MetricKind, Registry, Unit, Value};
 
 /// Content type of the Prometheus text format 0.0.4.
@@ -124,9 +126,9 @@ pub struct TextEncoder {
     labels: String,
     /// The current line head (`name_bucket{labels,`).
     head: String,
-    /// Per-family `le` bounds: (count values ≤ this stored value, `le="…"} `), `None` for a
-    /// bound below zero (it holds nothing).
-    les: Vec<(Option<u64>, String)>,
+    /// Per-family `le` bounds: (the last slot index the bound holds, `le="…"} `), `None` for
+    /// a bound below zero (it holds nothing).
+    les: Vec<(Option<usize>, String)>,
 }
 
 impl TextEncoder {
@@ -143,10 +145,16 @@ impl TextEncoder {
         self.format
     }
 
-    /// Collect `registry` and append its exposition to `out`.
+    /// Collect `registry` and append its exposition to `out`. Histograms are streamed from
+    /// their live slots ([`Registry::collect_deferred`]), so nothing is copied: the cost is
+    /// the touched slots plus the text written.
     pub fn encode_registry(&mut self, registry: &Registry, out: &mut String) {
-        let families = registry.collect();
-        self.encode(&families, &registry.const_labels(), out);
+        let families = registry.collect_deferred();
+        self.set_const_labels(&registry.const_labels());
+        for (family, handles) in &families {
+            self.encode_family(family, handles, out);
+        }
+        self.finish(out);
     }
 
     /// Append the exposition of `families` to `out`; every series carries `const_labels`
@@ -157,19 +165,27 @@ impl TextEncoder {
         const_labels: &[(&str, &str)],
         out: &mut String,
     ) {
+        self.set_const_labels(const_labels);
+        for family in families {
+            self.encode_family(family, &[], out);
+        }
+        self.finish(out);
+    }
+
+    fn set_const_labels(&mut self, const_labels: &[(&str, &str)]) {
         self.const_prefix.clear();
         for (name, value) in const_labels {
             push_label(&mut self.const_prefix, name, value);
         }
-        for family in families {
-            self.encode_family(family, out);
-        }
+    }
+
+    fn finish(&self, out: &mut String) {
         if self.format == Format::OpenMetrics {
             out.push_str("# EOF\n");
         }
     }
 
-    fn encode_family(&mut self, family: &FamilySnapshot, out: &mut String) {
+    fn encode_family(&mut self, family: &FamilySnapshot, handles: &[Histogram], out: &mut String) {
         let desc = &*family.descriptor;
         let name = desc.name();
         let om = self.format == Format::OpenMetrics;
@@ -217,7 +233,7 @@ impl TextEncoder {
                     }
                 }
             }
-            MetricKind::Histogram => self.encode_histograms(family, out),
+            MetricKind::Histogram => self.encode_histograms(family, handles, out),
         }
     }
 
@@ -261,22 +277,28 @@ impl TextEncoder {
         }
     }
 
-    fn encode_histograms(&mut self, family: &FamilySnapshot, out: &mut String) {
+    fn encode_histograms(&mut self, family: &FamilySnapshot, handles: &[Histogram], out: &mut String) {
         let desc = &*family.descriptor;
         let scale = desc.export_scale();
+        let layout = desc.layout();
         self.les.clear();
         for &b in desc.buckets() {
             let mut le = String::with_capacity(24);
             le.push_str("le=\"");
             push_le(&mut le, b, self.format);
             le.push_str("\"} ");
-            self.les.push((stored_bound(b, scale), le));
+            // Slots with index ≤ this one start at or below the bound.
+            let slot = stored_bound(b, scale).map(|v| {
+                if v >= layout.max_value() {
+                    usize::MAX
+                } else {
+                    layout.index_of(v)
+                }
+            });
+            self.les.push((slot, le));
         }
         let name = desc.name();
-        for s in &family.series {
-            let Value::Histogram(snap) = &s.value else {
-                continue;
-            };
+        for (i, s) in family.series.iter().enumerate() {
             self.set_labels(desc, &s.label_values);
             self.head.clear();
             self.head.push_str(name);
@@ -285,43 +307,92 @@ impl TextEncoder {
             if !self.labels.is_empty() {
                 self.head.push(',');
             }
-            let mut slots = snap.iter().peekable();
-            let mut seen = 0u64;
-            let mut num = itoa::Buffer::new();
-            for (bound, le) in &self.les {
-                if let Some(bound) = *bound {
-                    while let Some(&(lowest, _, count)) = slots.peek() {
-                        if lowest > bound {
-                            break;
-                        }
-                        seen = seen.saturating_add(count);
-                        slots.next();
-                    }
+            let (count, sum) = match (handles.get(i).and_then(Histogram::atomic), &s.value) {
+                // Streaming: read the live slots in place, one pass, nothing copied.
+                (Some(hist), _) => {
+                    let exact = hist.exact_sum();
+                    let (count, estimate) = self.write_buckets(out, layout, exact.is_none(), |f| {
+                        hist.for_each_nonzero(f)
+                    });
+                    (count, exact.map_or(estimate, u128::from))
                 }
-                out.push_str(&self.head);
-                out.push_str(le);
-                out.push_str(num.format(if bound.is_some() { seen } else { 0 }));
-                out.push('\n');
-            }
+                (None, Value::Histogram(snap)) => {
+                    let slots = snap.layout();
+                    let (count, _) = self.write_buckets(out, layout, false, |f| {
+                        for (lowest, _, n) in snap.iter() {
+                            f(slots.index_of(lowest), n);
+                        }
+                    });
+                    (count, snap.sum())
+                }
+                (None, _) => continue,
+            };
+            let mut num = itoa::Buffer::new();
             out.push_str(&self.head);
             out.push_str("le=\"+Inf\"} ");
-            out.push_str(num.format(snap.count()));
+            out.push_str(num.format(count));
             out.push('\n');
 
             out.push_str(name);
             out.push_str("_sum");
             self.push_braced_labels(out);
             out.push(' ');
-            push_value(out, scaled_sum(snap.sum(), scale));
+            push_value(out, scaled_sum(sum, scale));
             out.push('\n');
 
             out.push_str(name);
             out.push_str("_count");
             self.push_braced_labels(out);
             out.push(' ');
-            out.push_str(num.format(snap.count()));
+            out.push_str(num.format(count));
             out.push('\n');
         }
+    }
+
+    /// Write the finite `le` lines of one series from its non-zero slots (ascending slot
+    /// index), which `visit` feeds to the callback. Returns the total count and, if
+    /// `estimate_sum`, the sum estimated from slot midpoints (else 0).
+    fn write_buckets(
+        &self,
+        out: &mut String,
+        layout: Layout,
+        estimate_sum: bool,
+        visit: impl FnOnce(&mut dyn FnMut(usize, u64)),
+    ) -> (u64, u128) {
+        let les = &self.les;
+        let head = &self.head;
+        let mut num = itoa::Buffer::new();
+        let mut emit = |out: &mut String, le: &str, n: u64| {
+            out.push_str(head);
+            out.push_str(le);
+            out.push_str(num.format(n));
+            out.push('\n');
+        };
+        // Bounds below zero hold nothing; they sort first.
+        let mut k = 0;
+        while let Some((None, le)) = les.get(k) {
+            emit(out, le, 0);
+            k += 1;
+        }
+        let mut seen = 0u64;
+        let mut sum = 0u128;
+        visit(&mut |index, n| {
+            while let Some((Some(bound), le)) = les.get(k) {
+                if index <= *bound {
+                    break;
+                }
+                emit(out, le, seen);
+                k += 1;
+            }
+            seen = seen.saturating_add(n);
+            if estimate_sum {
+                sum += u128::from(n) * u128::from(layout.midpoint_of(index));
+            }
+        });
+        for (_, le) in &les[k.min(les.len())..] {
+            emit(out, le, seen);
+        }
+        (seen, sum)
     }
 
     fn set_labels(&mut self, desc: &Descriptor, values: &[String]) {
