@@ -39,7 +39,10 @@ fn dwcp(c: &mut Criterion, table: &[u64]) {
         }
     }
     let mut g = c.benchmark_group("render_1000_histograms");
-    for (id, format) in [("dwcp_text", Format::Text), ("dwcp_openmetrics", Format::OpenMetrics)] {
+    for (id, format) in [
+        ("dwcp_text", Format::Text),
+        ("dwcp_openmetrics", Format::OpenMetrics),
+    ] {
         let mut enc = TextEncoder::new(format);
         let mut out = String::new();
         g.bench_function(id, |b| {
@@ -74,9 +77,8 @@ fn prometheus_client(c: &mut Criterion, table: &[u64]) {
         Histogram::new(bounds())
     }
     let mut reg = prometheus_client::registry::Registry::default();
-    let fam = Family::<Vec<(String, String)>, Histogram, fn() -> Histogram>::new_with_constructor(
-        make,
-    );
+    let fam =
+        Family::<Vec<(String, String)>, Histogram, fn() -> Histogram>::new_with_constructor(make);
     reg.register(NAME, "Latency", fam.clone());
     for s in 0..SERIES {
         let h = fam.get_or_create(&vec![
@@ -142,8 +144,9 @@ fn metrics_exporter(c: &mut Criterion, table: &[u64]) {
     });
     // It buffers every sample until a render drains them, so each render gets fresh samples
     // (recorded in the untimed setup).
-    c.benchmark_group("render_1000_histograms")
-        .bench_function("metrics_exporter_prometheus", |b| {
+    c.benchmark_group("render_1000_histograms").bench_function(
+        "metrics_exporter_prometheus",
+        |b| {
             b.iter_batched(
                 || {
                     for (s, h) in hists.iter().enumerate() {
@@ -155,7 +158,8 @@ fn metrics_exporter(c: &mut Criterion, table: &[u64]) {
                 |()| handle.render().len(),
                 BatchSize::PerIteration,
             )
-        });
+        },
+    );
 }
 
 fn render(c: &mut Criterion) {

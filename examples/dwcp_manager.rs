@@ -86,14 +86,20 @@ impl Metrics {
     fn register(reg: &Registry) -> Result<Metrics, dwcp_telemetry::RegistrationError> {
         Ok(Metrics {
             request_duration: reg
-                .histogram("dwcp_request_duration_seconds", "Request duration in seconds")
+                .histogram(
+                    "dwcp_request_duration_seconds",
+                    "Request duration in seconds",
+                )
                 .labels(["operation"])
                 .buckets(vec![
                     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0,
                 ])
                 .register()?,
             requests: reg
-                .counter("dwcp_requests_total", "Total requests by operation and status")
+                .counter(
+                    "dwcp_requests_total",
+                    "Total requests by operation and status",
+                )
                 .labels(["operation", "status"])
                 .register()?,
             errors: reg
@@ -108,7 +114,10 @@ impl Metrics {
                 .labels(["circuit"])
                 .register()?,
             breaker_trips: reg
-                .counter("dwcp_circuit_breaker_trips_total", "Total number of circuit breaker trips")
+                .counter(
+                    "dwcp_circuit_breaker_trips_total",
+                    "Total number of circuit breaker trips",
+                )
                 .labels(["circuit"])
                 .register()?,
             recovery_duration: reg
@@ -119,15 +128,24 @@ impl Metrics {
                 .labels(["component"])
                 .register()?, // the seeds' buckets 0.1 … 30 s by default for this name
             recovery_attempts: reg
-                .counter("dwcp_recovery_attempts_total", "Total number of recovery attempts")
+                .counter(
+                    "dwcp_recovery_attempts_total",
+                    "Total number of recovery attempts",
+                )
                 .labels(["component", "success"])
                 .register()?,
             component_latency: reg
-                .histogram("dwcp_v3_component_latency_seconds", "DWCP v3 component latency")
+                .histogram(
+                    "dwcp_v3_component_latency_seconds",
+                    "DWCP v3 component latency",
+                )
                 .labels(["component"])
                 .register()?,
             component_operations: reg
-                .counter("dwcp_v3_component_operations_total", "DWCP v3 component operations")
+                .counter(
+                    "dwcp_v3_component_operations_total",
+                    "DWCP v3 component operations",
+                )
                 .labels(["component"])
                 .register()?,
             component_errors: reg
@@ -165,7 +183,10 @@ fn worker(id: u64, m: Metrics, stop: Arc<AtomicBool>) {
             )
         })
         .collect();
-    let errors: Vec<_> = ERROR_TYPES.iter().map(|t| m.errors.with_labels(&[t])).collect();
+    let errors: Vec<_> = ERROR_TYPES
+        .iter()
+        .map(|t| m.errors.with_labels(&[t]))
+        .collect();
     let circuit = CIRCUITS[(id as usize) % CIRCUITS.len()];
     let breaker = m.breaker_state.with_labels(&[circuit]);
     let trips = m.breaker_trips.with_labels(&[circuit]);

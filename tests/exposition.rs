@@ -25,7 +25,15 @@ fn sample_registry() -> Registry {
         .register()
         .unwrap();
     let h = lat.with_labels(&["migrate"]);
-    for ns in [500_000, 500_000, 500_000, 5_000_000, 5_000_000, 50_000_000, 2_000_000_000u64] {
+    for ns in [
+        500_000,
+        500_000,
+        500_000,
+        5_000_000,
+        5_000_000,
+        50_000_000,
+        2_000_000_000u64,
+    ] {
         h.record(ns);
     }
     let req = reg
@@ -36,7 +44,10 @@ fn sample_registry() -> Registry {
     req.with_labels(&["migrate", "ok"]).inc_by(41);
     req.with_labels(&["migrate", "error"]).inc();
     let cb = reg
-        .gauge("dwcp_circuit_breaker_state", "Circuit breaker state (0=closed, 1=open, 2=half-open)")
+        .gauge(
+            "dwcp_circuit_breaker_state",
+            "Circuit breaker state (0=closed, 1=open, 2=half-open)",
+        )
         .labels(["circuit"])
         .register()
         .unwrap();
@@ -102,7 +113,14 @@ fn hostile_label_values_and_help_are_escaped() {
         .labels(["type"])
         .register()
         .unwrap();
-    for v in ["quote\"d", "back\\slash", "new\nline", "tab\there", "ünï ✓ 日本", ""] {
+    for v in [
+        "quote\"d",
+        "back\\slash",
+        "new\nline",
+        "tab\there",
+        "ünï ✓ 日本",
+        "",
+    ] {
         c.with_labels(&[v]).inc();
     }
     let text = encode(&reg, Format::Text);
@@ -159,7 +177,9 @@ fn gauges_spell_nan_and_infinities() {
     );
     // OpenMetrics: UNIT only when the name ends in the unit.
     let om = encode(&reg, Format::OpenMetrics);
-    assert!(om.starts_with("# HELP dwcp_ratio r\n# TYPE dwcp_ratio gauge\n# UNIT dwcp_ratio ratio\n"));
+    assert!(
+        om.starts_with("# HELP dwcp_ratio r\n# TYPE dwcp_ratio gauge\n# UNIT dwcp_ratio ratio\n")
+    );
 }
 
 #[test]
@@ -182,7 +202,10 @@ fn unit_line_only_when_the_name_carries_the_unit() {
 fn recovery_durations_get_the_seed_buckets() {
     let reg = Registry::builder().version("3.0.0").build().unwrap();
     let rec = reg
-        .histogram("dwcp_recovery_duration_seconds", "Duration of recovery operations in seconds")
+        .histogram(
+            "dwcp_recovery_duration_seconds",
+            "Duration of recovery operations in seconds",
+        )
         .labels(["component"])
         .register()
         .unwrap();
@@ -227,7 +250,12 @@ fn denser_buckets_lose_nothing() {
             .collect();
         let expected: Vec<u64> = bounds
             .iter()
-            .map(|b| values_ms.iter().filter(|&&v| v as f64 / 1000.0 <= *b).count() as u64)
+            .map(|b| {
+                values_ms
+                    .iter()
+                    .filter(|&&v| v as f64 / 1000.0 <= *b)
+                    .count() as u64
+            })
             .collect();
         assert_eq!(counts, expected);
     }
@@ -249,8 +277,16 @@ fn invalid_names_are_rejected_at_registration() {
     let reg = Registry::builder().version("1").build().unwrap();
     assert!(reg.counter("dwcp-requests", "h").register().is_err());
     assert!(reg.counter("9lives", "h").register().is_err());
-    assert!(reg.gauge("ok_name", "h").labels(["bad-label"]).register().is_err());
-    assert!(reg.histogram("ok_hist", "h").labels(["le"]).register().is_err());
+    assert!(reg
+        .gauge("ok_name", "h")
+        .labels(["bad-label"])
+        .register()
+        .is_err());
+    assert!(reg
+        .histogram("ok_hist", "h")
+        .labels(["le"])
+        .register()
+        .is_err());
 }
 
 /// `render` streams histograms from their live slots; encoding collected snapshots must give
@@ -291,5 +327,6 @@ fn streaming_render_equals_snapshot_encoding() {
         TextEncoder::new(format).encode(&reg.collect(), &reg.const_labels(), &mut from_snapshots);
         assert_eq!(render(&reg, format), from_snapshots);
     }
-    assert!(render(&reg, Format::Text).contains("est_seconds_bucket{version=\"3.0.0\",k=\"__overflow__\",le=\"-1\"} 0\n"));
+    assert!(render(&reg, Format::Text)
+        .contains("est_seconds_bucket{version=\"3.0.0\",k=\"__overflow__\",le=\"-1\"} 0\n"));
 }

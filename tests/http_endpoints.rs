@@ -52,7 +52,10 @@ fn metrics_text_and_openmetrics() {
     let addr = server.local_addr();
     let r = get(addr, "/metrics");
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
     assert_eq!(r.body, render(&reg, Format::Text));
 
     let prom_accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
@@ -102,8 +105,14 @@ fn health_and_summary() {
         .unwrap()
         .with_labels(&["migrate"])
         .snapshot();
-    assert_eq!(lat["p99"].as_f64().unwrap(), snap.quantile(0.99) as f64 / 1e9);
-    assert_eq!(lat["p50"].as_f64().unwrap(), snap.quantile(0.5) as f64 / 1e9);
+    assert_eq!(
+        lat["p99"].as_f64().unwrap(),
+        snap.quantile(0.99) as f64 / 1e9
+    );
+    assert_eq!(
+        lat["p50"].as_f64().unwrap(),
+        snap.quantile(0.5) as f64 / 1e9
+    );
     assert_eq!(lat["max"].as_f64().unwrap(), snap.max() as f64 / 1e9);
     assert!(lat["rate"].as_f64().unwrap() > 0.0);
     let errors = &v["error_rates"][0];
@@ -155,11 +164,27 @@ fn bearer_token_auth() {
     let addr = server.local_addr();
     let r = get(addr, "/metrics");
     assert_eq!(r.status, 401);
-    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"dwcp-telemetry\""));
-    for bad in ["Bearer s3cret-tokeN", "Bearer s3cret", "Basic czNjcmV0", "Bearer s3cret-token2"] {
-        assert_eq!(request(addr, "GET", "/metrics", &[("Authorization", bad)]).status, 401);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"dwcp-telemetry\"")
+    );
+    for bad in [
+        "Bearer s3cret-tokeN",
+        "Bearer s3cret",
+        "Basic czNjcmV0",
+        "Bearer s3cret-token2",
+    ] {
+        assert_eq!(
+            request(addr, "GET", "/metrics", &[("Authorization", bad)]).status,
+            401
+        );
     }
-    let ok = request(addr, "GET", "/health", &[("Authorization", "Bearer s3cret-token")]);
+    let ok = request(
+        addr,
+        "GET",
+        "/health",
+        &[("Authorization", "Bearer s3cret-token")],
+    );
     assert_eq!(ok.status, 200);
     assert!(PrometheusServer::builder(Registry::default())
         .bind("127.0.0.1:0".parse().unwrap())
@@ -174,7 +199,9 @@ fn oversized_headers_get_431() {
     let big = "x".repeat(64 * 1024);
     let r = request(server.local_addr(), "GET", "/metrics", &[("X-Big", &big)]);
     assert_eq!(r.status, 431);
-    let many: Vec<(String, String)> = (0..100).map(|i| (format!("X-H{i}"), "v".to_owned())).collect();
+    let many: Vec<(String, String)> = (0..100)
+        .map(|i| (format!("X-H{i}"), "v".to_owned()))
+        .collect();
     let refs: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let r = request(server.local_addr(), "GET", "/metrics", &refs);
     assert_eq!(r.status, 431);
@@ -220,13 +247,18 @@ fn slowloris_is_cut_off() {
     let started = Instant::now();
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
     // Never finish the head: the server must close (optionally with 408) by itself.
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
-    assert!(is_clean_4xx_or_closed(&buf), "{:?}", String::from_utf8_lossy(&buf));
+    assert!(
+        is_clean_4xx_or_closed(&buf),
+        "{:?}",
+        String::from_utf8_lossy(&buf)
+    );
     assert_eq!(get(addr, "/health").status, 200);
 }
 
@@ -250,7 +282,11 @@ fn connection_cap_answers_503() {
             assert_eq!(r.header("retry-after"), Some("1"));
             break;
         }
-        assert!(Instant::now() < deadline, "never saw 503, last {}", r.status);
+        assert!(
+            Instant::now() < deadline,
+            "never saw 503, last {}",
+            r.status
+        );
     }
     drop(hog);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -305,7 +341,9 @@ fn async_start_and_shutdown() {
             .await
             .unwrap();
         let addr = server.local_addr();
-        let r = tokio::task::spawn_blocking(move || get(addr, "/health")).await.unwrap();
+        let r = tokio::task::spawn_blocking(move || get(addr, "/health"))
+            .await
+            .unwrap();
         assert_eq!(r.status, 200);
         server.shutdown().await;
         assert!(TcpStream::connect(addr).is_err());

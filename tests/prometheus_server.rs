@@ -42,7 +42,10 @@ fn prometheus_scrapes_and_agrees() {
         .unwrap()
         .with_labels(&[hostile]);
     let breaker = reg
-        .gauge("dwcp_circuit_breaker_state", "Circuit breaker state (0=closed, 1=open, 2=half-open)")
+        .gauge(
+            "dwcp_circuit_breaker_state",
+            "Circuit breaker state (0=closed, 1=open, 2=half-open)",
+        )
         .labels(["circuit"])
         .register()
         .unwrap()
@@ -81,7 +84,9 @@ fn prometheus_scrapes_and_agrees() {
 
     // Counters and gauges: exact.
     assert_eq!(
-        prom.query_value("dwcp_requests_total{operation=\"migrate\",status=\"ok\",version=\"3.0.0\"}"),
+        prom.query_value(
+            "dwcp_requests_total{operation=\"migrate\",status=\"ok\",version=\"3.0.0\"}"
+        ),
         Some(1000.0)
     );
     assert_eq!(
@@ -89,9 +94,14 @@ fn prometheus_scrapes_and_agrees() {
         Some(7.0),
         "hostile label value did not round-trip"
     );
-    assert_eq!(prom.query_value("dwcp_circuit_breaker_state{circuit=\"database\"}"), Some(2.0));
+    assert_eq!(
+        prom.query_value("dwcp_circuit_breaker_state{circuit=\"database\"}"),
+        Some(2.0)
+    );
     let sum = 900.0 * 0.003 + 90.0 * 0.03 + 10.0 * 0.3;
-    let got_sum = prom.query_value("dwcp_request_duration_seconds_sum").unwrap();
+    let got_sum = prom
+        .query_value("dwcp_request_duration_seconds_sum")
+        .unwrap();
     assert!(close(got_sum, sum), "sum {got_sum} vs {sum}");
 
     // Quantiles. Prometheus interpolates linearly inside the bucket holding rank 0.99 × 1000 =
@@ -100,7 +110,10 @@ fn prometheus_scrapes_and_agrees() {
         .query_value("histogram_quantile(0.99, sum(dwcp_request_duration_seconds_bucket) by (le))")
         .unwrap();
     assert!(close(instant, 0.05), "instant p99 {instant}");
-    assert!(0.025 < 0.030 && 0.030 <= instant, "true p99 inside the estimated bucket");
+    assert!(
+        0.025 < 0.030 && 0.030 <= instant,
+        "true p99 inside the estimated bucket"
+    );
     let rated = prom
         .query_value(
             "histogram_quantile(0.99, sum(rate(dwcp_request_duration_seconds_bucket[1m])) by (le))",
@@ -131,6 +144,10 @@ fn prometheus_scrapes_and_agrees() {
     assert_eq!(meta["data"][0]["type"], "histogram");
 
     // No scrape errors were logged for our target.
-    assert_eq!(prom.query_value("scrape_samples_post_metric_relabeling{job=\"dwcp-manager\"}").map(|v| v > 0.0), Some(true));
+    assert_eq!(
+        prom.query_value("scrape_samples_post_metric_relabeling{job=\"dwcp-manager\"}")
+            .map(|v| v > 0.0),
+        Some(true)
+    );
     server.shutdown();
 }

@@ -19,14 +19,19 @@ fn hostile_registry() -> Registry {
         .build()
         .unwrap();
     let lat = reg
-        .histogram("dwcp_request_duration_seconds", "Request latency \"quoted\" \\ back\nslash")
+        .histogram(
+            "dwcp_request_duration_seconds",
+            "Request latency \"quoted\" \\ back\nslash",
+        )
         .labels(["operation"])
         .register()
         .unwrap();
     let comp = reg
         .histogram("dwcp_v3_component_latency_seconds", "Component latency")
         .labels(["component"])
-        .buckets(vec![0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0])
+        .buckets(vec![
+            0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
+        ])
         .register()
         .unwrap();
     let req = reg
@@ -40,7 +45,10 @@ fn hostile_registry() -> Registry {
         .register()
         .unwrap();
     let cb = reg
-        .gauge("dwcp_circuit_breaker_state", "Circuit breaker state (0=closed, 1=open, 2=half-open)")
+        .gauge(
+            "dwcp_circuit_breaker_state",
+            "Circuit breaker state (0=closed, 1=open, 2=half-open)",
+        )
         .labels(["circuit"])
         .register()
         .unwrap();
@@ -49,7 +57,15 @@ fn hostile_registry() -> Registry {
         .labels(["type"])
         .register()
         .unwrap();
-    let hostile = ["q\"uote", "back\\slash", "new\nline", "tab\t", "ünï ✓ 日本", "", "}{,=\\\"\n"];
+    let hostile = [
+        "q\"uote",
+        "back\\slash",
+        "new\nline",
+        "tab\t",
+        "ünï ✓ 日本",
+        "",
+        "}{,=\\\"\n",
+    ];
     for (i, v) in hostile.iter().enumerate() {
         lat.with_labels(&[v]).record(1_000 * (i as u64 + 1) * 997);
         req.with_labels(&[v, "ok"]).inc_by(i as u64 + 1);
@@ -85,9 +101,8 @@ fn promtool_rejects_broken_text() {
     if !have("promtool") {
         return;
     }
-    let (code, output) = promtool_check(
-        "# HELP x_total h\n# TYPE x_total counter\nx_total{a=\"b\"c\"} 1\n",
-    );
+    let (code, output) =
+        promtool_check("# HELP x_total h\n# TYPE x_total counter\nx_total{a=\"b\"c\"} 1\n");
     assert_ne!(code, 0);
     assert!(!output.is_empty());
 }
@@ -168,7 +183,9 @@ fn parse_samples(text: &str) -> Vec<Sample> {
             "NaN" => f64::NAN,
             "+Inf" => f64::INFINITY,
             "-Inf" => f64::NEG_INFINITY,
-            v => v.parse().unwrap_or_else(|_| panic!("bad value {v:?} in {line:?}")),
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value {v:?} in {line:?}")),
         };
         out.push(Sample {
             name,
@@ -189,13 +206,31 @@ fn strict_parser_reads_back_hostile_values() {
             .find(|s| s.name == name && s.labels.iter().any(|(k, x)| k == key && x == v))
             .map(|s| s.value)
     };
-    assert_eq!(find("dwcp_requests_total", "operation", "}{,=\\\"\n"), Some(7.0));
+    assert_eq!(
+        find("dwcp_requests_total", "operation", "}{,=\\\"\n"),
+        Some(7.0)
+    );
     assert_eq!(find("dwcp_errors_total", "type", "new\nline"), Some(1.0));
-    assert_eq!(find("dwcp_circuit_breaker_state", "circuit", "ünï ✓ 日本"), Some(4.0 / 3.0));
-    assert_eq!(find("dwcp_memory_usage_bytes", "type", "stack"), Some(f64::NEG_INFINITY));
-    let s = samples.iter().find(|s| s.name == "dwcp_errors_total").unwrap();
-    assert_eq!(s.labels[0], ("version".to_owned(), "3.0.0-\"rc\"\\1\n".to_owned()));
-    assert_eq!(s.labels[1], ("instance".to_owned(), "dwcp-manager-01:8080".to_owned()));
+    assert_eq!(
+        find("dwcp_circuit_breaker_state", "circuit", "ünï ✓ 日本"),
+        Some(4.0 / 3.0)
+    );
+    assert_eq!(
+        find("dwcp_memory_usage_bytes", "type", "stack"),
+        Some(f64::NEG_INFINITY)
+    );
+    let s = samples
+        .iter()
+        .find(|s| s.name == "dwcp_errors_total")
+        .unwrap();
+    assert_eq!(
+        s.labels[0],
+        ("version".to_owned(), "3.0.0-\"rc\"\\1\n".to_owned())
+    );
+    assert_eq!(
+        s.labels[1],
+        ("instance".to_owned(), "dwcp-manager-01:8080".to_owned())
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,7 +318,10 @@ type Expected = HashMap<(String, Vec<(String, String)>), f64>;
 /// Build a registry for `specs` (names prefixed with `case`), encode it, and return the text
 /// and the samples we expect to read back.
 fn build(case: usize, specs: &[FamilySpec]) -> (String, Expected) {
-    let reg = Registry::builder().version(format!("v{case}\"\\\n")).build().unwrap();
+    let reg = Registry::builder()
+        .version(format!("v{case}\"\\\n"))
+        .build()
+        .unwrap();
     let version = ("version".to_owned(), format!("v{case}\"\\\n"));
     let mut expected = Expected::new();
     let mut nan_series = Vec::new();
@@ -300,17 +338,26 @@ fn build(case: usize, specs: &[FamilySpec]) -> (String, Expected) {
         };
         match &f.kind {
             Kind::Counter(adds) => {
-                let fam = reg.counter(&name, &f.help).labels(label_names.clone()).register().unwrap();
+                let fam = reg
+                    .counter(&name, &f.help)
+                    .labels(label_names.clone())
+                    .register()
+                    .unwrap();
                 for (j, n) in adds.iter().enumerate() {
                     let vals = &f.label_values[j];
                     let refs: Vec<&str> = vals.iter().map(String::as_str).collect();
                     fam.with_labels(&refs).inc_by(*n);
-                    *expected.entry(key(&format!("{name}_total"), vals, None)).or_insert(0.0) +=
-                        *n as f64;
+                    *expected
+                        .entry(key(&format!("{name}_total"), vals, None))
+                        .or_insert(0.0) += *n as f64;
                 }
             }
             Kind::Gauge(sets) => {
-                let fam = reg.gauge(&name, &f.help).labels(label_names.clone()).register().unwrap();
+                let fam = reg
+                    .gauge(&name, &f.help)
+                    .labels(label_names.clone())
+                    .register()
+                    .unwrap();
                 for (j, v) in sets.iter().enumerate() {
                     let vals = &f.label_values[j];
                     let refs: Vec<&str> = vals.iter().map(String::as_str).collect();
@@ -347,7 +394,11 @@ fn build(case: usize, specs: &[FamilySpec]) -> (String, Expected) {
                 for (vals, (count, sum)) in totals {
                     expected.insert(key(&format!("{name}_count"), &vals, None), count as f64);
                     expected.insert(
-                        key(&format!("{name}_bucket"), &vals, Some(("le", "+Inf".to_owned()))),
+                        key(
+                            &format!("{name}_bucket"),
+                            &vals,
+                            Some(("le", "+Inf".to_owned())),
+                        ),
                         count as f64,
                     );
                     let secs = (sum / 1_000_000_000) as f64 + (sum % 1_000_000_000) as f64 / 1e9;

@@ -103,7 +103,11 @@ pub fn parse_response(bytes: &[u8]) -> Resp {
     let chunked = headers
         .iter()
         .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked { dechunk(body) } else { body.to_owned() };
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
     Resp {
         status,
         headers,
@@ -176,8 +180,14 @@ impl PrometheusProcess {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let log = std::fs::File::create(dir.join("prometheus.log")).expect("log");
         let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address={addr}"))
             .arg("--web.enable-lifecycle")
             .stdout(Stdio::null())
@@ -188,8 +198,11 @@ impl PrometheusProcess {
         p.wait_until(Duration::from_secs(60), "prometheus ready", || {
             let r = raw(
                 p.addr,
-                format!("GET /-/ready HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", p.addr)
-                    .as_bytes(),
+                format!(
+                    "GET /-/ready HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                    p.addr
+                )
+                .as_bytes(),
             )
             .ok()?;
             (parse_response(&r).status == 200).then_some(())
@@ -202,14 +215,22 @@ impl PrometheusProcess {
     }
 
     /// Poll `f` until it returns `Some`, or panic with the server log after `timeout`.
-    pub fn wait_until<T>(&self, timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    pub fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut f: impl FnMut() -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(v) = f() {
                 return v;
             }
             if Instant::now() > deadline {
-                panic!("timed out waiting for {what}; prometheus log:\n{}", self.log());
+                panic!(
+                    "timed out waiting for {what}; prometheus log:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }

@@ -122,30 +122,32 @@ pub(super) fn collect_impl(
                     Some([0, 0, nan, 0]),
                 )
             })),
-            AnyFamily::Histogram(core) => out.push(family(core, &mut me, |c: &Arc<HistogramCell>| {
-                if defer {
-                    handles.push(Histogram::from_cell(c.clone()));
-                    let b = c.hist.bad_input();
-                    let overflow = c.overflow.then(|| {
-                        let mut n = 0u64;
-                        c.hist.for_each_nonzero(|_, k| n = n.saturating_add(k));
-                        n
-                    });
-                    return (
-                        Value::Histogram(Snapshot::empty(*c.hist.layout())),
+            AnyFamily::Histogram(core) => {
+                out.push(family(core, &mut me, |c: &Arc<HistogramCell>| {
+                    if defer {
+                        handles.push(Histogram::from_cell(c.clone()));
+                        let b = c.hist.bad_input();
+                        let overflow = c.overflow.then(|| {
+                            let mut n = 0u64;
+                            c.hist.for_each_nonzero(|_, k| n = n.saturating_add(k));
+                            n
+                        });
+                        return (
+                            Value::Histogram(Snapshot::empty(*c.hist.layout())),
+                            overflow,
+                            Some([b.clamped, b.zero, b.nan, b.negative]),
+                        );
+                    }
+                    let snap = c.hist.snapshot();
+                    let b = snap.bad_input();
+                    let overflow = c.overflow.then(|| snap.count());
+                    (
+                        Value::Histogram(snap),
                         overflow,
                         Some([b.clamped, b.zero, b.nan, b.negative]),
-                    );
-                }
-                let snap = c.hist.snapshot();
-                let b = snap.bad_input();
-                let overflow = c.overflow.then(|| snap.count());
-                (
-                    Value::Histogram(snap),
-                    overflow,
-                    Some([b.clamped, b.zero, b.nan, b.negative]),
-                )
-            })),
+                    )
+                }))
+            }
         }
         if let Some(d) = deferred.as_deref_mut() {
             d.push(handles);
