@@ -99,11 +99,12 @@ impl Format {
 ///     .register()?;
 /// errors.with_labels(&["timeout \"slow\""]).inc_by(3);
 /// let text = render(&registry, Format::Text);
-/// assert!(text.starts_with(
-///     "# HELP dwcp_errors_total Errors by type\n\
-///      # TYPE dwcp_errors_total counter\n\
-///      dwcp_errors_total{version=\"3.0.0\",type=\"timeout \\\"slow\\\"\"} 3\n"
-/// ));
+/// let expected = concat!(
+///     "# HELP dwcp_errors_total Errors by type\n",
+///     "# TYPE dwcp_errors_total counter\n",
+///     "dwcp_errors_total{version=\"3.0.0\",type=\"timeout \\\"slow\\\"\"} 3\n",
+/// );
+/// assert!(text.starts_with(expected));
 /// let om = render(&registry, Format::OpenMetrics);
 /// assert!(om.starts_with("# HELP dwcp_errors Errors by type\n# TYPE dwcp_errors counter\n"));
 /// assert!(om.ends_with("# EOF\n"));
