@@ -303,7 +303,8 @@ fn family_spec() -> impl Strategy<Value = FamilySpec> {
     )
         .prop_map(|(token, help, label_count, kind, values)| FamilySpec {
             token,
-            help,
+            // promtool lints whitespace-only help as "no help text": start with a letter.
+            help: format!("h{help}"),
             label_count,
             label_values: values
                 .into_iter()
