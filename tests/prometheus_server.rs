@@ -41,6 +41,24 @@ fn prometheus_scrapes_and_agrees() {
         .register()
         .unwrap()
         .with_labels(&[hostile]);
+    // Hostile values everywhere, so Prometheus' OpenMetrics parser sees all of them.
+    let weird = reg
+        .gauge("dwcp_weird_values", "Help with \"quotes\", \\ and\nnewline")
+        .labels(["v"])
+        .register()
+        .unwrap();
+    for (i, v) in ["", "\"", "\\", "\n", "\t", "✓ 日本", "}{,=", "__overflow__"]
+        .iter()
+        .enumerate()
+    {
+        weird.with_labels(&[v]).set(match i {
+            0 => f64::INFINITY,
+            1 => f64::NEG_INFINITY,
+            2 => 1e-300,
+            3 => -1.5e300,
+            _ => i as f64,
+        });
+    }
     let breaker = reg
         .gauge(
             "dwcp_circuit_breaker_state",
