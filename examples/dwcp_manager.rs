@@ -272,7 +272,6 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let server = server.start_background()?;
     let addr = server.local_addr();
-    println!("dwcp_manager: serving http://{addr}/metrics, /health, /metrics/summary");
 
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..2)
@@ -293,6 +292,21 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        // Install the Ctrl-C handler (on its first poll) before announcing the address, so a
+        // SIGINT from then on is always a clean stop.
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        let mut interrupted = false;
+        tokio::select! {
+            biased;
+            _ = &mut ctrl_c => interrupted = true,
+            _ = std::future::ready(()) => {}
+        }
+        println!("dwcp_manager: serving http://{addr}/metrics, /health, /metrics/summary");
+        if interrupted {
+            println!("dwcp_manager: Ctrl-C, stopping");
+            return;
+        }
         let mut ticker = tokio::time::interval(args.every);
         ticker.tick().await; // the first tick is immediate
         let mut last = all_requests(&metrics);
@@ -308,7 +322,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tokio::pin!(deadline);
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => { println!("dwcp_manager: Ctrl-C, stopping"); break; }
+                _ = &mut ctrl_c => { println!("dwcp_manager: Ctrl-C, stopping"); break; }
                 _ = &mut deadline => break,
                 _ = ticker.tick() => {}
             }

@@ -1,0 +1,157 @@
+//! The main example, run as a process: it serves the seeds' metrics on the address it prints,
+//! and exits cleanly after `--duration` and on Ctrl-C (SIGINT).
+
+mod prom_support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use prom_support::get;
+
+/// `cargo test` builds the examples next to the test binaries' directory.
+fn example_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.parent()?.join("examples");
+    let bin = dir.join(format!("dwcp_manager{}", std::env::consts::EXE_SUFFIX));
+    if bin.exists() {
+        Some(bin)
+    } else {
+        eprintln!(
+            "SKIPPED: {} not built (run `cargo test` without --test, or `cargo build --example dwcp_manager`)",
+            bin.display()
+        );
+        None
+    }
+}
+
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    addr: SocketAddr,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(bin: &PathBuf, extra: &[&str]) -> Running {
+    let mut child = Command::new(bin)
+        .args(["--listen", "127.0.0.1:0", "--every", "0.5"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn example");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the example prints its address");
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    Running { child, lines, addr }
+}
+
+fn wait_exit(r: &mut Running, within: Duration) -> (i32, Vec<String>) {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = r.child.try_wait().expect("try_wait") {
+            let rest: Vec<String> = r.lines.try_iter().collect();
+            return (status.code().unwrap_or(-1), rest);
+        }
+        assert!(Instant::now() < deadline, "the example did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serves_seed_metrics_and_stops_after_duration() {
+    let Some(bin) = example_binary() else { return };
+    let mut r = start(&bin, &["--duration", "3"]);
+    // Poll until traffic shows up in the exposition.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let t = get(r.addr, "/metrics").body;
+        if t.contains(
+            "dwcp_requests_total{version=\"3.0.0\",operation=\"migrate\",status=\"success\"}",
+        ) {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "no traffic recorded:\n{t}");
+    };
+    for name in [
+        "# TYPE dwcp_request_duration_seconds histogram",
+        "# TYPE dwcp_requests_total counter",
+        "# TYPE dwcp_errors_total counter",
+        "# TYPE dwcp_circuit_breaker_state gauge",
+        "# TYPE dwcp_recovery_duration_seconds histogram",
+        "# TYPE dwcp_v3_component_latency_seconds histogram",
+    ] {
+        assert!(text.contains(name), "missing {name}");
+    }
+    for c in ["amst", "hde", "pba", "acp", "ass", "itp"] {
+        let series = format!(
+            "dwcp_v3_component_latency_seconds_count{{version=\"3.0.0\",component=\"{c}\"}}"
+        );
+        assert!(text.contains(&series), "missing {series}");
+    }
+    assert!(text.contains(
+        "dwcp_recovery_duration_seconds_bucket{version=\"3.0.0\",component=\"amst\",le=\"30\"}"
+    ));
+    let health: serde_json::Value = serde_json::from_str(&get(r.addr, "/health").body).unwrap();
+    assert_eq!(health["status"], "ok");
+    let summary: serde_json::Value =
+        serde_json::from_str(&get(r.addr, "/metrics/summary").body).unwrap();
+    assert!(summary["error_rates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["errors"] == "dwcp_errors_total" && e["requests"] == "dwcp_requests_total"));
+    let (code, lines) = wait_exit(&mut r, Duration::from_secs(30));
+    assert_eq!(code, 0);
+    assert!(lines.iter().any(|l| l.contains("p99=")), "{lines:?}");
+    assert!(
+        lines.last().is_some_and(|l| l.contains("stopped after")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn ctrl_c_exits_cleanly() {
+    let Some(bin) = example_binary() else { return };
+    if cfg!(not(unix)) {
+        return;
+    }
+    let mut r = start(&bin, &[]);
+    assert_eq!(get(r.addr, "/health").status, 200);
+    let status = Command::new("kill")
+        .args(["-INT", &r.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let (code, lines) = wait_exit(&mut r, Duration::from_secs(30));
+    assert_eq!(code, 0, "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("Ctrl-C")), "{lines:?}");
+    assert!(
+        lines.last().is_some_and(|l| l.contains("stopped after")),
+        "{lines:?}"
+    );
+}
