@@ -129,6 +129,8 @@ fn health_and_summary() {
         .unwrap()
         .with_labels(&["timeout"])
         .inc_by(10);
+    // HEAD does not close the window.
+    assert_eq!(request(addr, "HEAD", "/metrics/summary", &[]).status, 200);
     let v: serde_json::Value = serde_json::from_str(&get(addr, "/metrics/summary").body).unwrap();
     assert_eq!(v["error_rates"][0]["error_ratio"].as_f64(), Some(0.25));
     let v: serde_json::Value = serde_json::from_str(&get(addr, "/metrics/summary").body).unwrap();

@@ -130,6 +130,16 @@ impl Summarizer {
 
     /// Collect the registry and summarise it; closes the current rate window.
     pub fn summary(&self) -> Summary {
+        self.summarise(true)
+    }
+
+    /// Like [`Summarizer::summary`], but leaves the rate window open (for `HEAD` requests and
+    /// other observers that must not disturb the next caller's rates).
+    pub fn peek(&self) -> Summary {
+        self.summarise(false)
+    }
+
+    fn summarise(&self, close_window: bool) -> Summary {
         let families = self.registry.collect();
         let now = Instant::now();
         let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
@@ -182,8 +192,10 @@ impl Summarizer {
                 });
             }
         }
-        window.at = now;
-        window.counts = counts;
+        if close_window {
+            window.at = now;
+            window.counts = counts;
+        }
         drop(window);
         let error_rates = error_rates(&families, &deltas, secs);
         Summary {

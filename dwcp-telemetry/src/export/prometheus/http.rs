@@ -481,6 +481,8 @@ fn handle(state: &State, req: &Request<Incoming>) -> Resp {
             (format.content_type(), out)
         }
         "/health" => ("application/json", health_json(&state.registry)),
+        // HEAD must not close the summary's rate window.
+        _ if head => ("application/json", state.summarizer.peek().to_json()),
         _ => ("application/json", state.summarizer.render_json()),
     };
     if head {
