@@ -1,0 +1,412 @@
+//! Detector configuration: a builder with `with_*` setters and validation.
+
+use super::zscore::Detector;
+use super::Direction;
+
+/// Why a [`DetectorConfig`] was rejected by [`DetectorConfig::build`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The baseline window must hold at least two samples.
+    #[error("window must hold at least 2 samples, got {0}")]
+    WindowTooSmall(usize),
+    /// The baseline window is larger than [`MAX_WINDOW`].
+    #[error("window of {0} samples exceeds the maximum of {max}", max = MAX_WINDOW)]
+    WindowTooLarge(usize),
+    /// A threshold (in standard deviations) must be finite and > 0.
+    #[error("{name} threshold must be finite and > 0, got {value}")]
+    InvalidThreshold {
+        /// Which threshold.
+        name: &'static str,
+        /// The rejected value.
+        value: f64,
+    },
+    /// The critical threshold is below the warning threshold.
+    #[error("critical threshold {critical} is below warning threshold {warning}")]
+    CriticalBelowWarning {
+        /// Warning threshold.
+        warning: f64,
+        /// Critical threshold.
+        critical: f64,
+    },
+    /// The hysteresis clear level must lie in `[0, warning]`.
+    #[error("clear threshold {clear} must be finite and within [0, warning = {warning}]")]
+    InvalidClear {
+        /// Warning threshold.
+        warning: f64,
+        /// Rejected clear threshold.
+        clear: f64,
+    },
+    /// The warm-up must be at least 2 samples and at most the window.
+    #[error("min_samples must be within [2, window = {window}], got {min_samples}")]
+    InvalidMinSamples {
+        /// Configured window.
+        window: usize,
+        /// Rejected warm-up.
+        min_samples: usize,
+    },
+    /// Recompute period must be at least 1.
+    #[error("recompute period must be at least 1 push")]
+    InvalidRecompute,
+    /// A scale floor must be finite and >= 0.
+    #[error("{name} scale floor must be finite and >= 0, got {value}")]
+    InvalidScaleFloor {
+        /// Which floor.
+        name: &'static str,
+        /// Rejected value.
+        value: f64,
+    },
+    /// The smoothing factor must be in `(0, 1]`.
+    #[error("smoothing factor must be within (0, 1], got {0}")]
+    InvalidSmoothing(f64),
+}
+
+/// Largest accepted baseline window, in samples.
+pub const MAX_WINDOW: usize = 1 << 20;
+
+/// Default baseline window, in samples (8 KiB of ring per detector).
+pub const DEFAULT_WINDOW: usize = 1024;
+
+/// Configuration of a [`Detector`].
+///
+/// Every field has a documented default; change it with the `with_*`
+/// setters, then call [`build`](Self::build), which validates the whole
+/// configuration.
+///
+/// ```
+/// use dwcp_telemetry::anomaly::{DetectorConfig, Direction};
+///
+/// let detector = DetectorConfig::new()
+///     .with_window(512)
+///     .with_warning(3.5)
+///     .with_critical(6.0)
+///     .with_direction(Direction::Up)
+///     .build()
+///     .expect("valid configuration");
+/// assert_eq!(detector.config().window, 512);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorConfig {
+    /// Baseline ring capacity in samples. Default [`DEFAULT_WINDOW`] (1024).
+    pub window: usize,
+    /// |z| at or above which a sample is anomalous (warning). Default 3.
+    pub warning: f64,
+    /// |z| at or above which an anomaly is critical. Default 5.
+    pub critical: f64,
+    /// Hysteresis: an incident ends only once |z| falls below this level.
+    /// Default 1.5 (must be <= `warning`).
+    pub clear: f64,
+    /// Which deviations count. Default [`Direction::Both`].
+    pub direction: Direction,
+    /// Samples needed before any alert (warm-up). Default 32.
+    pub min_samples: usize,
+    /// After an alert, no new alert for this many samples, even if the
+    /// incident clears and a new one starts. Default 288.
+    pub cooldown: usize,
+    /// Absolute floor on the scale (standard deviation). Default 1e-9.
+    pub min_scale: f64,
+    /// Relative floor on the scale, as a fraction of |baseline mean|.
+    /// Default 0.01 (a 1% move of a flat series is not an anomaly by itself).
+    pub relative_scale_floor: f64,
+    /// Exclude anomalous samples from the baseline: while a sample is
+    /// anomalous it is clamped to `mean ± baseline_clip * sd` before it
+    /// enters the ring, so an incident cannot widen the baseline it is
+    /// measured against, yet a lasting level shift is still learned.
+    /// `None` inserts raw values. Default `Some(3.0)`.
+    pub baseline_clip: Option<f64>,
+    /// Optional exponential smoothing of the tested value:
+    /// `s = alpha * x + (1 - alpha) * s`, and the z-score is taken of `s`
+    /// (the baseline still stores raw samples). `1.0` tests raw samples.
+    /// Default 1.0.
+    pub smoothing: f64,
+    /// Pushes between exact recomputes of mean and variance. Default: the
+    /// window (O(1) amortised).
+    pub recompute_every: Option<usize>,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self {
+            window: DEFAULT_WINDOW,
+            warning: 3.0,
+            critical: 5.0,
+            clear: 1.5,
+            direction: Direction::Both,
+            min_samples: 32,
+            cooldown: 288,
+            min_scale: 1e-9,
+            relative_scale_floor: 0.01,
+            baseline_clip: Some(3.0),
+            smoothing: 1.0,
+            recompute_every: None,
+        }
+    }
+}
+
+impl DetectorConfig {
+    /// The default configuration.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the baseline window (ring capacity, samples).
+    #[must_use]
+    pub fn with_window(mut self, window: usize) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// Sets the warning threshold (standard deviations).
+    #[must_use]
+    pub fn with_warning(mut self, sigmas: f64) -> Self {
+        self.warning = sigmas;
+        self
+    }
+
+    /// Sets the critical threshold (standard deviations).
+    #[must_use]
+    pub fn with_critical(mut self, sigmas: f64) -> Self {
+        self.critical = sigmas;
+        self
+    }
+
+    /// Sets the hysteresis clear level (standard deviations).
+    #[must_use]
+    pub fn with_clear(mut self, sigmas: f64) -> Self {
+        self.clear = sigmas;
+        self
+    }
+
+    /// Sets which deviations count.
+    #[must_use]
+    pub fn with_direction(mut self, direction: Direction) -> Self {
+        self.direction = direction;
+        self
+    }
+
+    /// Sets the warm-up (samples before any alert).
+    #[must_use]
+    pub fn with_min_samples(mut self, samples: usize) -> Self {
+        self.min_samples = samples;
+        self
+    }
+
+    /// Sets the cooldown after an alert (samples).
+    #[must_use]
+    pub fn with_cooldown(mut self, samples: usize) -> Self {
+        self.cooldown = samples;
+        self
+    }
+
+    /// Sets the absolute scale floor.
+    #[must_use]
+    pub fn with_min_scale(mut self, floor: f64) -> Self {
+        self.min_scale = floor;
+        self
+    }
+
+    /// Sets the scale floor relative to |mean|.
+    #[must_use]
+    pub fn with_relative_scale_floor(mut self, fraction: f64) -> Self {
+        self.relative_scale_floor = fraction;
+        self
+    }
+
+    /// Sets (or disables, with `None`) the clamp applied to anomalous samples
+    /// before they enter the baseline.
+    #[must_use]
+    pub fn with_baseline_clip(mut self, sigmas: Option<f64>) -> Self {
+        self.baseline_clip = sigmas;
+        self
+    }
+
+    /// Sets the exponential smoothing factor of the tested value (`1.0` = off).
+    #[must_use]
+    pub fn with_smoothing(mut self, alpha: f64) -> Self {
+        self.smoothing = alpha;
+        self
+    }
+
+    /// Sets the period of the exact recompute (`None` = the window).
+    #[must_use]
+    pub fn with_recompute_every(mut self, pushes: Option<usize>) -> Self {
+        self.recompute_every = pushes;
+        self
+    }
+
+    /// Checks the configuration without building a detector.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.window < 2 {
+            return Err(ConfigError::WindowTooSmall(self.window));
+        }
+        if self.window > MAX_WINDOW {
+            return Err(ConfigError::WindowTooLarge(self.window));
+        }
+        let positive = |name: &'static str, value: f64| {
+            if value.is_finite() && value > 0.0 {
+                Ok(())
+            } else {
+                Err(ConfigError::InvalidThreshold { name, value })
+            }
+        };
+        positive("warning", self.warning)?;
+        positive("critical", self.critical)?;
+        if let Some(clip) = self.baseline_clip {
+            positive("baseline_clip", clip)?;
+        }
+        if self.critical < self.warning {
+            return Err(ConfigError::CriticalBelowWarning {
+                warning: self.warning,
+                critical: self.critical,
+            });
+        }
+        if !(self.clear.is_finite() && self.clear >= 0.0 && self.clear <= self.warning) {
+            return Err(ConfigError::InvalidClear {
+                warning: self.warning,
+                clear: self.clear,
+            });
+        }
+        if self.min_samples < 2 || self.min_samples > self.window {
+            return Err(ConfigError::InvalidMinSamples {
+                window: self.window,
+                min_samples: self.min_samples,
+            });
+        }
+        if self.recompute_every == Some(0) {
+            return Err(ConfigError::InvalidRecompute);
+        }
+        for (name, value) in [
+            ("absolute", self.min_scale),
+            ("relative", self.relative_scale_floor),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(ConfigError::InvalidScaleFloor { name, value });
+            }
+        }
+        if !(self.smoothing.is_finite() && self.smoothing > 0.0 && self.smoothing <= 1.0) {
+            return Err(ConfigError::InvalidSmoothing(self.smoothing));
+        }
+        Ok(())
+    }
+
+    /// Validates the configuration and builds a detector. This is the only
+    /// allocation the detector ever makes.
+    pub fn build(self) -> Result<Detector, ConfigError> {
+        self.validate()?;
+        Ok(Detector::from_valid_config(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anomaly_config_default_is_valid() {
+        let d = DetectorConfig::default().build().unwrap();
+        assert_eq!(d.config().window, 1024);
+        assert_eq!(d.config().warning, 3.0);
+    }
+
+    #[test]
+    fn anomaly_config_errors() {
+        let c = DetectorConfig::new;
+        assert_eq!(
+            c().with_window(0).build().unwrap_err(),
+            ConfigError::WindowTooSmall(0)
+        );
+        assert_eq!(
+            c().with_window(MAX_WINDOW + 1).build().unwrap_err(),
+            ConfigError::WindowTooLarge(MAX_WINDOW + 1)
+        );
+        assert_eq!(
+            c().with_warning(0.0).build().unwrap_err(),
+            ConfigError::InvalidThreshold {
+                name: "warning",
+                value: 0.0
+            }
+        );
+        assert!(matches!(
+            c().with_warning(f64::NAN).build().unwrap_err(),
+            ConfigError::InvalidThreshold {
+                name: "warning",
+                ..
+            }
+        ));
+        assert_eq!(
+            c().with_critical(-1.0).build().unwrap_err(),
+            ConfigError::InvalidThreshold {
+                name: "critical",
+                value: -1.0
+            }
+        );
+        assert_eq!(
+            c().with_warning(4.0)
+                .with_critical(3.0)
+                .build()
+                .unwrap_err(),
+            ConfigError::CriticalBelowWarning {
+                warning: 4.0,
+                critical: 3.0
+            }
+        );
+        assert_eq!(
+            c().with_clear(3.5).build().unwrap_err(),
+            ConfigError::InvalidClear {
+                warning: 3.0,
+                clear: 3.5
+            }
+        );
+        assert_eq!(
+            c().with_min_samples(1).build().unwrap_err(),
+            ConfigError::InvalidMinSamples {
+                window: 1024,
+                min_samples: 1
+            }
+        );
+        assert_eq!(
+            c().with_window(16)
+                .with_min_samples(17)
+                .build()
+                .unwrap_err(),
+            ConfigError::InvalidMinSamples {
+                window: 16,
+                min_samples: 17
+            }
+        );
+        assert_eq!(
+            c().with_recompute_every(Some(0)).build().unwrap_err(),
+            ConfigError::InvalidRecompute
+        );
+        assert_eq!(
+            c().with_min_scale(-1.0).build().unwrap_err(),
+            ConfigError::InvalidScaleFloor {
+                name: "absolute",
+                value: -1.0
+            }
+        );
+        assert!(matches!(
+            c().with_relative_scale_floor(f64::INFINITY)
+                .build()
+                .unwrap_err(),
+            ConfigError::InvalidScaleFloor {
+                name: "relative",
+                ..
+            }
+        ));
+        assert_eq!(
+            c().with_smoothing(0.0).build().unwrap_err(),
+            ConfigError::InvalidSmoothing(0.0)
+        );
+        assert_eq!(
+            c().with_baseline_clip(Some(0.0)).build().unwrap_err(),
+            ConfigError::InvalidThreshold {
+                name: "baseline_clip",
+                value: 0.0
+            }
+        );
+        let msg = c().with_window(1).build().unwrap_err().to_string();
+        assert_eq!(msg, "window must hold at least 2 samples, got 1");
+    }
+}
