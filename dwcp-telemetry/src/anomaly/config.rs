@@ -56,6 +56,20 @@ pub enum ConfigError {
         /// Rejected value.
         value: f64,
     },
+    /// The peak ratio must be finite and >= 0 and the half-life >= 1.
+    #[error("peak ratio must be finite and >= 0 and its half-life >= 1 (got ratio {0})")]
+    InvalidPeak(f64),
+    /// Surprise gate: threshold finite and >= 0, short run 1..=16,
+    /// half-life >= 1.
+    #[error("surprise gate needs threshold >= 0, short run in 1..=16 and half-life >= 1 (got {threshold}, {short}, {half_life})")]
+    InvalidSurprise {
+        /// Threshold.
+        threshold: f64,
+        /// Short run.
+        short: usize,
+        /// Half-life.
+        half_life: usize,
+    },
     /// The smoothing factor must be in `(0, 1]`.
     #[error("smoothing factor must be within (0, 1], got {0}")]
     InvalidSmoothing(f64),
@@ -119,6 +133,24 @@ pub struct DetectorConfig {
     /// (the baseline still stores raw samples). `1.0` tests raw samples.
     /// Default 1.0.
     pub smoothing: f64,
+    /// Adaptive threshold: a sample must also reach `peak_ratio` times the
+    /// decaying peak of recent |z| values (the largest deviation seen lately,
+    /// halving every `peak_half_life` samples). Series whose routine spikes
+    /// reach 5σ then need more than 5σ · `peak_ratio` to alert. `0` disables.
+    /// Default 1.0.
+    pub peak_ratio: f64,
+    /// Half-life of the decaying |z| peak, in samples. Default 1440.
+    pub peak_half_life: usize,
+    /// Surprise gate: a sample alerts only if, in addition, the mean |z| of
+    /// the last `surprise_short` samples is at least `surprise` standard
+    /// deviations above the long-run mean of |z| (exponentially weighted,
+    /// half-life `surprise_half_life`). Routine deviations of a noisy series
+    /// then stop paging. `0` disables. Default 0.
+    pub surprise: f64,
+    /// Samples averaged by the surprise gate, 1..=16. Default 8.
+    pub surprise_short: usize,
+    /// Half-life of the surprise gate's long-run statistics. Default 2880.
+    pub surprise_half_life: usize,
     /// Pushes between exact recomputes of mean and variance. Default: the
     /// window (O(1) amortised).
     pub recompute_every: Option<usize>,
@@ -128,16 +160,21 @@ impl Default for DetectorConfig {
     fn default() -> Self {
         Self {
             window: DEFAULT_WINDOW,
-            warning: 3.0,
+            warning: 2.0,
             critical: 5.0,
-            clear: 1.5,
+            clear: 0.5,
             direction: Direction::Both,
             min_samples: 32,
             cooldown: 288,
             min_scale: 1e-9,
             relative_scale_floor: 0.01,
-            baseline_clip: Some(3.0),
-            smoothing: 1.0,
+            baseline_clip: None,
+            smoothing: 0.5,
+            peak_ratio: 0.0,
+            peak_half_life: 1440,
+            surprise: 2.0,
+            surprise_short: 16,
+            surprise_half_life: 2880,
             recompute_every: None,
         }
     }
@@ -228,6 +265,25 @@ impl DetectorConfig {
         self
     }
 
+    /// Sets the adaptive threshold: ratio to the decaying |z| peak (`0` = off)
+    /// and the peak's half-life in samples.
+    #[must_use]
+    pub fn with_peak(mut self, ratio: f64, half_life: usize) -> Self {
+        self.peak_ratio = ratio;
+        self.peak_half_life = half_life;
+        self
+    }
+
+    /// Sets the surprise gate: threshold (`0` = off), short run length
+    /// (1..=16) and long-run half-life in samples.
+    #[must_use]
+    pub fn with_surprise(mut self, threshold: f64, short: usize, half_life: usize) -> Self {
+        self.surprise = threshold;
+        self.surprise_short = short;
+        self.surprise_half_life = half_life;
+        self
+    }
+
     /// Sets the period of the exact recompute (`None` = the window).
     #[must_use]
     pub fn with_recompute_every(mut self, pushes: Option<usize>) -> Self {
@@ -283,6 +339,22 @@ impl DetectorConfig {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(ConfigError::InvalidScaleFloor { name, value });
             }
+        }
+        if !(self.peak_ratio.is_finite() && self.peak_ratio >= 0.0) {
+            return Err(ConfigError::InvalidPeak(self.peak_ratio));
+        }
+        if self.peak_half_life == 0 {
+            return Err(ConfigError::InvalidPeak(0.0));
+        }
+        if !(self.surprise.is_finite() && self.surprise >= 0.0)
+            || !(1..=super::surprise::MAX_SHORT).contains(&self.surprise_short)
+            || self.surprise_half_life == 0
+        {
+            return Err(ConfigError::InvalidSurprise {
+                threshold: self.surprise,
+                short: self.surprise_short,
+                half_life: self.surprise_half_life,
+            });
         }
         if !(self.smoothing.is_finite() && self.smoothing > 0.0 && self.smoothing <= 1.0) {
             return Err(ConfigError::InvalidSmoothing(self.smoothing));

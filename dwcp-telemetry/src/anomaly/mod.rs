@@ -31,6 +31,7 @@ mod config;
 pub mod nab;
 mod ring;
 mod sink;
+mod surprise;
 mod zscore;
 
 pub use config::{ConfigError, DetectorConfig, DEFAULT_WINDOW, MAX_WINDOW};

@@ -2,6 +2,7 @@
 
 use super::config::DetectorConfig;
 use super::ring::RollingWindow;
+use super::surprise::SurpriseGate;
 
 /// Which deviations from the baseline count as anomalies; also the side on
 /// which an [`Anomaly`] deviated.
@@ -133,6 +134,9 @@ pub struct Detector {
     smoothed: f64,
     has_smoothed: bool,
     in_incident: bool,
+    peak: f64,
+    peak_decay: f64,
+    gate: SurpriseGate,
     cooldown_left: usize,
     last_z: f64,
     last_scored: bool,
@@ -151,12 +155,17 @@ impl Detector {
 
     pub(crate) fn from_valid_config(cfg: DetectorConfig) -> Self {
         let recompute = cfg.recompute_every.unwrap_or(cfg.window);
+        let gate = SurpriseGate::new(cfg.surprise_short, cfg.surprise_half_life);
+        let peak_decay = (-std::f64::consts::LN_2 / cfg.peak_half_life.max(1) as f64).exp();
         Self {
             ring: RollingWindow::new(cfg.window, recompute),
             cfg,
             smoothed: 0.0,
             has_smoothed: false,
             in_incident: false,
+            peak: 0.0,
+            peak_decay,
+            gate,
             cooldown_left: 0,
             last_z: 0.0,
             last_scored: false,
@@ -230,13 +239,22 @@ impl Detector {
             Direction::Down => -z,
         };
 
+        let threshold = self.cfg.warning.max(self.cfg.peak_ratio * self.peak);
+        self.peak = (self.peak * self.peak_decay).max(deviation);
+
+        let surprising = if self.cfg.surprise > 0.0 {
+            self.gate.update(deviation) >= self.cfg.surprise
+        } else {
+            true
+        };
+
         let cooling = self.cooldown_left > 0;
         if cooling {
             self.cooldown_left -= 1;
         }
 
         let mut alert = None;
-        if deviation >= self.cfg.warning {
+        if deviation >= threshold && surprising {
             if self.in_incident || cooling {
                 self.suppressed += 1;
             } else {
@@ -321,6 +339,8 @@ impl Detector {
         self.smoothed = 0.0;
         self.has_smoothed = false;
         self.in_incident = false;
+        self.peak = 0.0;
+        self.gate.reset();
         self.cooldown_left = 0;
         self.last_z = 0.0;
         self.last_scored = false;

@@ -1,0 +1,85 @@
+//! Second-level gate: is the recent run of |z| unusual for this series?
+//!
+//! Keeps a short ring (at most [`MAX_SHORT`] samples) of recent |z| values
+//! and an exponentially weighted mean and variance of |z| over a long
+//! horizon. The surprise of a sample is the z-score of the short mean of |z|
+//! against that long-run distribution: a series whose routine spikes reach
+//! 4σ every hour has a high long-run mean of |z| and needs much more to be
+//! surprising; a quiet series is surprised by much less.
+
+/// Largest short ring of the surprise gate.
+pub(crate) const MAX_SHORT: usize = 32;
+
+/// |z| values above this are capped before entering the gate, so one
+/// incident cannot dominate the long-run statistics.
+const CAP: f64 = 10.0;
+
+/// Floor on the long-run standard deviation of |z|.
+const SD_FLOOR: f64 = 0.1;
+
+#[derive(Debug, Clone)]
+pub(crate) struct SurpriseGate {
+    short: [f64; MAX_SHORT],
+    k: usize,
+    idx: usize,
+    filled: usize,
+    sum: f64,
+    alpha: f64,
+    n: u64,
+    mean: f64,
+    var: f64,
+}
+
+impl SurpriseGate {
+    pub(crate) fn new(short: usize, half_life: usize) -> Self {
+        Self {
+            short: [0.0; MAX_SHORT],
+            k: short.clamp(1, MAX_SHORT),
+            idx: 0,
+            filled: 0,
+            sum: 0.0,
+            alpha: 1.0 - (-std::f64::consts::LN_2 / half_life.max(1) as f64).exp(),
+            n: 0,
+            mean: 0.0,
+            var: 0.0,
+        }
+    }
+
+    /// Feeds |z| (or the one-sided deviation), returns the surprise of the
+    /// short mean against the long-run statistics before this sample.
+    pub(crate) fn update(&mut self, deviation: f64) -> f64 {
+        let a = deviation.clamp(0.0, CAP);
+        if self.filled == self.k {
+            self.sum -= self.short[self.idx];
+        } else {
+            self.filled += 1;
+        }
+        self.short[self.idx] = a;
+        self.sum += a;
+        self.idx += 1;
+        if self.idx == self.k {
+            self.idx = 0;
+            // Re-sum exactly once per lap: no drift.
+            self.sum = self.short[..self.filled].iter().sum();
+        }
+        let short_mean = self.sum / self.filled as f64;
+        let surprise = (short_mean - self.mean) / self.var.sqrt().max(SD_FLOOR);
+
+        self.n += 1;
+        let w = self.alpha.max(1.0 / self.n as f64);
+        let d = a - self.mean;
+        self.mean += w * d;
+        self.var = (1.0 - w) * (self.var + w * d * d);
+        surprise
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.short = [0.0; MAX_SHORT];
+        self.idx = 0;
+        self.filled = 0;
+        self.sum = 0.0;
+        self.n = 0;
+        self.mean = 0.0;
+        self.var = 0.0;
+    }
+}
