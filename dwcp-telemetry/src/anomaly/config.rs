@@ -160,7 +160,7 @@ impl Default for DetectorConfig {
     fn default() -> Self {
         Self {
             window: DEFAULT_WINDOW,
-            warning: 2.0,
+            warning: 3.0,
             critical: 5.0,
             clear: 0.5,
             direction: Direction::Both,

@@ -34,6 +34,8 @@ pub struct RollingWindow {
     m2: f64,
     since_recompute: usize,
     recompute_every: usize,
+    inv_cap: f64,
+    inv_cap_minus_one: f64,
 }
 
 impl RollingWindow {
@@ -51,6 +53,8 @@ impl RollingWindow {
             m2: 0.0,
             since_recompute: 0,
             recompute_every: recompute_every.max(1),
+            inv_cap: 1.0 / capacity as f64,
+            inv_cap_minus_one: 1.0 / (capacity.max(2) - 1) as f64,
         }
     }
 
@@ -88,7 +92,9 @@ impl RollingWindow {
     /// than two values.
     #[must_use]
     pub fn sample_variance(&self) -> f64 {
-        if self.len < 2 {
+        if self.len == self.buf.len() && self.len >= 2 {
+            self.m2 * self.inv_cap_minus_one
+        } else if self.len < 2 {
             0.0
         } else {
             self.m2 / (self.len - 1) as f64
@@ -138,7 +144,7 @@ impl RollingWindow {
         } else {
             let old = std::mem::replace(&mut self.buf[self.head], x);
             let old_mean = self.mean;
-            let new_mean = old_mean + (x - old) / cap as f64;
+            let new_mean = old_mean + (x - old) * self.inv_cap;
             self.m2 += (x - old) * (x - new_mean + old - old_mean);
             self.mean = new_mean;
             Some(old)

@@ -21,10 +21,13 @@ const SD_FLOOR: f64 = 0.1;
 pub(crate) struct SurpriseGate {
     short: [f64; MAX_SHORT],
     k: usize,
+    inv_k: f64,
     idx: usize,
     filled: usize,
     sum: f64,
     alpha: f64,
+    /// Samples after which the weight `1/n` falls below `alpha`.
+    switch: u64,
     n: u64,
     mean: f64,
     var: f64,
@@ -32,22 +35,27 @@ pub(crate) struct SurpriseGate {
 
 impl SurpriseGate {
     pub(crate) fn new(short: usize, half_life: usize) -> Self {
+        let alpha = 1.0 - (-std::f64::consts::LN_2 / half_life.max(1) as f64).exp();
+        let k = short.clamp(1, MAX_SHORT);
         Self {
             short: [0.0; MAX_SHORT],
-            k: short.clamp(1, MAX_SHORT),
+            k,
+            inv_k: 1.0 / k as f64,
             idx: 0,
             filled: 0,
             sum: 0.0,
-            alpha: 1.0 - (-std::f64::consts::LN_2 / half_life.max(1) as f64).exp(),
+            alpha,
+            switch: (1.0 / alpha).ceil() as u64,
             n: 0,
             mean: 0.0,
             var: 0.0,
         }
     }
 
-    /// Feeds |z| (or the one-sided deviation), returns the surprise of the
-    /// short mean against the long-run statistics before this sample.
-    pub(crate) fn update(&mut self, deviation: f64) -> f64 {
+    /// Feeds |z| (or the one-sided deviation); returns whether the short
+    /// mean is at least `threshold` long-run standard deviations above the
+    /// long-run mean (statistics from before this sample).
+    pub(crate) fn update(&mut self, deviation: f64, threshold: f64) -> bool {
         let a = deviation.clamp(0.0, CAP);
         if self.filled == self.k {
             self.sum -= self.short[self.idx];
@@ -62,15 +70,24 @@ impl SurpriseGate {
             // Re-sum exactly once per lap: no drift.
             self.sum = self.short[..self.filled].iter().sum();
         }
-        let short_mean = self.sum / self.filled as f64;
-        let surprise = (short_mean - self.mean) / self.var.sqrt().max(SD_FLOOR);
+        let short_mean = if self.filled == self.k {
+            self.sum * self.inv_k
+        } else {
+            self.sum / self.filled as f64
+        };
+        let surprising = short_mean - self.mean >= threshold * self.var.sqrt().max(SD_FLOOR);
 
         self.n += 1;
-        let w = self.alpha.max(1.0 / self.n as f64);
+        // Plain running mean until 1/n drops below alpha, then EW.
+        let w = if self.n < self.switch {
+            1.0 / self.n as f64
+        } else {
+            self.alpha
+        };
         let d = a - self.mean;
         self.mean += w * d;
         self.var = (1.0 - w) * (self.var + w * d * d);
-        surprise
+        surprising
     }
 
     pub(crate) fn reset(&mut self) {

@@ -243,7 +243,7 @@ impl Detector {
         self.peak = (self.peak * self.peak_decay).max(deviation);
 
         let surprising = if self.cfg.surprise > 0.0 {
-            self.gate.update(deviation) >= self.cfg.surprise
+            self.gate.update(deviation, self.cfg.surprise)
         } else {
             true
         };
@@ -354,5 +354,253 @@ impl Detector {
 impl Default for Detector {
     fn default() -> Self {
         Self::with_defaults()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::anomaly::ConfigError;
+
+    /// The plain statistic: raw samples, no surprise gate, no clamp.
+    fn plain(window: usize) -> DetectorConfig {
+        DetectorConfig::new()
+            .with_window(window)
+            .with_min_samples(8)
+            .with_smoothing(1.0)
+            .with_surprise(0.0, 1, 1)
+            .with_baseline_clip(None)
+            .with_clear(1.0)
+            .with_cooldown(0)
+    }
+
+    /// Alternating 10, 11: mean 10.5, sd ≈ 0.5.
+    fn calm(d: &mut Detector, n: usize) -> usize {
+        (0..n)
+            .filter(|i| d.observe(10.0 + (i % 2) as f64).is_some())
+            .count()
+    }
+
+    #[test]
+    fn anomaly_detector_exact_mean_and_sd() {
+        let mut d = plain(8).build().unwrap();
+        for x in [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0] {
+            assert!(d.observe(x).is_none());
+        }
+        let s = d.snapshot();
+        assert_eq!(s.n, 8);
+        assert_eq!(s.observed, 8);
+        assert_eq!(s.mean, 5.0);
+        assert!((s.sd - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
+        // The next sample is scored against the previous window.
+        let _ = d.observe(5.0 + 2.0 * s.sd);
+        assert!((d.last_z() - 2.0).abs() < 1e-12);
+        assert!(d.last_was_scored());
+    }
+
+    #[test]
+    fn anomaly_detector_warm_up() {
+        let mut d = plain(64).with_min_samples(10).build().unwrap();
+        for i in 0..9 {
+            let x = if i == 5 { 1e6 } else { 1.0 };
+            assert!(d.observe(x).is_none());
+            assert_eq!(d.state(), DetectorState::Warming);
+            assert!(!d.last_was_scored());
+        }
+        assert!(d.observe(1.0).is_none());
+        assert_eq!(d.snapshot().n, 10);
+        assert_eq!(d.state(), DetectorState::Normal);
+        assert_eq!(d.snapshot().alerts, 0);
+    }
+
+    #[test]
+    fn anomaly_detector_one_incident_one_alert_and_cooldown() {
+        let mut d = plain(64)
+            .with_cooldown(50)
+            .with_baseline_clip(Some(3.0))
+            .build()
+            .unwrap();
+        assert_eq!(calm(&mut d, 64), 0);
+        assert_eq!(d.state(), DetectorState::Normal);
+        // A five-sample incident raises exactly one alert.
+        let alerts = (0..5).filter(|_| d.observe(20.0).is_some()).count();
+        assert_eq!(alerts, 1);
+        assert_eq!(d.state(), DetectorState::Anomalous);
+        let s = d.snapshot();
+        assert_eq!((s.alerts, s.suppressed), (1, 4));
+        // Back to normal: incident over, cooldown still running.
+        assert_eq!(calm(&mut d, 10), 0);
+        assert_eq!(d.state(), DetectorState::CoolingDown);
+        // A new spike inside the cooldown is suppressed...
+        assert!(d.observe(20.0).is_none());
+        assert_eq!(d.snapshot().suppressed, 5);
+        // ...and once the cooldown is over, the next one alerts.
+        assert_eq!(calm(&mut d, 40), 0);
+        assert_eq!(d.state(), DetectorState::Normal);
+        assert!(d.observe(20.0).is_some());
+        assert_eq!(d.snapshot().alerts, 2);
+    }
+
+    #[test]
+    fn anomaly_detector_hysteresis_without_cooldown() {
+        let mut d = plain(64)
+            .with_baseline_clip(Some(3.0))
+            .with_clear(1.0)
+            .build()
+            .unwrap();
+        assert_eq!(calm(&mut d, 64), 0);
+        assert!(d.observe(14.0).is_some());
+        // Still above `clear` (z ≈ 2.5 < warning): same incident, no alert.
+        assert!(d.observe(11.8).is_none());
+        assert!(d.observe(14.0).is_none());
+        assert_eq!(d.snapshot().alerts, 1);
+        // Below `clear`: the incident ends, a new one alerts at once.
+        assert!(d.observe(10.5).is_none());
+        assert_eq!(d.state(), DetectorState::Normal);
+        assert!(d.observe(14.0).is_some());
+        assert_eq!(d.snapshot().alerts, 2);
+    }
+
+    #[test]
+    fn anomaly_detector_direction_filters() {
+        let run = |dir: Direction, x: f64| {
+            let mut d = plain(64).with_direction(dir).build().unwrap();
+            calm(&mut d, 64);
+            d.observe(x)
+        };
+        let up = run(Direction::Up, 20.0).unwrap();
+        assert_eq!(up.direction, Direction::Up);
+        assert!(up.z > 0.0);
+        assert!(run(Direction::Up, 1.0).is_none());
+        let down = run(Direction::Down, 1.0).unwrap();
+        assert_eq!(down.direction, Direction::Down);
+        assert!(down.z < 0.0);
+        assert!(run(Direction::Down, 20.0).is_none());
+        assert!(run(Direction::Both, 20.0).is_some());
+        assert!(run(Direction::Both, 1.0).is_some());
+    }
+
+    #[test]
+    fn anomaly_detector_severity() {
+        let run = |x: f64| {
+            let mut d = plain(64).build().unwrap();
+            calm(&mut d, 64);
+            d.observe(x)
+        };
+        let sd = {
+            let mut d = plain(64).build().unwrap();
+            calm(&mut d, 64);
+            d.snapshot().sd
+        };
+        let warn = run(10.5 + 4.0 * sd).unwrap();
+        assert_eq!(warn.severity, Severity::Warning);
+        assert!((warn.z - 4.0).abs() < 1e-9);
+        assert_eq!(warn.value, 10.5 + 4.0 * sd);
+        assert_eq!(warn.baseline_mean, 10.5);
+        let crit = run(10.5 - 6.0 * sd).unwrap();
+        assert_eq!(crit.severity, Severity::Critical);
+        assert!((crit.z + 6.0).abs() < 1e-9);
+        assert!(run(10.5 + 2.9 * sd).is_none());
+    }
+
+    #[test]
+    fn anomaly_detector_scale_floor_on_constant_series() {
+        let mut d = plain(1024).build().unwrap();
+        for _ in 0..2_000 {
+            assert!(d.observe(5.0).is_none());
+        }
+        let s = d.snapshot();
+        assert_eq!((s.mean, s.sd, s.last_z), (5.0, 0.0, 0.0));
+        // 1% relative floor: 5.01 is z = 0.2, no alert, no division by zero.
+        assert_eq!(d.scale(), 0.05);
+        assert!(d.observe(5.01).is_none());
+        assert!((d.last_z() - 0.2).abs() < 1e-9);
+
+        // A flat zero series has no relative floor: the absolute floor holds.
+        let mut d = plain(64).build().unwrap();
+        for _ in 0..100 {
+            assert!(d.observe(0.0).is_none());
+        }
+        assert_eq!(d.scale(), 1e-9);
+        let a = d.observe(1e-3).expect("any move off a flat zero line");
+        assert!(a.z.is_finite());
+        assert!((a.z - 1e6).abs() < 1e-3);
+        assert_eq!(a.severity, Severity::Critical);
+    }
+
+    #[test]
+    fn anomaly_detector_non_finite_input_is_counted_and_ignored() {
+        let mut d = plain(16).build().unwrap();
+        for x in [1.0, 2.0, 3.0] {
+            let _ = d.observe(x);
+        }
+        for x in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -f64::NAN] {
+            assert!(d.observe(x).is_none());
+        }
+        let s = d.snapshot();
+        assert_eq!((s.invalid, s.observed, s.n), (4, 3, 3));
+        assert_eq!(s.mean, 2.0);
+        assert_eq!(s.sd, 1.0);
+        d.reset();
+        let s = d.snapshot();
+        assert_eq!((s.invalid, s.observed, s.n, s.alerts), (0, 0, 0, 0));
+        assert_eq!(d.heap_bytes(), 16 * 8);
+    }
+
+    #[test]
+    fn anomaly_detector_state_cycle() {
+        let mut d = plain(64).with_cooldown(5).build().unwrap();
+        assert_eq!(d.state(), DetectorState::Warming);
+        calm(&mut d, 64);
+        assert_eq!(d.state(), DetectorState::Normal);
+        assert!(d.observe(30.0).is_some());
+        assert_eq!(d.state(), DetectorState::Anomalous);
+        let _ = d.observe(10.5);
+        assert_eq!(d.state(), DetectorState::CoolingDown);
+        calm(&mut d, 4);
+        assert_eq!(d.state(), DetectorState::Normal);
+    }
+
+    #[test]
+    fn anomaly_detector_surprise_gate_quietens_routine_spikes() {
+        // A 10σ spike every 50 samples is routine for this series.
+        let series = |i: usize| {
+            if i % 50 == 49 {
+                30.0
+            } else {
+                10.0 + (i % 2) as f64
+            }
+        };
+        let count = |cfg: DetectorConfig| {
+            let mut d = cfg.build().unwrap();
+            (0..5_000)
+                .filter(|&i| d.observe(series(i)).is_some())
+                .count()
+        };
+        let base = plain(1024).with_min_samples(32).with_cooldown(0);
+        let ungated = count(base.clone());
+        let gated = count(base.with_surprise(2.0, 16, 2880));
+        assert_eq!(ungated, 100);
+        assert_eq!(gated, 1);
+    }
+
+    #[test]
+    fn anomaly_detector_build_rejects_bad_config() {
+        assert_eq!(
+            DetectorConfig::new().with_window(0).build().unwrap_err(),
+            ConfigError::WindowTooSmall(0)
+        );
+        assert!(matches!(
+            DetectorConfig::new().with_surprise(1.0, 0, 10).build(),
+            Err(ConfigError::InvalidSurprise { short: 0, .. })
+        ));
+        assert!(matches!(
+            DetectorConfig::new().with_peak(-1.0, 10).build(),
+            Err(ConfigError::InvalidPeak(_))
+        ));
+        let d = Detector::default();
+        assert_eq!(d.config(), &DetectorConfig::default());
+        assert_eq!(Severity::Critical.as_str(), "critical");
+        assert_eq!(Direction::Down.as_str(), "down");
     }
 }
