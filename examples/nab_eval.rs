@@ -64,19 +64,23 @@ fn print_report(title: &str, e: &Evaluation, per_file: bool) {
     }
 }
 
-/// The fixed grid searched by `--loco` (27 candidates).
+/// The fixed grid searched by `--loco` (81 candidates): the parameters that
+/// matter most, each around its default. Fixed before any LOCO run.
 fn grid() -> Vec<DetectorConfig> {
     let mut out = Vec::new();
-    for warning in [3.0, 4.0, 5.0] {
-        for cooldown in [144, 288, 576] {
-            for window in [256, 512, 1024] {
-                out.push(
-                    DetectorConfig::default()
-                        .with_warning(warning)
-                        .with_critical(warning.max(5.0))
-                        .with_cooldown(cooldown)
-                        .with_window(window),
-                );
+    for warning in [2.0, 2.5, 3.0] {
+        for surprise in [1.0, 1.5, 2.0] {
+            for cooldown in [72, 144, 288] {
+                for smoothing in [1.0, 0.5, 0.3] {
+                    out.push(
+                        DetectorConfig::default()
+                            .with_warning(warning)
+                            .with_surprise(surprise, 16, 2880)
+                            .with_cooldown(cooldown)
+                            .with_max_incident(Some(cooldown))
+                            .with_smoothing(smoothing),
+                    );
+                }
             }
         }
     }
@@ -139,8 +143,8 @@ fn main() -> ExitCode {
         for (cat, pick, _) in &loco.folds {
             let c = &grid[*pick];
             println!(
-                "  {cat:<24} tuned: warning {} cooldown {} window {}",
-                c.warning, c.cooldown, c.window
+                "  {cat:<24} tuned: warning {} surprise {} cooldown {} smoothing {}",
+                c.warning, c.surprise, c.cooldown, c.smoothing
             );
         }
         println!(

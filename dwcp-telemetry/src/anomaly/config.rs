@@ -56,12 +56,9 @@ pub enum ConfigError {
         /// Rejected value.
         value: f64,
     },
-    /// The peak ratio must be finite and >= 0 and the half-life >= 1.
-    #[error("peak ratio must be finite and >= 0 and its half-life >= 1 (got ratio {0})")]
-    InvalidPeak(f64),
-    /// Surprise gate: threshold finite and >= 0, short run 1..=16,
+    /// Surprise gate: threshold finite and >= 0, short run 1..=32,
     /// half-life >= 1.
-    #[error("surprise gate needs threshold >= 0, short run in 1..=16 and half-life >= 1 (got {threshold}, {short}, {half_life})")]
+    #[error("surprise gate needs threshold >= 0, short run in 1..=32 and half-life >= 1 (got {threshold}, {short}, {half_life})")]
     InvalidSurprise {
         /// Threshold.
         threshold: f64,
@@ -101,57 +98,61 @@ pub const DEFAULT_WINDOW: usize = 1024;
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectorConfig {
-    /// Baseline ring capacity in samples. Default [`DEFAULT_WINDOW`] (1024).
+    /// Baseline ring capacity in samples. Default [`DEFAULT_WINDOW`] (1024):
+    /// 8 KiB of ring. Longer windows give steadier statistics but adapt
+    /// more slowly to a new normal.
     pub window: usize,
-    /// |z| at or above which a sample is anomalous (warning). Default 3.
+    /// |z| at or above which a sample is anomalous (severity warning).
+    /// Default 3.
     pub warning: f64,
     /// |z| at or above which an anomaly is critical. Default 5.
     pub critical: f64,
-    /// Hysteresis: an incident ends only once |z| falls below this level.
-    /// Default 1.5 (must be <= `warning`).
+    /// Hysteresis: an incident ends once |z| falls below this level (or
+    /// after `max_incident` samples). Must be <= `warning`. Default 1.
     pub clear: f64,
     /// Which deviations count. Default [`Direction::Both`].
     pub direction: Direction,
-    /// Samples needed before any alert (warm-up). Default 32.
+    /// Samples in the baseline before any sample is scored (warm-up).
+    /// Default 32.
     pub min_samples: usize,
     /// After an alert, no new alert for this many samples, even if the
-    /// incident clears and a new one starts. Default 288.
+    /// incident clears and a new one starts. Default 144.
     pub cooldown: usize,
+    /// Longest incident, in samples since its alert: after that the incident
+    /// is considered over even if |z| never fell below `clear` (a lasting
+    /// level shift that the baseline has not absorbed yet), so a deviation
+    /// that is still there, and still surprising, may alert again once the
+    /// cooldown is over. `None`: incidents end only below `clear`.
+    /// Default `Some(144)`.
+    pub max_incident: Option<usize>,
     /// Absolute floor on the scale (standard deviation). Default 1e-9.
     pub min_scale: f64,
     /// Relative floor on the scale, as a fraction of |baseline mean|.
     /// Default 0.01 (a 1% move of a flat series is not an anomaly by itself).
     pub relative_scale_floor: f64,
-    /// Exclude anomalous samples from the baseline: while a sample is
-    /// anomalous it is clamped to `mean ± baseline_clip * sd` before it
-    /// enters the ring, so an incident cannot widen the baseline it is
-    /// measured against, yet a lasting level shift is still learned.
-    /// `None` inserts raw values. Default `Some(3.0)`.
+    /// Clamp applied to every sample before it enters the baseline:
+    /// `mean ± baseline_clip * scale`, so an incident cannot widen the
+    /// baseline it is measured against much, yet a lasting level shift is
+    /// still learned. `None` inserts raw values. Default `None`.
     pub baseline_clip: Option<f64>,
-    /// Optional exponential smoothing of the tested value:
-    /// `s = alpha * x + (1 - alpha) * s`, and the z-score is taken of `s`
-    /// (the baseline still stores raw samples). `1.0` tests raw samples.
-    /// Default 1.0.
+    /// Exponential smoothing of the tested value:
+    /// `s = alpha * x + (1 - alpha) * s`; the z-score is taken of `s` while
+    /// the baseline stores raw samples. `1.0` (the default) tests raw
+    /// samples; `0.5` counts a lone spike half, a level shift fully after a
+    /// few samples.
     pub smoothing: f64,
-    /// Adaptive threshold: a sample must also reach `peak_ratio` times the
-    /// decaying peak of recent |z| values (the largest deviation seen lately,
-    /// halving every `peak_half_life` samples). Series whose routine spikes
-    /// reach 5σ then need more than 5σ · `peak_ratio` to alert. `0` disables.
-    /// Default 1.0.
-    pub peak_ratio: f64,
-    /// Half-life of the decaying |z| peak, in samples. Default 1440.
-    pub peak_half_life: usize,
     /// Surprise gate: a sample alerts only if, in addition, the mean |z| of
     /// the last `surprise_short` samples is at least `surprise` standard
-    /// deviations above the long-run mean of |z| (exponentially weighted,
-    /// half-life `surprise_half_life`). Routine deviations of a noisy series
-    /// then stop paging. `0` disables. Default 0.
+    /// deviations above the long-run mean of |z| (half-life
+    /// `surprise_half_life`). Deviations that are routine for this series
+    /// then stop paging. `0` disables the gate. Default 1.
     pub surprise: f64,
-    /// Samples averaged by the surprise gate, 1..=16. Default 8.
+    /// Samples averaged by the surprise gate, 1..=32. Default 16.
     pub surprise_short: usize,
-    /// Half-life of the surprise gate's long-run statistics. Default 2880.
+    /// Half-life of the surprise gate's long-run statistics, in samples.
+    /// Default 2880.
     pub surprise_half_life: usize,
-    /// Pushes between exact recomputes of mean and variance. Default: the
+    /// Pushes between exact recomputes of mean and variance. `None`: the
     /// window (O(1) amortised).
     pub recompute_every: Option<usize>,
 }
@@ -162,17 +163,16 @@ impl Default for DetectorConfig {
             window: DEFAULT_WINDOW,
             warning: 3.0,
             critical: 5.0,
-            clear: 0.5,
+            clear: 1.0,
             direction: Direction::Both,
             min_samples: 32,
-            cooldown: 288,
+            cooldown: 144,
+            max_incident: Some(144),
             min_scale: 1e-9,
             relative_scale_floor: 0.01,
             baseline_clip: None,
-            smoothing: 0.5,
-            peak_ratio: 0.0,
-            peak_half_life: 1440,
-            surprise: 2.0,
+            smoothing: 1.0,
+            surprise: 1.0,
             surprise_short: 16,
             surprise_half_life: 2880,
             recompute_every: None,
@@ -236,6 +236,13 @@ impl DetectorConfig {
         self
     }
 
+    /// Sets the longest incident (`None` = until |z| < `clear`).
+    #[must_use]
+    pub fn with_max_incident(mut self, samples: Option<usize>) -> Self {
+        self.max_incident = samples;
+        self
+    }
+
     /// Sets the absolute scale floor.
     #[must_use]
     pub fn with_min_scale(mut self, floor: f64) -> Self {
@@ -265,17 +272,8 @@ impl DetectorConfig {
         self
     }
 
-    /// Sets the adaptive threshold: ratio to the decaying |z| peak (`0` = off)
-    /// and the peak's half-life in samples.
-    #[must_use]
-    pub fn with_peak(mut self, ratio: f64, half_life: usize) -> Self {
-        self.peak_ratio = ratio;
-        self.peak_half_life = half_life;
-        self
-    }
-
     /// Sets the surprise gate: threshold (`0` = off), short run length
-    /// (1..=16) and long-run half-life in samples.
+    /// (1..=32) and long-run half-life in samples.
     #[must_use]
     pub fn with_surprise(mut self, threshold: f64, short: usize, half_life: usize) -> Self {
         self.surprise = threshold;
@@ -340,16 +338,11 @@ impl DetectorConfig {
                 return Err(ConfigError::InvalidScaleFloor { name, value });
             }
         }
-        if !(self.peak_ratio.is_finite() && self.peak_ratio >= 0.0) {
-            return Err(ConfigError::InvalidPeak(self.peak_ratio));
-        }
-        if self.peak_half_life == 0 {
-            return Err(ConfigError::InvalidPeak(0.0));
-        }
-        if !(self.surprise.is_finite() && self.surprise >= 0.0)
-            || !(1..=super::surprise::MAX_SHORT).contains(&self.surprise_short)
-            || self.surprise_half_life == 0
-        {
+        let surprise_ok = self.surprise.is_finite()
+            && self.surprise >= 0.0
+            && (1..=super::surprise::MAX_SHORT).contains(&self.surprise_short)
+            && self.surprise_half_life > 0;
+        if !surprise_ok {
             return Err(ConfigError::InvalidSurprise {
                 threshold: self.surprise,
                 short: self.surprise_short,

@@ -104,16 +104,19 @@ pub struct Snapshot {
 
 /// A circular-buffer z-score anomaly detector.
 ///
-/// Each finite sample is compared with the mean and standard deviation of
-/// the previous `window` samples: `z = (x - mean) / max(sd, floor)`. When
-/// `|z|` (or `z`, `-z` for one-sided detectors) reaches `warning`, the
-/// detector raises one [`Anomaly`] and enters an incident, which lasts until
-/// `|z|` falls below `clear`; and no second alert is raised for `cooldown`
-/// samples. Anomalous samples enter the baseline clamped, so an incident
-/// does not inflate the variance it is measured against.
+/// Each finite sample `x` (or its exponential smoothing, if configured) is
+/// scored against the mean and standard deviation of the previous `window`
+/// samples: `z = (x - mean) / max(sd, floors)`. A sample is anomalous when
+/// `|z|` (`z` or `-z` for a one-sided detector) reaches `warning` and the
+/// surprise gate agrees that the recent run of |z| is unusual for this
+/// series. The first anomalous sample raises one [`Anomaly`] and opens an
+/// incident, which lasts until `|z|` falls below `clear` (or for at most
+/// `max_incident` samples); no second alert is raised during the incident
+/// or within `cooldown` samples of the alert. Those anomalous samples are
+/// counted as suppressed.
 ///
-/// Memory is fixed at creation (one `f64` per window slot); `observe` is
-/// O(1) amortised and never allocates.
+/// Memory is fixed at creation (one `f64` per window slot plus a few
+/// hundred bytes); `observe` is O(1) amortised and never allocates.
 ///
 /// ```
 /// use dwcp_telemetry::anomaly::{DetectorConfig, Severity};
@@ -134,8 +137,7 @@ pub struct Detector {
     smoothed: f64,
     has_smoothed: bool,
     in_incident: bool,
-    peak: f64,
-    peak_decay: f64,
+    incident_len: usize,
     gate: SurpriseGate,
     cooldown_left: usize,
     last_z: f64,
@@ -156,15 +158,13 @@ impl Detector {
     pub(crate) fn from_valid_config(cfg: DetectorConfig) -> Self {
         let recompute = cfg.recompute_every.unwrap_or(cfg.window);
         let gate = SurpriseGate::new(cfg.surprise_short, cfg.surprise_half_life);
-        let peak_decay = (-std::f64::consts::LN_2 / cfg.peak_half_life.max(1) as f64).exp();
         Self {
             ring: RollingWindow::new(cfg.window, recompute),
             cfg,
             smoothed: 0.0,
             has_smoothed: false,
             in_incident: false,
-            peak: 0.0,
-            peak_decay,
+            incident_len: 0,
             gate,
             cooldown_left: 0,
             last_z: 0.0,
@@ -239,9 +239,6 @@ impl Detector {
             Direction::Down => -z,
         };
 
-        let threshold = self.cfg.warning.max(self.cfg.peak_ratio * self.peak);
-        self.peak = (self.peak * self.peak_decay).max(deviation);
-
         let surprising = if self.cfg.surprise > 0.0 {
             self.gate.update(deviation, self.cfg.surprise)
         } else {
@@ -253,13 +250,21 @@ impl Detector {
             self.cooldown_left -= 1;
         }
 
+        if self.in_incident {
+            self.incident_len += 1;
+            if self.cfg.max_incident.is_some_and(|m| self.incident_len > m) {
+                self.in_incident = false;
+            }
+        }
+
         let mut alert = None;
-        if deviation >= threshold && surprising {
+        if deviation >= self.cfg.warning && surprising {
             if self.in_incident || cooling {
                 self.suppressed += 1;
             } else {
                 self.alerts += 1;
                 self.cooldown_left = self.cfg.cooldown;
+                self.incident_len = 0;
                 alert = Some(Anomaly {
                     severity: if deviation >= self.cfg.critical {
                         Severity::Critical
@@ -339,7 +344,7 @@ impl Detector {
         self.smoothed = 0.0;
         self.has_smoothed = false;
         self.in_incident = false;
-        self.peak = 0.0;
+        self.incident_len = 0;
         self.gate.reset();
         self.cooldown_left = 0;
         self.last_z = 0.0;
@@ -585,6 +590,27 @@ mod tests {
     }
 
     #[test]
+    fn anomaly_detector_max_incident_ends_a_lasting_shift() {
+        // A level shift from ~10.5 to 20 that the 1024-sample baseline takes
+        // long to absorb: z stays above `clear` for hundreds of samples.
+        let run = |max_incident: Option<usize>| {
+            let mut d = plain(1024)
+                .with_cooldown(20)
+                .with_max_incident(max_incident)
+                .build()
+                .unwrap();
+            calm(&mut d, 1024);
+            let alerts = (0..100).filter(|_| d.observe(20.0).is_some()).count();
+            (alerts, d.snapshot().suppressed)
+        };
+        // Unlimited: one incident, one alert, 99 suppressed samples.
+        assert_eq!(run(None), (1, 99));
+        // Incidents capped at 30 samples: a reminder every 31 samples while
+        // the shift is still 3σ out.
+        assert_eq!(run(Some(30)), (4, 96));
+    }
+
+    #[test]
     fn anomaly_detector_build_rejects_bad_config() {
         assert_eq!(
             DetectorConfig::new().with_window(0).build().unwrap_err(),
@@ -593,10 +619,6 @@ mod tests {
         assert!(matches!(
             DetectorConfig::new().with_surprise(1.0, 0, 10).build(),
             Err(ConfigError::InvalidSurprise { short: 0, .. })
-        ));
-        assert!(matches!(
-            DetectorConfig::new().with_peak(-1.0, 10).build(),
-            Err(ConfigError::InvalidPeak(_))
         ));
         let d = Detector::default();
         assert_eq!(d.config(), &DetectorConfig::default());
