@@ -68,7 +68,7 @@ fn print_report(title: &str, e: &Evaluation, per_file: bool) {
 /// matter most, each around its default. Fixed before any LOCO run.
 fn grid() -> Vec<DetectorConfig> {
     let mut out = Vec::new();
-    for warning in [2.0, 2.5, 3.0] {
+    for warning in [2.5, 3.0, 3.5] {
         for surprise in [1.0, 1.5, 2.0] {
             for cooldown in [72, 144, 288] {
                 for smoothing in [1.0, 0.5, 0.3] {

@@ -29,6 +29,14 @@ pub enum ConfigError {
         /// Critical threshold.
         critical: f64,
     },
+    /// The gate bypass is below the warning threshold.
+    #[error("gate bypass {bypass} is below warning threshold {warning}")]
+    BypassBelowWarning {
+        /// Warning threshold.
+        warning: f64,
+        /// Rejected bypass level.
+        bypass: f64,
+    },
     /// The hysteresis clear level must lie in `[0, warning]`.
     #[error("clear threshold {clear} must be finite and within [0, warning = {warning}]")]
     InvalidClear {
@@ -113,7 +121,8 @@ pub struct DetectorConfig {
     /// Which deviations count. Default [`Direction::Both`].
     pub direction: Direction,
     /// Samples in the baseline before any sample is scored (warm-up).
-    /// Default 32.
+    /// Default 288 (a day of 5-minute samples: a baseline should span a
+    /// daily cycle before it judges one).
     pub min_samples: usize,
     /// After an alert, no new alert for this many samples, even if the
     /// incident clears and a new one starts. Default 144.
@@ -135,18 +144,23 @@ pub struct DetectorConfig {
     /// baseline it is measured against much, yet a lasting level shift is
     /// still learned. `None` inserts raw values. Default `None`.
     pub baseline_clip: Option<f64>,
-    /// Exponential smoothing of the tested value:
-    /// `s = alpha * x + (1 - alpha) * s`; the z-score is taken of `s` while
-    /// the baseline stores raw samples. `1.0` (the default) tests raw
-    /// samples; `0.5` counts a lone spike half, a level shift fully after a
-    /// few samples.
+    /// Exponential smoothing of the tested value (an EWMA control chart):
+    /// `s = alpha * x + (1 - alpha) * s`, and `z = (s - mean) / (scale *
+    /// sqrt(alpha / (2 - alpha)))`, the standard error of an EWMA of
+    /// independent samples. The baseline still stores raw samples. A lone
+    /// spike then counts for less, and a small lasting shift for more, than
+    /// with raw samples. `1.0` tests raw samples. Default 0.5.
     pub smoothing: f64,
     /// Surprise gate: a sample alerts only if, in addition, the mean |z| of
     /// the last `surprise_short` samples is at least `surprise` standard
     /// deviations above the long-run mean of |z| (half-life
     /// `surprise_half_life`). Deviations that are routine for this series
-    /// then stop paging. `0` disables the gate. Default 1.
+    /// then stop paging. `0` disables the gate. Default 1.5.
     pub surprise: f64,
+    /// |z| at or above which a sample alerts even if the surprise gate
+    /// disagrees: a safety net so that an enormous excursion always pages.
+    /// `None`: never bypass. Must be >= `warning`. Default `Some(20.0)`.
+    pub gate_bypass: Option<f64>,
     /// Samples averaged by the surprise gate, 1..=32. Default 16.
     pub surprise_short: usize,
     /// Half-life of the surprise gate's long-run statistics, in samples.
@@ -165,14 +179,15 @@ impl Default for DetectorConfig {
             critical: 5.0,
             clear: 1.0,
             direction: Direction::Both,
-            min_samples: 32,
+            min_samples: 288,
             cooldown: 144,
             max_incident: Some(144),
             min_scale: 1e-9,
             relative_scale_floor: 0.01,
             baseline_clip: None,
-            smoothing: 1.0,
-            surprise: 1.0,
+            smoothing: 0.5,
+            surprise: 1.5,
+            gate_bypass: Some(20.0),
             surprise_short: 16,
             surprise_half_life: 2880,
             recompute_every: None,
@@ -282,6 +297,14 @@ impl DetectorConfig {
         self
     }
 
+    /// Sets the |z| above which the surprise gate is bypassed (`None` =
+    /// never).
+    #[must_use]
+    pub fn with_gate_bypass(mut self, sigmas: Option<f64>) -> Self {
+        self.gate_bypass = sigmas;
+        self
+    }
+
     /// Sets the period of the exact recompute (`None` = the window).
     #[must_use]
     pub fn with_recompute_every(mut self, pushes: Option<usize>) -> Self {
@@ -308,6 +331,15 @@ impl DetectorConfig {
         positive("critical", self.critical)?;
         if let Some(clip) = self.baseline_clip {
             positive("baseline_clip", clip)?;
+        }
+        if let Some(bypass) = self.gate_bypass {
+            positive("gate_bypass", bypass)?;
+            if bypass < self.warning {
+                return Err(ConfigError::BypassBelowWarning {
+                    warning: self.warning,
+                    bypass,
+                });
+            }
         }
         if self.critical < self.warning {
             return Err(ConfigError::CriticalBelowWarning {
@@ -440,6 +472,14 @@ mod tests {
                 min_samples: 17
             }
         );
+        assert_eq!(
+            c().with_gate_bypass(Some(2.0)).build().unwrap_err(),
+            ConfigError::BypassBelowWarning {
+                warning: 3.0,
+                bypass: 2.0
+            }
+        );
+        assert!(c().with_gate_bypass(None).build().is_ok());
         assert_eq!(
             c().with_recompute_every(Some(0)).build().unwrap_err(),
             ConfigError::InvalidRecompute

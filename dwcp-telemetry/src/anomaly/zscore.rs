@@ -121,7 +121,11 @@ pub struct Snapshot {
 /// ```
 /// use dwcp_telemetry::anomaly::{DetectorConfig, Severity};
 ///
-/// let mut d = DetectorConfig::new().with_window(64).build().unwrap();
+/// let mut d = DetectorConfig::new()
+///     .with_window(64)
+///     .with_min_samples(32)
+///     .build()
+///     .unwrap();
 /// for i in 0..200 {
 ///     assert!(d.observe(10.0 + (i % 5) as f64).is_none());
 /// }
@@ -137,6 +141,8 @@ pub struct Detector {
     smoothed: f64,
     has_smoothed: bool,
     in_incident: bool,
+    gate_bypass: f64,
+    smoothing_sd: f64,
     incident_len: usize,
     gate: SurpriseGate,
     cooldown_left: usize,
@@ -157,6 +163,10 @@ impl Detector {
 
     pub(crate) fn from_valid_config(cfg: DetectorConfig) -> Self {
         let recompute = cfg.recompute_every.unwrap_or(cfg.window);
+        let gate_bypass = cfg.gate_bypass.unwrap_or(f64::INFINITY);
+        // Standard deviation of an EWMA of independent samples, relative to
+        // theirs: sqrt(alpha / (2 - alpha)) (the EWMA control chart).
+        let smoothing_sd = (cfg.smoothing / (2.0 - cfg.smoothing)).sqrt();
         let gate = SurpriseGate::new(cfg.surprise_short, cfg.surprise_half_life);
         Self {
             ring: RollingWindow::new(cfg.window, recompute),
@@ -164,6 +174,8 @@ impl Detector {
             smoothed: 0.0,
             has_smoothed: false,
             in_incident: false,
+            gate_bypass,
+            smoothing_sd,
             incident_len: 0,
             gate,
             cooldown_left: 0,
@@ -230,7 +242,7 @@ impl Detector {
 
         let mean = self.ring.mean();
         let scale = self.scale();
-        let z = (tested - mean) / scale;
+        let z = (tested - mean) / (scale * self.smoothing_sd);
         self.last_z = z;
         self.last_scored = true;
         let deviation = match self.cfg.direction {
@@ -258,7 +270,7 @@ impl Detector {
         }
 
         let mut alert = None;
-        if deviation >= self.cfg.warning && surprising {
+        if deviation >= self.cfg.warning && (surprising || deviation >= self.gate_bypass) {
             if self.in_incident || cooling {
                 self.suppressed += 1;
             } else {
