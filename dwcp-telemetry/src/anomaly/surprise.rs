@@ -14,8 +14,11 @@ pub(crate) const MAX_SHORT: usize = 32;
 /// incident cannot dominate the long-run statistics.
 const CAP: f64 = 10.0;
 
-/// Floor on the long-run standard deviation of |z|.
-const SD_FLOOR: f64 = 0.1;
+/// Floor on the long-run variance of |z| (standard deviation 0.1).
+const VAR_FLOOR: f64 = 0.01;
+
+/// Laps of the short ring between exact re-sums of its running sum.
+const RESUM_LAPS: u32 = 64;
 
 #[derive(Debug, Clone)]
 pub(crate) struct SurpriseGate {
@@ -23,6 +26,7 @@ pub(crate) struct SurpriseGate {
     k: usize,
     inv_k: f64,
     idx: usize,
+    laps: u32,
     filled: usize,
     sum: f64,
     alpha: f64,
@@ -42,6 +46,7 @@ impl SurpriseGate {
             k,
             inv_k: 1.0 / k as f64,
             idx: 0,
+            laps: 0,
             filled: 0,
             sum: 0.0,
             alpha,
@@ -55,6 +60,7 @@ impl SurpriseGate {
     /// Feeds |z| (or the one-sided deviation); returns whether the short
     /// mean is at least `threshold` long-run standard deviations above the
     /// long-run mean (statistics from before this sample).
+    #[inline]
     pub(crate) fn update(&mut self, deviation: f64, threshold: f64) -> bool {
         let a = deviation.clamp(0.0, CAP);
         if self.filled == self.k {
@@ -67,15 +73,22 @@ impl SurpriseGate {
         self.idx += 1;
         if self.idx == self.k {
             self.idx = 0;
-            // Re-sum exactly once per lap: no drift.
-            self.sum = self.short[..self.filled].iter().sum();
+            self.laps += 1;
+            if self.laps == RESUM_LAPS {
+                // Re-sum exactly now and then: no drift.
+                self.laps = 0;
+                self.sum = self.short[..self.filled].iter().sum();
+            }
         }
         let short_mean = if self.filled == self.k {
             self.sum * self.inv_k
         } else {
             self.sum / self.filled as f64
         };
-        let surprising = short_mean - self.mean >= threshold * self.var.sqrt().max(SD_FLOOR);
+        // short_mean - mean >= threshold * max(sd, floor), without a sqrt.
+        let excess = short_mean - self.mean;
+        let surprising =
+            excess >= 0.0 && excess * excess >= threshold * threshold * self.var.max(VAR_FLOOR);
 
         self.n += 1;
         // Plain running mean until 1/n drops below alpha, then EW.
@@ -84,15 +97,19 @@ impl SurpriseGate {
         } else {
             self.alpha
         };
+        // mean' = (1 - w) mean + w a, var' = (1 - w) (var + w d^2): written
+        // so that each loop-carried chain is one multiply and one add.
         let d = a - self.mean;
-        self.mean += w * d;
-        self.var = (1.0 - w) * (self.var + w * d * d);
+        let keep = 1.0 - w;
+        self.mean = keep * self.mean + w * a;
+        self.var = keep * self.var + keep * w * d * d;
         surprising
     }
 
     pub(crate) fn reset(&mut self) {
         self.short = [0.0; MAX_SHORT];
         self.idx = 0;
+        self.laps = 0;
         self.filled = 0;
         self.sum = 0.0;
         self.n = 0;

@@ -215,6 +215,7 @@ impl Detector {
     /// of an incident, outside any cooldown. NaN and infinite values are
     /// counted in [`Snapshot::invalid`] and otherwise ignored.
     #[must_use = "an alert is returned only once per incident"]
+    #[inline]
     pub fn observe(&mut self, value: f64) -> Option<Anomaly> {
         self.last_scored = false;
         if !value.is_finite() {
@@ -226,7 +227,7 @@ impl Detector {
         let tested = if alpha >= 1.0 {
             value
         } else if self.has_smoothed {
-            self.smoothed += alpha * (value - self.smoothed);
+            self.smoothed = (1.0 - alpha) * self.smoothed + alpha * value;
             self.smoothed
         } else {
             self.has_smoothed = true;
