@@ -141,6 +141,8 @@ pub struct Detector {
     smoothed: f64,
     has_smoothed: bool,
     in_incident: bool,
+    scale: f64,
+    inv_scale: f64,
     gate_bypass: f64,
     smoothing_sd: f64,
     incident_len: usize,
@@ -168,12 +170,14 @@ impl Detector {
         // theirs: sqrt(alpha / (2 - alpha)) (the EWMA control chart).
         let smoothing_sd = (cfg.smoothing / (2.0 - cfg.smoothing)).sqrt();
         let gate = SurpriseGate::new(cfg.surprise_short, cfg.surprise_half_life);
-        Self {
+        let mut detector = Self {
             ring: RollingWindow::new(cfg.window, recompute),
             cfg,
             smoothed: 0.0,
             has_smoothed: false,
             in_incident: false,
+            scale: 0.0,
+            inv_scale: 0.0,
             gate_bypass,
             smoothing_sd,
             incident_len: 0,
@@ -185,7 +189,9 @@ impl Detector {
             alerts: 0,
             suppressed: 0,
             invalid: 0,
-        }
+        };
+        detector.refresh_scale();
+        detector
     }
 
     /// The configuration this detector was built from.
@@ -200,10 +206,14 @@ impl Detector {
         self.ring.heap_bytes()
     }
 
-    /// The scale the next sample would be divided by: the baseline standard
+    /// The scale the next sample will be divided by: the baseline standard
     /// deviation, floored by `min_scale` and `relative_scale_floor * |mean|`.
     #[must_use]
     pub fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    fn compute_scale(&self) -> f64 {
         let floor = self
             .cfg
             .min_scale
@@ -237,13 +247,14 @@ impl Detector {
 
         if self.ring.len() < self.cfg.min_samples {
             self.ring.push(value);
+            self.refresh_scale();
             self.last_z = 0.0;
             return None;
         }
 
         let mean = self.ring.mean();
-        let scale = self.scale();
-        let z = (tested - mean) / (scale * self.smoothing_sd);
+        let scale = self.scale;
+        let z = (tested - mean) * self.inv_scale;
         self.last_z = z;
         self.last_scored = true;
         let deviation = match self.cfg.direction {
@@ -305,7 +316,17 @@ impl Detector {
             None => value,
         };
         self.ring.push(stored);
+        self.refresh_scale();
         alert
+    }
+
+    /// Computes the scale (a square root and a division) for the next
+    /// sample now, right after the push, so that this latency overlaps with
+    /// the caller's work instead of delaying the next z-score.
+    #[inline]
+    fn refresh_scale(&mut self) {
+        self.scale = self.compute_scale();
+        self.inv_scale = 1.0 / (self.scale * self.smoothing_sd);
     }
 
     /// Current state.
@@ -354,6 +375,7 @@ impl Detector {
     /// Forgets every sample and counter (keeps the allocation and config).
     pub fn reset(&mut self) {
         self.ring.clear();
+        self.refresh_scale();
         self.smoothed = 0.0;
         self.has_smoothed = false;
         self.in_incident = false;
