@@ -81,10 +81,10 @@ pub struct Window {
 }
 
 impl Window {
-    /// Number of rows in the window.
+    /// Number of rows in the window (0 if `end < start`).
     #[must_use]
     pub fn width(&self) -> usize {
-        self.end + 1 - self.start
+        self.end.saturating_add(1).saturating_sub(self.start)
     }
 }
 
@@ -656,6 +656,26 @@ mod tests {
         // A false positive after an unscored window is still discounted by it.
         let s = score_file(1000, &early, &[101 + 150], &STANDARD);
         close(s.raw, 0.11 * scaled_sigmoid(151.0 / 90.0));
+    }
+
+    #[test]
+    fn anomaly_nab_odd_input_does_not_panic() {
+        let odd = [
+            Window {
+                start: 500,
+                end: 400,
+            },
+            Window {
+                start: 0,
+                end: usize::MAX,
+            },
+        ];
+        assert_eq!(odd[0].width(), 0);
+        let s = score_file(1000, &odd, &[usize::MAX, 999, 600], &STANDARD);
+        // The inverted window is never hit and counts as missed; the huge one
+        // catches the in-range alerts.
+        assert_eq!((s.windows, s.detected, s.missed), (2, 1, 1));
+        assert_eq!(score_file(0, &[], &[0, 1], &STANDARD), FileScore::default());
     }
 
     #[test]

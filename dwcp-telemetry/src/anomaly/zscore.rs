@@ -312,7 +312,9 @@ impl Detector {
         }
 
         let stored = match self.cfg.baseline_clip {
-            Some(c) => value.clamp(mean - c * scale, mean + c * scale),
+            // max/min rather than clamp: never panics, even if an overflow
+            // made the bounds NaN.
+            Some(c) => value.max(mean - c * scale).min(mean + c * scale),
             None => value,
         };
         self.ring.push(stored);
@@ -643,6 +645,19 @@ mod tests {
         // Incidents capped at 30 samples: a reminder every 31 samples while
         // the shift is still 3σ out.
         assert_eq!(run(Some(30)), (4, 96));
+    }
+
+    #[test]
+    fn anomaly_detector_extreme_finite_values_do_not_panic() {
+        for clip in [None, Some(3.0)] {
+            let mut d = plain(16).with_baseline_clip(clip).build().unwrap();
+            for i in 0..100 {
+                let x = if i % 2 == 0 { f64::MAX } else { -f64::MAX };
+                let _ = d.observe(x);
+            }
+            let _ = d.snapshot();
+            assert_eq!(d.snapshot().observed, 100);
+        }
     }
 
     #[test]
