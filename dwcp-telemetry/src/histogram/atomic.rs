@@ -1,0 +1,328 @@
+//! The lock-free recorder: relaxed atomic adds into lazily allocated HDR regions.
+//!
+//! Recording is one relaxed `fetch_add` on the slot's counter (plus one on the sum, if exact
+//! sums are on). The regions of the slot array are allocated on first touch: a null region
+//! pointer is replaced by a fresh zeroed region with a compare-and-swap, and the loser of a
+//! race frees its copy and uses the winner's. After that, the region lives until the
+//! histogram drops. A snapshot only loads: it never blocks or slows a writer beyond sharing
+//! cache lines.
+
+use super::layout::Layout;
+use super::snapshot::Snapshot;
+use crate::sync::{AtomicPtr, AtomicU64, Ordering};
+
+/// Counters for values that were not recorded as given. They are exported as self-metrics.
+#[derive(Debug, Default)]
+pub(crate) struct BadInput {
+    /// Values above the trackable maximum (including +∞), recorded as the maximum.
+    pub(crate) clamped: AtomicU64,
+    /// Zero durations, recorded as 0.
+    pub(crate) zero: AtomicU64,
+    /// NaN values, not recorded.
+    pub(crate) nan: AtomicU64,
+    /// Negative values (including −∞), not recorded.
+    pub(crate) negative: AtomicU64,
+}
+
+/// Counts of values that were clamped, zero, or rejected, as seen in a [`Snapshot`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BadInputCounts {
+    /// Values above the trackable maximum (including +∞), recorded as the maximum.
+    pub clamped: u64,
+    /// Zero durations, recorded as 0 (a legitimate sample, counted so it can be spotted).
+    pub zero: u64,
+    /// NaN values, rejected (not recorded).
+    pub nan: u64,
+    /// Negative values (including −∞), rejected (not recorded).
+    pub negative: u64,
+}
+
+/// A thread-safe HDR histogram of `u64` values with a fixed footprint per touched region.
+///
+/// ```
+/// use dwcp_telemetry::histogram::{AtomicHistogram, Layout};
+/// let h = AtomicHistogram::new(Layout::default());
+/// h.record(1_500);
+/// h.record(1_500);
+/// let s = h.snapshot();
+/// assert_eq!(s.count(), 2);
+/// assert_eq!(s.min(), 1_496); // lowest value of the 1 500 slot at 2 significant digits
+/// ```
+#[derive(Debug)]
+pub struct AtomicHistogram {
+    layout: Layout,
+    exact_sum: bool,
+    sum: AtomicU64,
+    regions: Box<[AtomicPtr<AtomicU64>]>,
+    bad: BadInput,
+}
+
+impl AtomicHistogram {
+    /// An empty histogram; no slot memory is allocated until values arrive. The sum exported
+    /// with it is estimated from slot midpoints (relative error ≤ half the precision).
+    #[must_use]
+    pub fn new(layout: Layout) -> Self {
+        Self::with_options(layout, false)
+    }
+
+    /// An empty histogram that also keeps an exact running sum (one more relaxed add a record).
+    #[must_use]
+    pub fn with_options(layout: Layout, exact_sum: bool) -> Self {
+        let regions = (0..layout.regions())
+            .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+            .collect::<Vec<_>>()
+            .into_boxed_slice();
+        AtomicHistogram {
+            layout,
+            exact_sum,
+            sum: AtomicU64::new(0),
+            regions,
+            bad: BadInput::default(),
+        }
+    }
+
+    /// The layout this histogram records into.
+    #[inline]
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Whether the sum is exact (kept by an atomic) or estimated from buckets.
+    #[inline]
+    pub fn has_exact_sum(&self) -> bool {
+        self.exact_sum
+    }
+
+    /// Record one value. Values above the layout's maximum are clamped to it and counted;
+    /// zero is recorded and counted.
+    #[inline]
+    pub fn record(&self, value: u64) {
+        // One branch catches both rare cases: 0 wraps to u64::MAX, > max stays above max - 1.
+        let value = if value.wrapping_sub(1) >= self.layout.max_value() {
+            self.unusual(value)
+        } else {
+            value
+        };
+        let index = self.layout.index_of(value);
+        let shift = self.layout.region_shift();
+        let (region, slot) = (index >> shift, index & ((1usize << shift) - 1));
+        let Some(cell) = self.regions.get(region) else {
+            // Unreachable for clamped values; kept so a layout bug can never panic.
+            self.bad.clamped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let mut base = cell.load(Ordering::Acquire);
+        if base.is_null() {
+            base = self.install_region(cell);
+        }
+        // SAFETY: `base` is non-null and was produced by `install_region` from a live boxed
+        // slice of `layout.region_len()` counters; such a region is freed only in `Drop`, which
+        // has exclusive access. `slot < region_len` because it is masked by `region_len - 1`.
+        let counter = unsafe { &*base.add(slot) };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if self.exact_sum {
+            self.sum.fetch_add(value, Ordering::Relaxed);
+        }
+    }
+
+    /// Record `count` copies of one value (for pre-aggregated data).
+    pub fn record_n(&self, value: u64, count: u64) {
+        if count == 0 {
+            return;
+        }
+        let value = if value.wrapping_sub(1) >= self.layout.max_value() {
+            if value == 0 {
+                self.bad.zero.fetch_add(count, Ordering::Relaxed);
+                0
+            } else {
+                self.bad.clamped.fetch_add(count, Ordering::Relaxed);
+                self.layout.max_value()
+            }
+        } else {
+            value
+        };
+        let index = self.layout.index_of(value);
+        let shift = self.layout.region_shift();
+        let Some(cell) = self.regions.get(index >> shift) else {
+            return;
+        };
+        let mut base = cell.load(Ordering::Acquire);
+        if base.is_null() {
+            base = self.install_region(cell);
+        }
+        // SAFETY: as in `record`: non-null live region, slot masked below region_len.
+        let counter = unsafe { &*base.add(index & ((1usize << shift) - 1)) };
+        counter.fetch_add(count, Ordering::Relaxed);
+        if self.exact_sum {
+            self.sum
+                .fetch_add(value.saturating_mul(count), Ordering::Relaxed);
+        }
+    }
+
+    /// Record a duration given in seconds as `f64` (the `metrics` facade's unit). NaN and
+    /// negative values are rejected and counted; +∞ and values past the maximum are clamped
+    /// and counted. Returns whether the value was recorded.
+    #[inline]
+    pub fn record_secs(&self, seconds: f64) -> bool {
+        self.record_f64(seconds, 1e9)
+    }
+
+    /// Record `value · scale`, rounded to an integer, with the same rules as
+    /// [`AtomicHistogram::record_secs`] (which is `record_f64(seconds, 1e9)`).
+    #[inline]
+    pub fn record_f64(&self, value: f64, scale: f64) -> bool {
+        match scaled_to_u64(value, scale) {
+            Ok(ns) => {
+                self.record(ns);
+                true
+            }
+            Err(Rejected::Nan) => {
+                self.bad.nan.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Err(Rejected::Negative) => {
+                self.bad.negative.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn unusual(&self, value: u64) -> u64 {
+        if value == 0 {
+            self.bad.zero.fetch_add(1, Ordering::Relaxed);
+            0
+        } else {
+            self.bad.clamped.fetch_add(1, Ordering::Relaxed);
+            self.layout.max_value()
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn install_region(&self, cell: &AtomicPtr<AtomicU64>) -> *mut AtomicU64 {
+        let fresh: Box<[AtomicU64]> = (0..self.layout.region_len())
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        let fresh = Box::into_raw(fresh).cast::<AtomicU64>();
+        match cell.compare_exchange(
+            std::ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => fresh,
+            Err(winner) => {
+                // SAFETY: `fresh` came from `Box::into_raw` of a slice of `region_len` counters
+                // just above, and lost the race, so no other thread ever saw it.
+                drop(unsafe { self.region_box(fresh) });
+                winner
+            }
+        }
+    }
+
+    /// Rebuild the owning box of a region pointer.
+    ///
+    /// # Safety
+    /// `ptr` must come from `Box::into_raw` of a `Box<[AtomicU64]>` of `layout.region_len()`
+    /// elements in `install_region`, and must not be used again afterwards.
+    unsafe fn region_box(&self, ptr: *mut AtomicU64) -> Box<[AtomicU64]> {
+        // SAFETY: guaranteed by the caller (see the function's contract).
+        unsafe {
+            Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                ptr,
+                self.layout.region_len(),
+            ))
+        }
+    }
+
+    /// Visit every allocated region as `(region index, counters)`.
+    pub(crate) fn for_each_region(&self, mut f: impl FnMut(usize, &[AtomicU64])) {
+        let len = self.layout.region_len();
+        for (r, cell) in self.regions.iter().enumerate() {
+            let base = cell.load(Ordering::Acquire);
+            if !base.is_null() {
+                // SAFETY: a non-null region pointer refers to a live slice of `region_len`
+                // counters that outlives `&self` (freed only in `Drop`).
+                let region = unsafe { std::slice::from_raw_parts(base, len) };
+                f(r, region);
+            }
+        }
+    }
+
+    /// A point-in-time copy of the non-zero slots. Only loads; never blocks writers. Cost is
+    /// proportional to the allocated regions, not to the samples.
+    #[must_use]
+    pub fn snapshot(&self) -> Snapshot {
+        let mut bins = Vec::new();
+        let shift = self.layout.region_shift();
+        self.for_each_region(|r, region| {
+            for (i, c) in region.iter().enumerate() {
+                let n = c.load(Ordering::Relaxed);
+                if n != 0 {
+                    bins.push((((r << shift) + i) as u32, n));
+                }
+            }
+        });
+        let exact_sum = self.exact_sum.then(|| self.sum.load(Ordering::Relaxed));
+        Snapshot::from_parts(self.layout, bins, exact_sum, self.bad_input())
+    }
+
+    /// The counts of clamped, zero and rejected values so far.
+    #[must_use]
+    pub fn bad_input(&self) -> BadInputCounts {
+        BadInputCounts {
+            clamped: self.bad.clamped.load(Ordering::Relaxed),
+            zero: self.bad.zero.load(Ordering::Relaxed),
+            nan: self.bad.nan.load(Ordering::Relaxed),
+            negative: self.bad.negative.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Bytes held by this histogram: the struct, the region table and allocated regions.
+    #[must_use]
+    pub fn heap_bytes(&self) -> usize {
+        let mut regions = 0;
+        self.for_each_region(|_, _| regions += 1);
+        std::mem::size_of::<Self>()
+            + self.regions.len() * std::mem::size_of::<AtomicPtr<AtomicU64>>()
+            + regions * self.layout.region_len() * std::mem::size_of::<AtomicU64>()
+    }
+}
+
+impl Drop for AtomicHistogram {
+    fn drop(&mut self) {
+        for cell in self.regions.iter() {
+            let base = cell.swap(std::ptr::null_mut(), Ordering::Acquire);
+            if !base.is_null() {
+                // SAFETY: every non-null region pointer was installed by `install_region` from
+                // `Box::into_raw`; `&mut self` means no other reference exists, and the swap to
+                // null makes this the only release of it.
+                drop(unsafe { self.region_box(base) });
+            }
+        }
+    }
+}
+
+/// Why an `f64` seconds value was not recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rejected {
+    Nan,
+    Negative,
+}
+
+/// Convert `value · scale` to an integer, rounding to nearest. +∞ and huge values saturate
+/// to `u64::MAX` (the histogram then clamps and counts them); −0.0 is 0.
+#[inline]
+pub(crate) fn scaled_to_u64(value: f64, scale: f64) -> Result<u64, Rejected> {
+    let scaled = value * scale;
+    if scaled.is_nan() {
+        Err(Rejected::Nan)
+    } else if scaled < 0.0 {
+        Err(Rejected::Negative)
+    } else {
+        // `as` saturates for out-of-range floats (Rust ≥ 1.45), so +∞ becomes u64::MAX.
+        Ok(scaled.round() as u64)
+    }
+}

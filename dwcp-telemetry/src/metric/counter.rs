@@ -1,0 +1,98 @@
+//! Monotonic `u64` counters.
+
+use std::sync::Arc;
+
+use crate::sync::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub(crate) struct CounterCell {
+    pub(crate) value: AtomicU64,
+    /// Set on a family's overflow series: then every record is also tallied here.
+    pub(crate) overflow: bool,
+    pub(crate) overflow_records: AtomicU64,
+}
+
+impl CounterCell {
+    pub(crate) fn new(overflow: bool) -> Self {
+        CounterCell {
+            overflow,
+            ..Default::default()
+        }
+    }
+
+    #[inline]
+    pub(crate) fn inc_by(&self, n: u64) {
+        self.value.fetch_add(n, Ordering::Relaxed);
+        if self.overflow {
+            self.overflow_records.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn absolute(&self, n: u64) {
+        self.value.fetch_max(n, Ordering::Relaxed);
+        if self.overflow {
+            self.overflow_records.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A monotonic counter bound to one label set. Exported with a `_total` suffix.
+///
+/// ```
+/// use dwcp_telemetry::Registry;
+/// let reg = Registry::builder().build().unwrap();
+/// let c = reg.counter("dwcp_requests_total", "Requests served").register().unwrap().handle();
+/// c.inc();
+/// c.inc_by(4);
+/// assert_eq!(c.get(), 5);
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Counter {
+    cell: Option<Arc<CounterCell>>,
+}
+
+impl Counter {
+    pub(crate) fn from_cell(cell: Arc<CounterCell>) -> Self {
+        Counter { cell: Some(cell) }
+    }
+
+    pub(crate) fn cell(&self) -> Option<&Arc<CounterCell>> {
+        self.cell.as_ref()
+    }
+
+    /// A handle that records nothing (for disabled instrumentation).
+    pub const fn noop() -> Self {
+        Counter { cell: None }
+    }
+
+    /// Add one.
+    #[inline]
+    pub fn inc(&self) {
+        self.inc_by(1);
+    }
+
+    /// Add `n`.
+    #[inline]
+    pub fn inc_by(&self, n: u64) {
+        if let Some(c) = &self.cell {
+            c.inc_by(n);
+        }
+    }
+
+    /// Raise the counter to `n` if it is below (for mirroring an external monotonic count).
+    #[inline]
+    pub fn absolute(&self, n: u64) {
+        if let Some(c) = &self.cell {
+            c.absolute(n);
+        }
+    }
+
+    /// The current value (0 for a no-op handle).
+    pub fn get(&self) -> u64 {
+        self.cell
+            .as_ref()
+            .map_or(0, |c| c.value.load(Ordering::Relaxed))
+    }
+}

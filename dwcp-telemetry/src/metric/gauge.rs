@@ -1,0 +1,130 @@
+//! `f64` gauges stored as bits in an `AtomicU64`.
+
+use std::sync::Arc;
+
+use crate::sync::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub(crate) struct GaugeCell {
+    pub(crate) bits: AtomicU64,
+    pub(crate) overflow: bool,
+    pub(crate) overflow_records: AtomicU64,
+    /// NaN writes refused (a gauge keeps its last good value).
+    pub(crate) rejected_nan: AtomicU64,
+}
+
+impl GaugeCell {
+    pub(crate) fn new(overflow: bool) -> Self {
+        GaugeCell {
+            overflow,
+            bits: AtomicU64::new(0f64.to_bits()),
+            ..Default::default()
+        }
+    }
+
+    #[inline]
+    fn tally(&self) {
+        if self.overflow {
+            self.overflow_records.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn set(&self, v: f64) {
+        if v.is_nan() {
+            self.rejected_nan.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.bits.store(v.to_bits(), Ordering::Relaxed);
+        self.tally();
+    }
+
+    /// Add with a compare-and-swap loop: an `f64` add has no single atomic instruction.
+    /// Gauges are for levels, not rates, so this is off every latency hot path.
+    #[inline]
+    pub(crate) fn add(&self, d: f64) {
+        if d.is_nan() {
+            self.rejected_nan.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut cur = self.bits.load(Ordering::Relaxed);
+        loop {
+            let next = (f64::from_bits(cur) + d).to_bits();
+            match self
+                .bits
+                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(actual) => cur = actual,
+            }
+        }
+        self.tally();
+    }
+
+    pub(crate) fn get(&self) -> f64 {
+        f64::from_bits(self.bits.load(Ordering::Relaxed))
+    }
+}
+
+/// A gauge bound to one label set: a value that goes up and down.
+///
+/// NaN writes are refused and counted (`dwcp_telemetry_values_rejected_total{reason="nan"}`);
+/// ±∞ are stored, since Prometheus represents them (`+Inf`/`-Inf`).
+///
+/// ```
+/// use dwcp_telemetry::Registry;
+/// let reg = Registry::builder().build().unwrap();
+/// let g = reg.gauge("dwcp_streams_active", "Open streams").register().unwrap().handle();
+/// g.set(3.0);
+/// g.add(2.5);
+/// g.sub(1.0);
+/// g.set(f64::NAN); // refused
+/// assert_eq!(g.get(), 4.5);
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Gauge {
+    cell: Option<Arc<GaugeCell>>,
+}
+
+impl Gauge {
+    pub(crate) fn from_cell(cell: Arc<GaugeCell>) -> Self {
+        Gauge { cell: Some(cell) }
+    }
+
+    pub(crate) fn cell(&self) -> Option<&Arc<GaugeCell>> {
+        self.cell.as_ref()
+    }
+
+    /// A handle that records nothing.
+    pub const fn noop() -> Self {
+        Gauge { cell: None }
+    }
+
+    /// Set the value.
+    #[inline]
+    pub fn set(&self, v: f64) {
+        if let Some(c) = &self.cell {
+            c.set(v);
+        }
+    }
+
+    /// Add `d` (may be negative).
+    #[inline]
+    pub fn add(&self, d: f64) {
+        if let Some(c) = &self.cell {
+            c.add(d);
+        }
+    }
+
+    /// Subtract `d`.
+    #[inline]
+    pub fn sub(&self, d: f64) {
+        self.add(-d);
+    }
+
+    /// The current value (0 for a no-op handle).
+    pub fn get(&self) -> f64 {
+        self.cell.as_ref().map_or(0.0, |c| c.get())
+    }
+}

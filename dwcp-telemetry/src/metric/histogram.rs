@@ -1,0 +1,168 @@
+//! Histogram handles and timers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock;
+use crate::histogram::{AtomicHistogram, Interval, Layout, Snapshot};
+
+#[derive(Debug)]
+pub(crate) struct HistogramCell {
+    pub(crate) hist: AtomicHistogram,
+    /// Set on a family's overflow series; its sample count is the number of overflowed records.
+    pub(crate) overflow: bool,
+}
+
+/// A histogram bound to one label set. Values are `u64`; for latencies, integer nanoseconds.
+///
+/// ```
+/// use dwcp_telemetry::Registry;
+/// use std::time::Duration;
+/// let reg = Registry::builder().version("3.0.0").build().unwrap();
+/// let lat = reg
+///     .histogram("dwcp_v3_component_latency_seconds", "Per-component latency")
+///     .labels(["component"])
+///     .register()
+///     .unwrap();
+/// let amst = lat.with_labels(&["amst"]);
+/// amst.record(250_000);                            // 250 µs in ns
+/// amst.record_duration(Duration::from_millis(2));
+/// amst.record_secs(0.001);                         // 1 ms
+/// amst.record_secs(f64::NAN);                      // rejected and counted, never recorded
+/// let s = amst.snapshot();
+/// assert_eq!(s.count(), 3);
+/// assert_eq!(s.bad_input().nan, 1);
+/// assert_eq!(s.quantile(0.5), 1_003_519);          // 1 ms, to 2 significant digits
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Histogram {
+    cell: Option<Arc<HistogramCell>>,
+}
+
+impl Histogram {
+    pub(crate) fn from_cell(cell: Arc<HistogramCell>) -> Self {
+        Histogram { cell: Some(cell) }
+    }
+
+    /// A stand-alone histogram, not in any registry (useful in tests and tools).
+    pub fn standalone(layout: Layout) -> Self {
+        Histogram::from_cell(Arc::new(HistogramCell {
+            hist: AtomicHistogram::new(layout),
+            overflow: false,
+        }))
+    }
+
+    pub(crate) fn cell(&self) -> Option<&Arc<HistogramCell>> {
+        self.cell.as_ref()
+    }
+
+    /// A handle that records nothing.
+    pub const fn noop() -> Self {
+        Histogram { cell: None }
+    }
+
+    /// Record one value (nanoseconds for latencies). Above the maximum it is clamped and
+    /// counted; zero is recorded and counted.
+    #[inline]
+    pub fn record(&self, value: u64) {
+        if let Some(c) = &self.cell {
+            c.hist.record(value);
+        }
+    }
+
+    /// Record `count` copies of `value`.
+    #[inline]
+    pub fn record_n(&self, value: u64, count: u64) {
+        if let Some(c) = &self.cell {
+            c.hist.record_n(value, count);
+        }
+    }
+
+    /// Record a [`Duration`] as nanoseconds (saturating at `u64::MAX`, then clamped).
+    #[inline]
+    pub fn record_duration(&self, d: Duration) {
+        self.record(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// Record seconds given as `f64`. NaN and negative values are rejected and counted;
+    /// returns whether the value was recorded.
+    #[inline]
+    pub fn record_secs(&self, seconds: f64) -> bool {
+        match &self.cell {
+            Some(c) => c.hist.record_secs(seconds),
+            None => false,
+        }
+    }
+
+    /// Start a timer that records the elapsed nanoseconds when dropped (or on
+    /// [`Timer::stop`]). It reads the TSC through `quanta`, not `Instant::now()`.
+    #[inline]
+    pub fn start_timer(&self) -> Timer<'_> {
+        Timer {
+            histogram: self,
+            start: clock::now_raw(),
+            armed: true,
+        }
+    }
+
+    /// Run `f`, recording how long it took.
+    #[inline]
+    pub fn time<R>(&self, f: impl FnOnce() -> R) -> R {
+        let start = clock::now_raw();
+        let out = f();
+        self.record(clock::nanos_between(start, clock::now_raw()));
+        out
+    }
+
+    /// A snapshot of everything recorded so far (empty for a no-op handle).
+    pub fn snapshot(&self) -> Snapshot {
+        match &self.cell {
+            Some(c) => c.hist.snapshot(),
+            None => Snapshot::empty(Layout::default()),
+        }
+    }
+
+    /// An [`Interval`] that yields what this histogram records from now on, window by window.
+    pub fn interval(&self) -> Interval {
+        Interval::new(self.clone(), self.snapshot())
+    }
+
+    /// Bytes this series holds (struct, region table and allocated regions).
+    pub fn heap_bytes(&self) -> usize {
+        self.cell.as_ref().map_or(0, |c| c.hist.heap_bytes())
+    }
+}
+
+/// Records the time from [`Histogram::start_timer`] to its drop, in nanoseconds.
+#[derive(Debug)]
+#[must_use = "a timer records when dropped; bind it to a variable"]
+pub struct Timer<'a> {
+    histogram: &'a Histogram,
+    start: u64,
+    armed: bool,
+}
+
+impl Timer<'_> {
+    /// Record now and return the elapsed nanoseconds.
+    pub fn stop(mut self) -> u64 {
+        self.armed = false;
+        let ns = clock::nanos_between(self.start, clock::now_raw());
+        self.histogram.record(ns);
+        ns
+    }
+
+    /// Drop without recording.
+    pub fn discard(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Timer<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.histogram
+                .record(clock::nanos_between(self.start, clock::now_raw()));
+        }
+    }
+}

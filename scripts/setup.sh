@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian machine for dwcp-telemetry: the Rust toolchain is assumed present
+# (rustup); this installs what tests need from Debian: the `prometheus` package (server and
+# promtool). Idempotent.
+set -euo pipefail
+
+need_apt=()
+command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # --no-install-recommends keeps it to the server and promtool; the package's service is not
+  # started by tests (they run their own instance on loopback).
+  $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+# The Debian package may start a system service on :9090; tests do not rely on it.
+prometheus --version 2>&1 | head -1
+promtool --version 2>&1 | head -1
+rustup component list --installed 2>/dev/null | grep -qE '^(rustfmt|clippy)' || \
+  rustup component add rustfmt clippy >/dev/null 2>&1 || true

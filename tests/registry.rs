@@ -1,0 +1,318 @@
+//! Registry behaviour: names, conflicts, the version label, the cardinality cap.
+
+use dwcp_telemetry::registry::{self_metrics, OVERFLOW_LABEL_VALUE};
+use dwcp_telemetry::{ConfigError, LabelError, RegistrationError, Registry, Value};
+
+#[test]
+fn invalid_names_are_clear_errors() {
+    let reg = Registry::builder().build().unwrap();
+    let err = reg.counter("dwcp requests", "").register().unwrap_err();
+    assert_eq!(err, RegistrationError::MetricName("dwcp requests".into()));
+    assert!(
+        err.to_string().contains("[a-zA-Z_:][a-zA-Z0-9_:]*"),
+        "{err}"
+    );
+    for bad in ["", "9lives", "dwcp-requests", "dwcp.requests", "\u{1F4A3}"] {
+        assert!(reg.gauge(bad, "").register().is_err(), "{bad:?}");
+    }
+    let err = reg
+        .counter("ok_total", "")
+        .labels(["bad-label"])
+        .register()
+        .unwrap_err();
+    assert!(matches!(err, RegistrationError::LabelName { ref name, .. } if name == "bad-label"));
+    let err = reg
+        .histogram("h", "")
+        .labels(["le"])
+        .register()
+        .unwrap_err();
+    assert!(matches!(err, RegistrationError::LabelName { ref name, .. } if name == "le"));
+    let err = reg
+        .histogram("h", "")
+        .labels(["version"])
+        .register()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("RegistryBuilder::version"),
+        "{err}"
+    );
+    let err = reg
+        .counter("c", "")
+        .labels(["a", "a"])
+        .register()
+        .unwrap_err();
+    assert!(matches!(err, RegistrationError::DuplicateLabel { .. }));
+    let err = reg
+        .histogram("h", "")
+        .significant_digits(9)
+        .register()
+        .unwrap_err();
+    assert_eq!(err, RegistrationError::Config(ConfigError::Precision(9)));
+    let err = reg
+        .histogram("h", "")
+        .buckets(vec![1.0, 0.5])
+        .register()
+        .unwrap_err();
+    assert_eq!(err, RegistrationError::Config(ConfigError::Buckets));
+    let err = reg
+        .histogram("h", "")
+        .buckets(vec![f64::NAN])
+        .register()
+        .unwrap_err();
+    assert_eq!(err, RegistrationError::Config(ConfigError::Buckets));
+    assert_eq!(
+        reg.family_count(),
+        0,
+        "failed registrations leave nothing behind"
+    );
+    assert!(Registry::builder().cardinality_limit(0).build().is_err());
+    assert!(Registry::builder()
+        .const_label("bad name", "x")
+        .build()
+        .is_err());
+}
+
+#[test]
+fn registration_is_idempotent_and_conflicts_are_errors() {
+    let reg = Registry::builder().build().unwrap();
+    let a = reg
+        .counter("dwcp_errors_total", "")
+        .labels(["component"])
+        .register()
+        .unwrap();
+    let b = reg
+        .counter("dwcp_errors_total", "")
+        .labels(["component"])
+        .register()
+        .unwrap();
+    a.with_labels(&["amst"]).inc();
+    assert_eq!(b.with_labels(&["amst"]).get(), 1, "same family");
+    let err = reg.gauge("dwcp_errors_total", "").register().unwrap_err();
+    assert_eq!(
+        err,
+        RegistrationError::Conflict {
+            name: "dwcp_errors_total".into(),
+            existing: "counter",
+            existing_labels: vec!["component".into()],
+        }
+    );
+    assert!(reg
+        .counter("dwcp_errors_total", "")
+        .labels(["other"])
+        .register()
+        .is_err());
+}
+
+#[test]
+fn every_series_carries_the_version() {
+    let reg = Registry::builder()
+        .version("3.0.0")
+        .const_label("instance", "node-1")
+        .build()
+        .unwrap();
+    assert_eq!(
+        reg.const_labels(),
+        vec![("version", "3.0.0"), ("instance", "node-1")]
+    );
+    assert_eq!(Registry::default().version(), "unknown");
+}
+
+#[test]
+fn cardinality_flood_is_bounded_and_nothing_is_lost() {
+    let reg = Registry::builder().cardinality_limit(100).build().unwrap();
+    let fam = reg
+        .histogram("dwcp_request_duration_seconds", "")
+        .labels(["path"])
+        .register()
+        .unwrap();
+    for i in 0..10_000 {
+        fam.with_labels(&[&format!("/hostile/{i}")]).record(1_000);
+    }
+    assert_eq!(fam.series_count(), 100);
+    assert_eq!(fam.overflow().snapshot().count(), 9_900);
+    assert_eq!(
+        fam.try_with_labels(&["/new"]).unwrap_err(),
+        LabelError::CardinalityExceeded {
+            metric: "dwcp_request_duration_seconds".into(),
+            limit: 100
+        }
+    );
+    // Existing label sets keep working at the cap.
+    fam.with_labels(&["/hostile/5"]).record(1_000);
+    assert_eq!(fam.with_labels(&["/hostile/5"]).snapshot().count(), 2);
+
+    let families = reg.collect();
+    let main = &families[0];
+    assert_eq!(main.series.len(), 101);
+    let last = main.series.last().unwrap();
+    assert_eq!(&*last.label_values, &[OVERFLOW_LABEL_VALUE.to_owned()]);
+    let find = |name: &str| {
+        families
+            .iter()
+            .find(|f| f.descriptor.name() == name)
+            .unwrap()
+            .series
+            .clone()
+    };
+    assert_eq!(
+        find(self_metrics::OVERFLOW_RECORDS)[0].value,
+        Value::Counter(9_900)
+    );
+    assert_eq!(
+        find(self_metrics::OVERFLOW_LABEL_SETS)[0].value,
+        Value::Counter(9_901)
+    );
+    assert_eq!(find(self_metrics::SERIES)[0].value, Value::Gauge(100.0));
+    // Per-family limit overrides the registry default.
+    let small = reg
+        .counter("c_total", "")
+        .labels(["k"])
+        .cardinality_limit(2)
+        .register()
+        .unwrap();
+    assert_eq!(small.cardinality_limit(), 2);
+}
+
+#[test]
+fn wrong_label_arity_records_into_overflow_and_is_counted() {
+    let reg = Registry::builder().build().unwrap();
+    let fam = reg
+        .counter("dwcp_requests_total", "")
+        .labels(["component", "status"])
+        .register()
+        .unwrap();
+    fam.with_labels(&["amst"]).inc_by(3);
+    assert_eq!(
+        fam.try_with_labels(&["a", "b", "c"]).unwrap_err(),
+        LabelError::Arity {
+            metric: "dwcp_requests_total".into(),
+            expected: 2,
+            got: 3
+        }
+    );
+    assert_eq!(fam.overflow().get(), 3);
+    assert_eq!(fam.series_count(), 0);
+    let families = reg.collect();
+    let errors = families
+        .iter()
+        .find(|f| f.descriptor.name() == self_metrics::LABEL_ERRORS)
+        .unwrap();
+    assert_eq!(errors.series[0].value, Value::Counter(1));
+    let records = families
+        .iter()
+        .find(|f| f.descriptor.name() == self_metrics::OVERFLOW_RECORDS)
+        .unwrap();
+    assert_eq!(records.series[0].value, Value::Counter(1));
+}
+
+#[test]
+fn hostile_label_values_are_stored_verbatim() {
+    let reg = Registry::builder().build().unwrap();
+    let fam = reg.gauge("g", "").labels(["v"]).register().unwrap();
+    let hostile = [
+        "",
+        "a\"b",
+        "back\\slash",
+        "new\nline",
+        "tab\t",
+        "ünï\u{1F600}",
+        "\0",
+    ];
+    for (i, v) in hostile.iter().enumerate() {
+        fam.with_labels(&[v]).set(i as f64);
+    }
+    let families = reg.collect();
+    let got: Vec<(String, f64)> = families[0]
+        .series
+        .iter()
+        .map(|s| match s.value {
+            Value::Gauge(g) => (s.label_values[0].clone(), g),
+            _ => unreachable!(),
+        })
+        .collect();
+    let want: Vec<(String, f64)> = hostile
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.to_string(), i as f64))
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn noop_handles_record_nothing() {
+    let c = dwcp_telemetry::Counter::noop();
+    c.inc();
+    assert_eq!(c.get(), 0);
+    let h = dwcp_telemetry::Histogram::noop();
+    h.record(5);
+    assert!(!h.record_secs(1.0));
+    assert_eq!(h.snapshot().count(), 0);
+    let g = dwcp_telemetry::Gauge::noop();
+    g.set(1.0);
+    assert_eq!(g.get(), 0.0);
+}
+
+#[test]
+fn global_registry_is_shared() {
+    let a = dwcp_telemetry::global();
+    a.counter("global_test_total", "")
+        .register()
+        .unwrap()
+        .handle()
+        .inc();
+    assert_eq!(
+        dwcp_telemetry::global()
+            .existing_counter("global_test_total")
+            .unwrap()
+            .handle()
+            .get(),
+        1
+    );
+    assert!(dwcp_telemetry::set_global(Registry::default()).is_err());
+}
+
+#[test]
+fn timers_record_elapsed_time() {
+    let reg = Registry::builder().build().unwrap();
+    let h = reg.histogram("t_seconds", "").register().unwrap().handle();
+    let ns = h.start_timer().stop();
+    {
+        let _t = h.start_timer();
+    }
+    h.start_timer().discard();
+    let v = h.time(|| 7);
+    assert_eq!(v, 7);
+    let snap = h.snapshot();
+    assert_eq!(snap.count(), 3);
+    assert!(ns < 1_000_000_000);
+}
+
+#[test]
+fn oversize_label_values_are_cut_and_counted() {
+    let reg = Registry::builder().max_label_value_len(8).build().unwrap();
+    let fam = reg.counter("c_total", "").labels(["k"]).register().unwrap();
+    fam.with_labels(&["short"]).inc();
+    fam.with_labels(&[&"x".repeat(1_000_000)]).inc();
+    // 7 ASCII bytes then a 2-byte char straddling the limit: cut before it.
+    fam.with_labels(&["abcdefgé-more"]).inc();
+    fam.with_labels(&["xxxxxxxxyyyy"]).inc(); // same first 8 bytes as the long one
+    let families = reg.collect();
+    let got: Vec<(String, Value)> = families[0]
+        .series
+        .iter()
+        .map(|s| (s.label_values[0].clone(), s.value.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("short".into(), Value::Counter(1)),
+            ("xxxxxxxx".into(), Value::Counter(2)),
+            ("abcdefg".into(), Value::Counter(1)),
+        ]
+    );
+    let truncated = families
+        .iter()
+        .find(|f| f.descriptor.name() == self_metrics::LABELS_TRUNCATED)
+        .unwrap();
+    assert_eq!(truncated.series[0].value, Value::Counter(3));
+}
