@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use dwcp_telemetry::anomaly::nab::{self, Evaluation, PROFILES};
 use dwcp_telemetry::anomaly::DetectorConfig;
 
-fn print_report(title: &str, e: &Evaluation, per_file: bool) {
+fn print_report(title: &str, e: &Evaluation, per_file: bool, windows_of: &[nab::Series]) {
     println!("== {title}");
     for (p, profile) in PROFILES.iter().enumerate() {
         println!("  {:<14} {:7.2}", profile.name, e.score(p));
@@ -54,11 +54,12 @@ fn print_report(title: &str, e: &Evaluation, per_file: bool) {
         e.all_alerts("artificialNoAnomaly")
     );
     if per_file {
-        for f in &e.files {
+        for (f, series) in e.files.iter().zip(windows_of) {
             let s = &f.scores[0];
+            let w: Vec<(usize, usize)> = series.windows.iter().map(|w| (w.start, w.end)).collect();
             println!(
-                "    {:<58} raw {:7.3} TP {} FN {} FP {} alerts {:?}",
-                f.name, s.raw, s.detected, s.missed, s.false_positives, f.alerts
+                "    {:<58} raw {:7.3} TP {} FN {} FP {} rows {} windows {:?} alerts {:?}",
+                f.name, s.raw, s.detected, s.missed, s.false_positives, f.rows, w, f.alerts
             );
         }
     }
@@ -117,7 +118,7 @@ fn main() -> ExitCode {
     let fixed = nab::evaluate(&corpus, |s| {
         nab::run_detector(config.clone().build().expect("validated"), &s.values)
     });
-    print_report("fixed defaults", &fixed, flag("--files"));
+    print_report("fixed defaults", &fixed, flag("--files"), &corpus);
 
     if flag("--loco") {
         let grid = grid();

@@ -75,6 +75,12 @@ pub enum ConfigError {
         /// Half-life.
         half_life: usize,
     },
+    /// The seasonal period must be at least 1.
+    #[error("season must be at least 1 sample")]
+    InvalidSeason,
+    /// The seasonal weight must be in `(0, 1]`.
+    #[error("season weight must be within (0, 1], got {0}")]
+    InvalidSeasonWeight(f64),
     /// The smoothing factor must be in `(0, 1]`.
     #[error("smoothing factor must be within (0, 1], got {0}")]
     InvalidSmoothing(f64),
@@ -169,6 +175,24 @@ pub struct DetectorConfig {
     /// Pushes between exact recomputes of mean and variance. `None`: the
     /// window (O(1) amortised).
     pub recompute_every: Option<usize>,
+    /// Seasonal channel: period in samples (`None` = off). Each sample is
+    /// also scored by the z-score of its seasonal residual `x[t] - x[t -
+    /// season]` against an exponentially weighted mean and variance of past
+    /// residuals (the older value is read from the baseline ring, so the
+    /// channel is inactive when the period is not shorter than the window).
+    /// A past sample that was itself anomalous is not used as a reference.
+    /// The deviation is the larger of the plain and the weighted seasonal
+    /// one. Default `Some(288)`: one day of 5-minute samples.
+    pub season: Option<usize>,
+    /// Weight of the seasonal z-score against the plain one, in `(0, 1]`:
+    /// the seasonal deviation counts as `season_weight * z_seasonal`, i.e.
+    /// it needs `warning / season_weight` standard deviations to alert.
+    /// Default `1/sqrt(2)` (≈ 0.707: 4.24σ of residual at `warning = 3`).
+    pub season_weight: f64,
+    /// Slow channel: EWMA factor of a second, slower smoothing of the
+    /// samples scored against the same baseline (a CUSUM-like accumulation
+    /// for small lasting shifts). `None` = off. Default `None`.
+    pub slow_smoothing: Option<f64>,
 }
 
 impl Default for DetectorConfig {
@@ -191,6 +215,9 @@ impl Default for DetectorConfig {
             surprise_short: 16,
             surprise_half_life: 2880,
             recompute_every: None,
+            season: Some(288),
+            season_weight: std::f64::consts::FRAC_1_SQRT_2,
+            slow_smoothing: None,
         }
     }
 }
@@ -312,6 +339,27 @@ impl DetectorConfig {
         self
     }
 
+    /// Sets the seasonal period in samples (`None` = no seasonal channel).
+    #[must_use]
+    pub fn with_season(mut self, period: Option<usize>) -> Self {
+        self.season = period;
+        self
+    }
+
+    /// Sets the seasonal channel's weight, in `(0, 1]`.
+    #[must_use]
+    pub fn with_season_weight(mut self, weight: f64) -> Self {
+        self.season_weight = weight;
+        self
+    }
+
+    /// Sets the slow channel's EWMA factor (`None` = off).
+    #[must_use]
+    pub fn with_slow_smoothing(mut self, alpha: Option<f64>) -> Self {
+        self.slow_smoothing = alpha;
+        self
+    }
+
     /// Checks the configuration without building a detector.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.window < 2 {
@@ -383,6 +431,22 @@ impl DetectorConfig {
         }
         if !(self.smoothing.is_finite() && self.smoothing > 0.0 && self.smoothing <= 1.0) {
             return Err(ConfigError::InvalidSmoothing(self.smoothing));
+        }
+        if let Some(a) = self.slow_smoothing {
+            if !(a.is_finite() && a > 0.0 && a <= 1.0) {
+                return Err(ConfigError::InvalidSmoothing(a));
+            }
+        }
+        if !(self.season_weight.is_finite()
+            && self.season_weight > 0.0
+            && self.season_weight <= 1.0)
+        {
+            return Err(ConfigError::InvalidSeasonWeight(self.season_weight));
+        }
+        if let Some(p) = self.season {
+            if p == 0 {
+                return Err(ConfigError::InvalidSeason);
+            }
         }
         Ok(())
     }

@@ -107,6 +107,32 @@ impl RollingWindow {
         self.sample_variance().sqrt()
     }
 
+    /// The value pushed `k` pushes ago (`k = 1`: the newest), if held.
+    #[must_use]
+    #[inline]
+    pub fn ago(&self, k: usize) -> Option<f64> {
+        self.slot_ago(k).map(|i| self.buf[i])
+    }
+
+    /// Slot index of the value pushed `k` pushes ago, if held.
+    #[inline]
+    pub(crate) fn slot_ago(&self, k: usize) -> Option<usize> {
+        if k == 0 || k > self.len {
+            return None;
+        }
+        Some(if self.head >= k {
+            self.head - k
+        } else {
+            self.head + self.buf.len() - k
+        })
+    }
+
+    /// Slot index the next push writes to.
+    #[inline]
+    pub(crate) fn next_slot(&self) -> usize {
+        self.head
+    }
+
     /// Heap bytes owned by this window.
     #[must_use]
     pub fn heap_bytes(&self) -> usize {

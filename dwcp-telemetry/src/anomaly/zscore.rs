@@ -147,6 +147,10 @@ pub struct Detector {
     smoothing_sd: f64,
     incident_len: usize,
     gate: SurpriseGate,
+    season: Season,
+    slow: f64,
+    slow_sd: f64,
+    season_gain: f64,
     cooldown_left: usize,
     last_z: f64,
     last_scored: bool,
@@ -170,7 +174,14 @@ impl Detector {
         // theirs: sqrt(alpha / (2 - alpha)) (the EWMA control chart).
         let smoothing_sd = (cfg.smoothing / (2.0 - cfg.smoothing)).sqrt();
         let gate = SurpriseGate::new(cfg.surprise_short, cfg.surprise_half_life);
+        let period = cfg.season.filter(|&p| p < cfg.window).unwrap_or(0);
+        let season = Season::new(period, cfg.window);
+        let slow_sd = cfg.slow_smoothing.map_or(0.0, |a| (a / (2.0 - a)).sqrt());
         let mut detector = Self {
+            season,
+            slow: 0.0,
+            slow_sd,
+            season_gain: cfg.season_weight / smoothing_sd,
             ring: RollingWindow::new(cfg.window, recompute),
             cfg,
             smoothed: 0.0,
@@ -240,12 +251,34 @@ impl Detector {
             self.smoothed = (1.0 - alpha) * self.smoothed + alpha * value;
             self.smoothed
         } else {
-            self.has_smoothed = true;
             self.smoothed = value;
             value
         };
+        if let Some(a) = self.cfg.slow_smoothing {
+            self.slow = if self.has_smoothed {
+                (1.0 - a) * self.slow + a * value
+            } else {
+                value
+            };
+        }
+        self.has_smoothed = true;
+        let season_z = if self.season.period > 0 {
+            match self.ring.slot_ago(self.season.period) {
+                Some(slot) if !self.season.flagged(slot) => {
+                    let past = self.ring.ago(self.season.period).unwrap_or(value);
+                    self.season.score(value - past, alpha)
+                }
+                _ => 0.0,
+            }
+        } else {
+            0.0
+        };
 
         if self.ring.len() < self.cfg.min_samples {
+            if self.season.period > 0 {
+                let slot = self.ring.next_slot();
+                self.season.set_flag(slot, false);
+            }
             self.ring.push(value);
             self.refresh_scale();
             self.last_z = 0.0;
@@ -257,11 +290,21 @@ impl Detector {
         let z = (tested - mean) * self.inv_scale;
         self.last_z = z;
         self.last_scored = true;
-        let deviation = match self.cfg.direction {
+        let one_sided = |z: f64| match self.cfg.direction {
             Direction::Both => z.abs(),
             Direction::Up => z,
             Direction::Down => -z,
         };
+        let mut deviation = one_sided(z);
+        if self.cfg.slow_smoothing.is_some() {
+            let zs = (self.slow - mean) / (scale * self.slow_sd);
+            deviation = deviation.max(one_sided(zs));
+        }
+        if self.season.period > 0 {
+            let floor = self.cfg.min_scale.max(self.cfg.relative_scale_floor * mean.abs());
+            let zs = season_z / self.season.sd().max(floor) * self.season_gain;
+            deviation = deviation.max(one_sided(zs));
+        }
 
         let surprising = if self.cfg.surprise > 0.0 {
             self.gate.update(deviation, self.cfg.surprise)
@@ -311,6 +354,10 @@ impl Detector {
             self.in_incident = false;
         }
 
+        if self.season.period > 0 {
+            let slot = self.ring.next_slot();
+            self.season.set_flag(slot, deviation >= self.cfg.warning);
+        }
         let stored = match self.cfg.baseline_clip {
             // max/min rather than clamp: never panics, even if an overflow
             // made the bounds NaN.
@@ -383,6 +430,8 @@ impl Detector {
         self.in_incident = false;
         self.incident_len = 0;
         self.gate.reset();
+        self.season.reset();
+        self.slow = 0.0;
         self.cooldown_left = 0;
         self.last_z = 0.0;
         self.last_scored = false;
@@ -390,6 +439,79 @@ impl Detector {
         self.alerts = 0;
         self.suppressed = 0;
         self.invalid = 0;
+    }
+}
+
+/// Seasonal channel: EWMA of the residual `x[t] - x[t - period]` and an
+/// exponentially weighted mean and variance of past residuals.
+#[derive(Debug, Clone)]
+struct Season {
+    period: usize,
+    /// One bit per ring slot: was that sample anomalous (deviation at or
+    /// above `warning`)? Such samples are not used as seasonal references.
+    flags: Box<[u64]>,
+    alpha: f64,
+    n: u64,
+    smoothed: f64,
+    mean: f64,
+    var: f64,
+}
+
+impl Season {
+    fn new(period: usize, window: usize) -> Self {
+        Self {
+            period,
+            flags: vec![0; if period > 0 { window.div_ceil(64) } else { 0 }].into_boxed_slice(),
+            alpha: 2.0 / (window as f64 + 1.0),
+            n: 0,
+            smoothed: 0.0,
+            mean: 0.0,
+            var: 0.0,
+        }
+    }
+
+    #[inline]
+    fn flagged(&self, slot: usize) -> bool {
+        self.flags[slot / 64] & (1 << (slot % 64)) != 0
+    }
+
+    #[inline]
+    fn set_flag(&mut self, slot: usize, on: bool) {
+        let w = &mut self.flags[slot / 64];
+        *w = (*w & !(1 << (slot % 64))) | (u64::from(on) << (slot % 64));
+    }
+
+    fn sd(&self) -> f64 {
+        self.var.sqrt()
+    }
+
+    /// Feeds residual `r`; returns the smoothed residual minus the mean of
+    /// past residuals (to be divided by the scale), 0 until a few are seen.
+    fn score(&mut self, r: f64, smoothing: f64) -> f64 {
+        self.smoothed = if self.n == 0 {
+            r
+        } else {
+            (1.0 - smoothing) * self.smoothed + smoothing * r
+        };
+        let out = if self.n >= 32 {
+            self.smoothed - self.mean
+        } else {
+            0.0
+        };
+        self.n += 1;
+        let w = (1.0 / self.n as f64).max(self.alpha);
+        let d = r - self.mean;
+        self.mean += w * d;
+        self.var = (1.0 - w) * (self.var + w * d * d);
+        out
+    }
+
+    fn reset(&mut self) {
+        self.flags.fill(0);
+        self.n = 0;
+        self.smoothed = 0.0;
+        self.mean = 0.0;
+        self.var = 0.0;
     }
 }
 
