@@ -93,6 +93,7 @@ fn bench(c: &mut Criterion) {
     let mut plain = DetectorConfig::default()
         .with_surprise(0.0, 1, 1)
         .with_smoothing(1.0)
+        .with_season(None)
         .build()
         .expect("valid");
     for &x in &series(2 * DEFAULT_WINDOW) {

@@ -127,6 +127,12 @@ impl RollingWindow {
         })
     }
 
+    /// The value in slot `i` (from [`Self::slot_ago`]).
+    #[inline]
+    pub(crate) fn slot_value(&self, i: usize) -> f64 {
+        self.buf[i]
+    }
+
     /// Slot index the next push writes to.
     #[inline]
     pub(crate) fn next_slot(&self) -> usize {

@@ -145,12 +145,11 @@ pub struct Detector {
     inv_scale: f64,
     gate_bypass: f64,
     smoothing_sd: f64,
+    /// Pushes until the next scale refresh (once the ring is full).
+    refresh_left: u32,
     incident_len: usize,
     gate: SurpriseGate,
     season: Season,
-    slow: f64,
-    slow_sd: f64,
-    season_gain: f64,
     cooldown_left: usize,
     last_z: f64,
     last_scored: bool,
@@ -159,6 +158,12 @@ pub struct Detector {
     suppressed: u64,
     invalid: u64,
 }
+
+/// Once the ring is full, the scale (a square root and a division per
+/// channel) is recomputed every this many pushes. A 1024-sample standard
+/// deviation barely moves in 8 pushes; while the ring fills it is
+/// recomputed on every push.
+const SCALE_REFRESH: u32 = 8;
 
 impl Detector {
     /// A detector with the default configuration.
@@ -175,13 +180,13 @@ impl Detector {
         let smoothing_sd = (cfg.smoothing / (2.0 - cfg.smoothing)).sqrt();
         let gate = SurpriseGate::new(cfg.surprise_short, cfg.surprise_half_life);
         let period = cfg.season.filter(|&p| p < cfg.window).unwrap_or(0);
-        let season = Season::new(period, cfg.window);
-        let slow_sd = cfg.slow_smoothing.map_or(0.0, |a| (a / (2.0 - a)).sqrt());
+        let season = Season::new(
+            period,
+            cfg.window,
+            cfg.season_weight / smoothing_sd,
+        );
         let mut detector = Self {
             season,
-            slow: 0.0,
-            slow_sd,
-            season_gain: cfg.season_weight / smoothing_sd,
             ring: RollingWindow::new(cfg.window, recompute),
             cfg,
             smoothed: 0.0,
@@ -191,6 +196,7 @@ impl Detector {
             inv_scale: 0.0,
             gate_bypass,
             smoothing_sd,
+            refresh_left: 0,
             incident_len: 0,
             gate,
             cooldown_left: 0,
@@ -211,25 +217,19 @@ impl Detector {
         &self.cfg
     }
 
-    /// Heap bytes owned by this detector (the ring).
+    /// Heap bytes owned by this detector (the ring and, with a seasonal
+    /// channel, one bit per ring slot).
     #[must_use]
     pub fn heap_bytes(&self) -> usize {
-        self.ring.heap_bytes()
+        self.ring.heap_bytes() + std::mem::size_of_val::<[u64]>(&self.season.flags)
     }
 
     /// The scale the next sample will be divided by: the baseline standard
-    /// deviation, floored by `min_scale` and `relative_scale_floor * |mean|`.
+    /// deviation, floored by `min_scale` and `relative_scale_floor * |mean|`
+    /// (refreshed every push while the ring fills, then every 8 pushes).
     #[must_use]
     pub fn scale(&self) -> f64 {
         self.scale
-    }
-
-    fn compute_scale(&self) -> f64 {
-        let floor = self
-            .cfg
-            .min_scale
-            .max(self.cfg.relative_scale_floor * self.ring.mean().abs());
-        self.ring.sample_sd().max(floor)
     }
 
     /// Feeds one sample. Returns `Some` only for the first anomalous sample
@@ -248,37 +248,29 @@ impl Detector {
         let tested = if alpha >= 1.0 {
             value
         } else if self.has_smoothed {
-            self.smoothed = (1.0 - alpha) * self.smoothed + alpha * value;
+            self.smoothed += alpha * (value - self.smoothed);
             self.smoothed
         } else {
+            self.has_smoothed = true;
             self.smoothed = value;
             value
         };
-        if let Some(a) = self.cfg.slow_smoothing {
-            self.slow = if self.has_smoothed {
-                (1.0 - a) * self.slow + a * value
-            } else {
-                value
-            };
-        }
-        self.has_smoothed = true;
-        let season_z = if self.season.period > 0 {
-            match self.ring.slot_ago(self.season.period) {
-                Some(slot) if !self.season.flagged(slot) => {
-                    let past = self.ring.ago(self.season.period).unwrap_or(value);
-                    self.season.score(value - past, alpha)
-                }
-                _ => 0.0,
-            }
-        } else {
-            0.0
-        };
 
-        if self.ring.len() < self.cfg.min_samples {
-            if self.season.period > 0 {
-                let slot = self.ring.next_slot();
-                self.season.set_flag(slot, false);
+        // Seasonal residual against the sample one period ago, unless that
+        // sample was itself anomalous (no echo of a past spike).
+        let mut season_z = 0.0;
+        if self.season.period > 0 {
+            if let Some(slot) = self.ring.slot_ago(self.season.period) {
+                if !self.season.flagged(slot) {
+                    let r = value - self.ring.slot_value(slot);
+                    season_z = self.season.score(r, alpha);
+                }
             }
+        }
+
+        let slot = self.ring.next_slot();
+        if self.ring.len() < self.cfg.min_samples {
+            self.season.set_flag(slot, false);
             self.ring.push(value);
             self.refresh_scale();
             self.last_z = 0.0;
@@ -290,21 +282,12 @@ impl Detector {
         let z = (tested - mean) * self.inv_scale;
         self.last_z = z;
         self.last_scored = true;
-        let one_sided = |z: f64| match self.cfg.direction {
-            Direction::Both => z.abs(),
-            Direction::Up => z,
-            Direction::Down => -z,
+        let (dev, season_dev) = match self.cfg.direction {
+            Direction::Both => (z.abs(), season_z.abs()),
+            Direction::Up => (z, season_z),
+            Direction::Down => (-z, -season_z),
         };
-        let mut deviation = one_sided(z);
-        if self.cfg.slow_smoothing.is_some() {
-            let zs = (self.slow - mean) / (scale * self.slow_sd);
-            deviation = deviation.max(one_sided(zs));
-        }
-        if self.season.period > 0 {
-            let floor = self.cfg.min_scale.max(self.cfg.relative_scale_floor * mean.abs());
-            let zs = season_z / self.season.sd().max(floor) * self.season_gain;
-            deviation = deviation.max(one_sided(zs));
-        }
+        let deviation = dev.max(season_dev);
 
         let surprising = if self.cfg.surprise > 0.0 {
             self.gate.update(deviation, self.cfg.surprise)
@@ -324,40 +307,20 @@ impl Detector {
             }
         }
 
+        let anomalous = deviation >= self.cfg.warning;
         let mut alert = None;
-        if deviation >= self.cfg.warning && (surprising || deviation >= self.gate_bypass) {
+        if anomalous && (surprising || deviation >= self.gate_bypass) {
             if self.in_incident || cooling {
                 self.suppressed += 1;
             } else {
-                self.alerts += 1;
-                self.cooldown_left = self.cfg.cooldown;
-                self.incident_len = 0;
-                alert = Some(Anomaly {
-                    severity: if deviation >= self.cfg.critical {
-                        Severity::Critical
-                    } else {
-                        Severity::Warning
-                    },
-                    z,
-                    value,
-                    direction: if z >= 0.0 {
-                        Direction::Up
-                    } else {
-                        Direction::Down
-                    },
-                    baseline_mean: mean,
-                    baseline_scale: scale,
-                });
+                alert = Some(self.raise(z, value, deviation, mean, scale));
             }
             self.in_incident = true;
         } else if self.in_incident && deviation < self.cfg.clear {
             self.in_incident = false;
         }
 
-        if self.season.period > 0 {
-            let slot = self.ring.next_slot();
-            self.season.set_flag(slot, deviation >= self.cfg.warning);
-        }
+        self.season.set_flag(slot, anomalous);
         let stored = match self.cfg.baseline_clip {
             // max/min rather than clamp: never panics, even if an overflow
             // made the bounds NaN.
@@ -365,17 +328,55 @@ impl Detector {
             None => value,
         };
         self.ring.push(stored);
-        self.refresh_scale();
+        if self.ring.is_full() {
+            self.refresh_left = self.refresh_left.wrapping_sub(1);
+            if self.refresh_left == 0 || self.refresh_left > SCALE_REFRESH {
+                self.refresh_scale();
+            }
+        } else {
+            self.refresh_scale();
+        }
         alert
     }
 
-    /// Computes the scale (a square root and a division) for the next
-    /// sample now, right after the push, so that this latency overlaps with
+    #[cold]
+    fn raise(&mut self, z: f64, value: f64, deviation: f64, mean: f64, scale: f64) -> Anomaly {
+        self.alerts += 1;
+        self.cooldown_left = self.cfg.cooldown;
+        self.incident_len = 0;
+        Anomaly {
+            severity: if deviation >= self.cfg.critical {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            },
+            z,
+            value,
+            direction: if z >= 0.0 {
+                Direction::Up
+            } else {
+                Direction::Down
+            },
+            baseline_mean: mean,
+            baseline_scale: scale,
+        }
+    }
+
+    /// Computes the scales (square roots and divisions) for the next
+    /// samples now, right after a push, so that this latency overlaps with
     /// the caller's work instead of delaying the next z-score.
     #[inline]
     fn refresh_scale(&mut self) {
-        self.scale = self.compute_scale();
+        self.refresh_left = SCALE_REFRESH;
+        let floor = self
+            .cfg
+            .min_scale
+            .max(self.cfg.relative_scale_floor * self.ring.mean().abs());
+        self.scale = self.ring.sample_sd().max(floor);
         self.inv_scale = 1.0 / (self.scale * self.smoothing_sd);
+        if self.season.period > 0 {
+            self.season.inv_scale = self.season.gain / self.season.var.sqrt().max(floor);
+        }
     }
 
     /// Current state.
@@ -424,6 +425,7 @@ impl Detector {
     /// Forgets every sample and counter (keeps the allocation and config).
     pub fn reset(&mut self) {
         self.ring.clear();
+        self.season.reset();
         self.refresh_scale();
         self.smoothed = 0.0;
         self.has_smoothed = false;
@@ -431,7 +433,6 @@ impl Detector {
         self.incident_len = 0;
         self.gate.reset();
         self.season.reset();
-        self.slow = 0.0;
         self.cooldown_left = 0;
         self.last_z = 0.0;
         self.last_scored = false;
@@ -442,27 +443,43 @@ impl Detector {
     }
 }
 
-/// Seasonal channel: EWMA of the residual `x[t] - x[t - period]` and an
-/// exponentially weighted mean and variance of past residuals.
+/// Seasonal channel: an EWMA of the residual `x[t] - x[t - period]`, scored
+/// against an exponentially weighted mean and variance of past residuals
+/// (half-life about `window / 2.9` samples).
 #[derive(Debug, Clone)]
 struct Season {
+    /// 0: channel off.
     period: usize,
     /// One bit per ring slot: was that sample anomalous (deviation at or
     /// above `warning`)? Such samples are not used as seasonal references.
     flags: Box<[u64]>,
     alpha: f64,
+    /// Samples after which the weight `1/n` falls below `alpha`.
+    switch: u64,
+    /// `season_weight / sqrt(alpha_smoothing / (2 - alpha_smoothing))`.
+    gain: f64,
+    /// `gain / max(sd, floor)`, refreshed with the detector's scale.
+    inv_scale: f64,
     n: u64,
     smoothed: f64,
     mean: f64,
     var: f64,
 }
 
+/// Residuals seen before the seasonal channel scores at all.
+const SEASON_MIN: u64 = 32;
+
 impl Season {
-    fn new(period: usize, window: usize) -> Self {
+    fn new(period: usize, window: usize, gain: f64) -> Self {
+        let alpha = 2.0 / (window as f64 + 1.0);
+        let words = if period > 0 { window.div_ceil(64) } else { 0 };
         Self {
             period,
-            flags: vec![0; if period > 0 { window.div_ceil(64) } else { 0 }].into_boxed_slice(),
-            alpha: 2.0 / (window as f64 + 1.0),
+            flags: vec![0; words].into_boxed_slice(),
+            alpha,
+            switch: (1.0 / alpha).ceil() as u64,
+            gain,
+            inv_scale: 0.0,
             n: 0,
             smoothed: 0.0,
             mean: 0.0,
@@ -477,32 +494,36 @@ impl Season {
 
     #[inline]
     fn set_flag(&mut self, slot: usize, on: bool) {
-        let w = &mut self.flags[slot / 64];
-        *w = (*w & !(1 << (slot % 64))) | (u64::from(on) << (slot % 64));
+        if let Some(w) = self.flags.get_mut(slot / 64) {
+            *w = (*w & !(1 << (slot % 64))) | (u64::from(on) << (slot % 64));
+        }
     }
 
-    fn sd(&self) -> f64 {
-        self.var.sqrt()
-    }
-
-    /// Feeds residual `r`; returns the smoothed residual minus the mean of
-    /// past residuals (to be divided by the scale), 0 until a few are seen.
+    /// Feeds residual `r`; returns the seasonal z-score (already weighted):
+    /// the smoothed residual minus the mean of past residuals, times
+    /// `inv_scale`. 0 until `SEASON_MIN` residuals have been seen.
+    #[inline]
     fn score(&mut self, r: f64, smoothing: f64) -> f64 {
         self.smoothed = if self.n == 0 {
             r
         } else {
-            (1.0 - smoothing) * self.smoothed + smoothing * r
+            self.smoothed + smoothing * (r - self.smoothed)
         };
-        let out = if self.n >= 32 {
-            self.smoothed - self.mean
+        let out = if self.n >= SEASON_MIN {
+            (self.smoothed - self.mean) * self.inv_scale
         } else {
             0.0
         };
         self.n += 1;
-        let w = (1.0 / self.n as f64).max(self.alpha);
+        let w = if self.n < self.switch {
+            1.0 / self.n as f64
+        } else {
+            self.alpha
+        };
         let d = r - self.mean;
+        let keep = 1.0 - w;
         self.mean += w * d;
-        self.var = (1.0 - w) * (self.var + w * d * d);
+        self.var = keep * (self.var + w * d * d);
         out
     }
 
@@ -512,6 +533,7 @@ impl Season {
         self.smoothed = 0.0;
         self.mean = 0.0;
         self.var = 0.0;
+        self.inv_scale = 0.0;
     }
 }
 
