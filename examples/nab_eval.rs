@@ -70,16 +70,17 @@ fn print_report(title: &str, e: &Evaluation, per_file: bool, windows_of: &[nab::
 fn grid() -> Vec<DetectorConfig> {
     let mut out = Vec::new();
     for warning in [2.5, 3.0, 3.5] {
-        for surprise in [1.0, 1.5, 2.0] {
+        for surprise in [1.25, 1.5, 1.75] {
             for cooldown in [72, 144, 288] {
-                for smoothing in [1.0, 0.5, 0.3] {
+                for season_weight in [None, Some(0.6), Some(0.8)] {
                     out.push(
                         DetectorConfig::default()
                             .with_warning(warning)
                             .with_surprise(surprise, 16, 2880)
                             .with_cooldown(cooldown)
                             .with_max_incident(Some(cooldown))
-                            .with_smoothing(smoothing),
+                            .with_season(season_weight.map(|_| 288))
+                            .with_season_weight(season_weight.unwrap_or(0.6)),
                     );
                 }
             }
@@ -144,8 +145,8 @@ fn main() -> ExitCode {
         for (cat, pick, _) in &loco.folds {
             let c = &grid[*pick];
             println!(
-                "  {cat:<24} tuned: warning {} surprise {} cooldown {} smoothing {}",
-                c.warning, c.surprise, c.cooldown, c.smoothing
+                "  {cat:<24} tuned: warning {} surprise {} cooldown {} season {:?} weight {}",
+                c.warning, c.surprise, c.cooldown, c.season, c.season_weight
             );
         }
         println!(

@@ -804,6 +804,57 @@ mod tests {
         }
     }
 
+    /// A sine of period 48 with a little deterministic jitter.
+    fn daily(i: usize) -> f64 {
+        let phase = (i % 48) as f64 / 48.0 * std::f64::consts::TAU;
+        10.0 + 5.0 * phase.sin() + 0.1 * ((i * 7919) % 13) as f64 / 13.0
+    }
+
+    /// Alert rows of `cfg` on the daily series with `edit` applied.
+    fn alerts_on(cfg: DetectorConfig, n: usize, edit: impl Fn(usize, f64) -> f64) -> Vec<usize> {
+        let mut d = cfg.build().unwrap();
+        (0..n)
+            .filter(|&i| d.observe(edit(i, daily(i))).is_some())
+            .collect()
+    }
+
+    #[test]
+    fn anomaly_detector_season_sees_a_shape_change_within_range() {
+        // From row 700, one cycle is held flat at its mean: every value is
+        // inside the normal range, so the plain z-score stays quiet.
+        let flat = |i: usize, x: f64| if (700..748).contains(&i) { 10.05 } else { x };
+        let base = DetectorConfig::new()
+            .with_window(256)
+            .with_min_samples(96)
+            .with_cooldown(48)
+            .with_max_incident(Some(48));
+        assert_eq!(alerts_on(base.clone().with_season(None), 1_000, flat), Vec::<usize>::new());
+        assert_eq!(alerts_on(base.clone().with_season(Some(48)), 1_000, flat), vec![701]);
+        // Untouched, neither alerts.
+        assert_eq!(alerts_on(base.with_season(Some(48)), 1_000, |_, x| x), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn anomaly_detector_season_does_not_echo_a_past_spike() {
+        // One spike at row 500: it alerts once, and its seasonal echo one
+        // period later (row 548, where x - x[t - 48] is hugely negative)
+        // does not, because an anomalous sample is never a reference.
+        let spike = |i: usize, x: f64| if i == 500 { 40.0 } else { x };
+        let cfg = DetectorConfig::new()
+            .with_window(256)
+            .with_min_samples(96)
+            .with_cooldown(10)
+            .with_max_incident(Some(10))
+            .with_season(Some(48));
+        assert_eq!(alerts_on(cfg.clone(), 700, spike), vec![500]);
+        let d = cfg.build().unwrap();
+        // Ring plus one bit per slot (256 slots: four words).
+        assert_eq!(d.heap_bytes(), 256 * 8 + 4 * 8);
+        // A period not shorter than the window leaves the channel off.
+        let off = DetectorConfig::new().with_window(64).with_min_samples(32);
+        assert_eq!(off.build().unwrap().heap_bytes(), 64 * 8);
+    }
+
     #[test]
     fn anomaly_detector_build_rejects_bad_config() {
         assert_eq!(
@@ -814,8 +865,21 @@ mod tests {
             DetectorConfig::new().with_surprise(1.0, 0, 10).build(),
             Err(ConfigError::InvalidSurprise { short: 0, .. })
         ));
+        assert_eq!(
+            DetectorConfig::new().with_season(Some(0)).build().unwrap_err(),
+            ConfigError::InvalidSeason
+        );
+        assert_eq!(
+            DetectorConfig::new()
+                .with_season_weight(1.5)
+                .build()
+                .unwrap_err(),
+            ConfigError::InvalidSeasonWeight(1.5)
+        );
         let d = Detector::default();
         assert_eq!(d.config(), &DetectorConfig::default());
+        assert_eq!(d.config().season, Some(288));
+        assert_eq!(d.heap_bytes(), 1024 * 8 + 16 * 8);
         assert_eq!(Severity::Critical.as_str(), "critical");
         assert_eq!(Direction::Down.as_str(), "down");
     }
