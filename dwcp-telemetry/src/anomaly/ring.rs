@@ -262,7 +262,10 @@ mod tests {
             }
         }
         assert_eq!(evicted, vec![1.0, 2.0, 3.0]);
-        assert_eq!((w.ago(1), w.ago(4), w.ago(5), w.ago(0)), (Some(7.5), Some(4.0), None, None));
+        assert_eq!(
+            (w.ago(1), w.ago(4), w.ago(5), w.ago(0)),
+            (Some(7.5), Some(4.0), None, None)
+        );
         let held: Vec<f64> = w.iter().collect();
         assert_eq!(held, vec![4.0, 10.0, -3.0, 7.5]);
         let (mean, var) = exact(&held);

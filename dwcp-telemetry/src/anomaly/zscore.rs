@@ -180,11 +180,7 @@ impl Detector {
         let smoothing_sd = (cfg.smoothing / (2.0 - cfg.smoothing)).sqrt();
         let gate = SurpriseGate::new(cfg.surprise_short, cfg.surprise_half_life);
         let period = cfg.season.filter(|&p| p < cfg.window).unwrap_or(0);
-        let season = Season::new(
-            period,
-            cfg.window,
-            cfg.season_weight / smoothing_sd,
-        );
+        let season = Season::new(period, cfg.window, cfg.season_weight / smoothing_sd);
         let mut detector = Self {
             season,
             ring: RollingWindow::new(cfg.window, recompute),
@@ -828,10 +824,19 @@ mod tests {
             .with_min_samples(96)
             .with_cooldown(48)
             .with_max_incident(Some(48));
-        assert_eq!(alerts_on(base.clone().with_season(None), 1_000, flat), Vec::<usize>::new());
-        assert_eq!(alerts_on(base.clone().with_season(Some(48)), 1_000, flat), vec![701]);
+        assert_eq!(
+            alerts_on(base.clone().with_season(None), 1_000, flat),
+            Vec::<usize>::new()
+        );
+        assert_eq!(
+            alerts_on(base.clone().with_season(Some(48)), 1_000, flat),
+            vec![701]
+        );
         // Untouched, neither alerts.
-        assert_eq!(alerts_on(base.with_season(Some(48)), 1_000, |_, x| x), Vec::<usize>::new());
+        assert_eq!(
+            alerts_on(base.with_season(Some(48)), 1_000, |_, x| x),
+            Vec::<usize>::new()
+        );
     }
 
     #[test]
@@ -866,7 +871,10 @@ mod tests {
             Err(ConfigError::InvalidSurprise { short: 0, .. })
         ));
         assert_eq!(
-            DetectorConfig::new().with_season(Some(0)).build().unwrap_err(),
+            DetectorConfig::new()
+                .with_season(Some(0))
+                .build()
+                .unwrap_err(),
             ConfigError::InvalidSeason
         );
         assert_eq!(
