@@ -32,9 +32,14 @@ pub mod nab;
 mod ring;
 mod sink;
 mod surprise;
+mod wiring;
 mod zscore;
 
 pub use config::{ConfigError, DetectorConfig, DEFAULT_WINDOW, MAX_WINDOW};
 pub use ring::RollingWindow;
 pub use sink::{AnomalyObserver, FnObserver, NoopObserver, TracingObserver, WatchedSignal};
+pub use wiring::{
+    AnomalyMonitor, MonitorHandle, RegistryObserver, Statistic, WatchError, DETECTIONS_METRIC,
+    ZSCORE_METRIC,
+};
 pub use zscore::{Anomaly, Detector, DetectorState, Direction, Severity, Snapshot};
