@@ -130,8 +130,10 @@ impl AtomicHistogram {
         // slice of `layout.region_len()` counters; such a region is freed only in `Drop`, which
         // has exclusive access. `slot < region_len` because it is masked by `region_len - 1`.
         let counter = unsafe { &*base.add(slot) };
+        // Read the flag before the locked add: a load after it waits for the add to finish.
+        let exact_sum = self.exact_sum;
         counter.fetch_add(1, Ordering::Relaxed);
-        if self.exact_sum {
+        if exact_sum {
             self.written.sum.fetch_add(value, Ordering::Relaxed);
         }
     }
