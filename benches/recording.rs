@@ -8,6 +8,8 @@
 //! `f64` get the same table pre-converted, so no peer pays a conversion in the loop.
 //!
 //! Run: `cargo bench --bench recording -- --warm-up-time 1 --measurement-time 3`.
+//! Single-thread cases are timed with the thread's CPU time (see [`Stopwatch`]); set
+//! `DWCP_BENCH_WALL=1` for wall-clock time.
 //! Before the criterion output, the bench prints the memory report (bytes per series); after
 //! it, a summary of medians with the ratio to prometheus-client and the goals of issue 2,
 //! read back from criterion's `estimates.json` files written by this run.
@@ -191,15 +193,97 @@ fn hdr_histogram() -> hdrhistogram::Histogram<u64> {
 // ---------------------------------------------------------------------------------------------
 // Measurement loops.
 
+/// The clock of the single-thread loops. By default it is the thread's CPU time
+/// (`CLOCK_THREAD_CPUTIME_ID`), so time the thread spends descheduled by other work on a
+/// shared machine is not counted; `DWCP_BENCH_WALL=1` switches to wall-clock time. Two-thread
+/// cases always use wall-clock time (a descheduled thread would otherwise hide contention).
+#[derive(Clone, Copy)]
+struct Stopwatch {
+    cpu: bool,
+}
+
+impl Stopwatch {
+    fn from_env() -> Self {
+        let wall = std::env::var_os("DWCP_BENCH_WALL").is_some_and(|v| v != "0");
+        Stopwatch {
+            cpu: !wall && thread_cpu::now().is_some(),
+        }
+    }
+
+    fn label(self) -> &'static str {
+        if self.cpu {
+            "thread CPU time (CLOCK_THREAD_CPUTIME_ID)"
+        } else {
+            "wall-clock time"
+        }
+    }
+
+    #[inline(always)]
+    fn start(self) -> (Instant, Duration) {
+        let cpu = if self.cpu {
+            thread_cpu::now().unwrap_or_default()
+        } else {
+            Duration::ZERO
+        };
+        (Instant::now(), cpu)
+    }
+
+    #[inline(always)]
+    fn elapsed(self, (wall, cpu): (Instant, Duration)) -> Duration {
+        match self.cpu.then(thread_cpu::now).flatten() {
+            Some(now) => now.saturating_sub(cpu),
+            None => wall.elapsed(),
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+mod thread_cpu {
+    use std::time::Duration;
+
+    #[repr(C)]
+    struct Timespec {
+        tv_sec: i64,
+        tv_nsec: i64,
+    }
+
+    extern "C" {
+        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+    }
+
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+
+    /// CPU time consumed by the calling thread.
+    pub(crate) fn now() -> Option<Duration> {
+        let mut ts = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `clock_gettime` is the C library's (glibc/musl, always linked by std on
+        // Linux); on 64-bit Linux `struct timespec` is two 64-bit integers, matching
+        // `Timespec`, and the pointer is to a live local for the duration of the call.
+        let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        let nanos = u32::try_from(ts.tv_nsec).ok()?;
+        (rc == 0).then(|| Duration::new(u64::try_from(ts.tv_sec).unwrap_or(0), nanos))
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+mod thread_cpu {
+    pub(crate) fn now() -> Option<std::time::Duration> {
+        None
+    }
+}
+
 /// Time `iters` calls of `f` on one thread, values cycled from `table`.
 #[inline(always)]
-fn run_1t<T: Copy>(iters: u64, table: &[T; N], mut f: impl FnMut(T)) -> Duration {
+fn run_1t<T: Copy>(sw: Stopwatch, iters: u64, table: &[T; N], mut f: impl FnMut(T)) -> Duration {
     let table = black_box(table);
-    let start = Instant::now();
+    let start = sw.start();
     for i in 0..iters as usize {
         f(table[i & MASK]);
     }
-    start.elapsed()
+    sw.elapsed(start)
 }
 
 /// Two threads released together by a barrier, each making `iters` calls of `f`; returns the
@@ -233,12 +317,12 @@ fn run_2t<T: Copy + Sync>(iters: u64, table: &[T; N], f: impl Fn(T) + Sync) -> D
 
 /// Time `iters` calls of `f` with no input.
 #[inline(always)]
-fn run_plain(iters: u64, mut f: impl FnMut()) -> Duration {
-    let start = Instant::now();
+fn run_plain(sw: Stopwatch, iters: u64, mut f: impl FnMut()) -> Duration {
+    let start = sw.start();
     for _ in 0..iters {
         f();
     }
-    start.elapsed()
+    sw.elapsed(start)
 }
 
 /// Ids benchmarked in this process, in order, for the summary.
@@ -263,23 +347,23 @@ fn custom(
 // ---------------------------------------------------------------------------------------------
 // 1. One thread, one bound handle.
 
-fn record_1thread(c: &mut Criterion, inp: &Inputs) {
+fn record_1thread(c: &mut Criterion, sw: Stopwatch, inp: &Inputs) {
     const G: &str = "record_1thread";
     let mut g = c.benchmark_group(G);
     let (ns, secs) = (&*inp.ns, &*inp.secs);
 
     let floor = AtomicU64::new(0);
     custom(&mut g, G, "floor_atomic_fetch_add", |n| {
-        run_1t(n, ns, |v| {
+        run_1t(sw, n, ns, |v| {
             black_box(&floor).fetch_add(v, Ordering::Relaxed);
         })
     });
     let noop = Histogram::noop();
     custom(&mut g, G, "baseline_dwcp_noop", |n| {
-        run_1t(n, ns, |v| black_box(&noop).record(v))
+        run_1t(sw, n, ns, |v| black_box(&noop).record(v))
     });
     custom(&mut g, G, "baseline_metrics_no_recorder", |n| {
-        run_1t(n, secs, |v| {
+        run_1t(sw, n, secs, |v| {
             metrics::histogram!("dwcp_v3_component_latency_seconds", "component" => "amst")
                 .record(v);
         })
@@ -288,40 +372,40 @@ fn record_1thread(c: &mut Criterion, inp: &Inputs) {
     let reg = dwcp_registry();
     let h = dwcp_histogram(&reg, "dwcp_bench_latency_seconds", false);
     custom(&mut g, G, "dwcp", |n| {
-        run_1t(n, ns, |v| black_box(&h).record(v))
+        run_1t(sw, n, ns, |v| black_box(&h).record(v))
     });
     let hx = dwcp_histogram(&reg, "dwcp_bench_exact_latency_seconds", true);
     custom(&mut g, G, "dwcp_exact_sum", |n| {
-        run_1t(n, ns, |v| black_box(&hx).record(v))
+        run_1t(sw, n, ns, |v| black_box(&hx).record(v))
     });
     let raw = dwcp_telemetry::histogram::AtomicHistogram::new(Layout::default());
     custom(&mut g, G, "dwcp_atomic_histogram", |n| {
-        run_1t(n, ns, |v| black_box(&raw).record(v))
+        run_1t(sw, n, ns, |v| black_box(&raw).record(v))
     });
 
     let pc = prom_client_histogram();
     custom(&mut g, G, "prometheus_client", |n| {
-        run_1t(n, secs, |v| black_box(&pc).observe(v))
+        run_1t(sw, n, secs, |v| black_box(&pc).observe(v))
     });
     let p = prometheus_histogram();
     custom(&mut g, G, "prometheus", |n| {
-        run_1t(n, secs, |v| black_box(&p).observe(v))
+        run_1t(sw, n, secs, |v| black_box(&p).observe(v))
     });
     let me = MetricsExp::new();
     let mh = me.histogram();
     custom(&mut g, G, "metrics_exporter_prometheus", |n| {
-        let t = run_1t(n, secs, |v| black_box(&mh).record(v));
+        let t = run_1t(sw, n, secs, |v| black_box(&mh).record(v));
         me.upkeep();
         t
     });
     let otel = Otel::new();
     let oh = otel.histogram();
     custom(&mut g, G, "opentelemetry_sdk", |n| {
-        run_1t(n, secs, |v| black_box(&oh).record(v, &otel.attrs))
+        run_1t(sw, n, secs, |v| black_box(&oh).record(v, &otel.attrs))
     });
     let mut hdr = hdr_histogram();
     custom(&mut g, G, "hdrhistogram_unsync", |n| {
-        run_1t(n, ns, |v| {
+        run_1t(sw, n, ns, |v| {
             let _ = black_box(black_box(&mut hdr).record(v));
         })
     });
@@ -384,7 +468,7 @@ fn record_2threads(c: &mut Criterion, inp: &Inputs) {
 // ---------------------------------------------------------------------------------------------
 // 3. Two clock reads and a record.
 
-fn timed_record(c: &mut Criterion) {
+fn timed_record(c: &mut Criterion, sw: Stopwatch) {
     const G: &str = "timed_record";
     let mut g = c.benchmark_group(G);
     // Calibrate the TSC clock now, not inside the first measurement.
@@ -392,39 +476,54 @@ fn timed_record(c: &mut Criterion) {
 
     custom(&mut g, G, "baseline_empty_closure", |n| {
         let f = || black_box(0u64);
-        run_plain(n, || {
+        run_plain(sw, n, || {
             black_box(f());
         })
     });
     custom(&mut g, G, "clock_instant_now", |n| {
-        run_plain(n, || {
+        run_plain(sw, n, || {
             black_box(Instant::now());
         })
     });
     let clock = quanta::Clock::new();
     custom(&mut g, G, "clock_quanta_raw", |n| {
-        run_plain(n, || {
+        run_plain(sw, n, || {
             black_box(clock.raw());
+        })
+    });
+    // The clock part of a timed record alone: two TSC reads and the scaling to nanoseconds.
+    custom(&mut g, G, "clock_quanta_pair_to_ns", |n| {
+        run_plain(sw, n, || {
+            let s = clock.raw();
+            black_box(0u64);
+            black_box(clock.delta_as_nanos(s, clock.raw()));
+        })
+    });
+    custom(&mut g, G, "clock_instant_pair", |n| {
+        run_plain(sw, n, || {
+            let s = Instant::now();
+            black_box(0u64);
+            black_box(s.elapsed());
         })
     });
 
     let reg = dwcp_registry();
     let h = dwcp_histogram(&reg, "dwcp_bench_latency_seconds", false);
     custom(&mut g, G, "dwcp_time", |n| {
-        run_plain(n, || {
+        run_plain(sw, n, || {
             black_box(black_box(&h).time(|| black_box(0u64)));
         })
     });
     let ht = dwcp_histogram(&reg, "dwcp_bench_timer_latency_seconds", false);
     custom(&mut g, G, "dwcp_start_timer", |n| {
-        run_plain(n, || {
+        run_plain(sw, n, || {
             let _t = black_box(&ht).start_timer();
             black_box(0u64);
         })
     });
     let hi = dwcp_histogram(&reg, "dwcp_bench_instant_latency_seconds", false);
     custom(&mut g, G, "dwcp_instant_record_duration", |n| {
-        run_plain(n, || {
+        run_plain(sw, n, || {
             let s = Instant::now();
             black_box(0u64);
             black_box(&hi).record_duration(s.elapsed());
@@ -433,7 +532,7 @@ fn timed_record(c: &mut Criterion) {
 
     let pc = prom_client_histogram();
     custom(&mut g, G, "prometheus_client", |n| {
-        run_plain(n, || {
+        run_plain(sw, n, || {
             let s = Instant::now();
             black_box(0u64);
             black_box(&pc).observe(s.elapsed().as_secs_f64());
@@ -441,7 +540,7 @@ fn timed_record(c: &mut Criterion) {
     });
     let p = prometheus_histogram();
     custom(&mut g, G, "prometheus", |n| {
-        run_plain(n, || {
+        run_plain(sw, n, || {
             let s = Instant::now();
             black_box(0u64);
             black_box(&p).observe(s.elapsed().as_secs_f64());
@@ -450,7 +549,7 @@ fn timed_record(c: &mut Criterion) {
     let me = MetricsExp::new();
     let mh = me.histogram();
     custom(&mut g, G, "metrics_exporter_prometheus", |n| {
-        let t = run_plain(n, || {
+        let t = run_plain(sw, n, || {
             let s = Instant::now();
             black_box(0u64);
             black_box(&mh).record(s.elapsed());
@@ -461,7 +560,7 @@ fn timed_record(c: &mut Criterion) {
     let otel = Otel::new();
     let oh = otel.histogram();
     custom(&mut g, G, "opentelemetry_sdk", |n| {
-        run_plain(n, || {
+        run_plain(sw, n, || {
             let s = Instant::now();
             black_box(0u64);
             black_box(&oh).record(s.elapsed().as_secs_f64(), &otel.attrs);
@@ -469,7 +568,7 @@ fn timed_record(c: &mut Criterion) {
     });
     let mut hdr = hdr_histogram();
     custom(&mut g, G, "hdrhistogram_unsync", |n| {
-        run_plain(n, || {
+        run_plain(sw, n, || {
             let s = Instant::now();
             black_box(0u64);
             let ns = u64::try_from(s.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -482,22 +581,22 @@ fn timed_record(c: &mut Criterion) {
 // ---------------------------------------------------------------------------------------------
 // 4. Counter increment.
 
-fn counter_inc(c: &mut Criterion) {
+fn counter_inc(c: &mut Criterion, sw: Stopwatch) {
     const G: &str = "counter_inc";
     let mut g = c.benchmark_group(G);
 
     let floor = AtomicU64::new(0);
     custom(&mut g, G, "floor_atomic_fetch_add", |n| {
-        run_plain(n, || {
+        run_plain(sw, n, || {
             black_box(&floor).fetch_add(1, Ordering::Relaxed);
         })
     });
     let noop = Counter::noop();
     custom(&mut g, G, "baseline_dwcp_noop", |n| {
-        run_plain(n, || black_box(&noop).inc())
+        run_plain(sw, n, || black_box(&noop).inc())
     });
     custom(&mut g, G, "baseline_metrics_no_recorder", |n| {
-        run_plain(n, || {
+        run_plain(sw, n, || {
             metrics::counter!("dwcp_requests_total", "component" => "amst").increment(1);
         })
     });
@@ -509,29 +608,29 @@ fn counter_inc(c: &mut Criterion) {
         .expect("register counter")
         .handle();
     custom(&mut g, G, "dwcp", |n| {
-        run_plain(n, || black_box(&ours).inc())
+        run_plain(sw, n, || black_box(&ours).inc())
     });
 
     let pc = prometheus_client::metrics::counter::Counter::<u64>::default();
     custom(&mut g, G, "prometheus_client", |n| {
-        run_plain(n, || {
+        run_plain(sw, n, || {
             black_box(&pc).inc();
         })
     });
     let p = prometheus::IntCounter::new("dwcp_requests_total", "Requests served")
         .expect("prometheus counter");
     custom(&mut g, G, "prometheus", |n| {
-        run_plain(n, || black_box(&p).inc())
+        run_plain(sw, n, || black_box(&p).inc())
     });
     let me = MetricsExp::new();
     let mc = me.counter();
     custom(&mut g, G, "metrics_exporter_prometheus", |n| {
-        run_plain(n, || black_box(&mc).increment(1))
+        run_plain(sw, n, || black_box(&mc).increment(1))
     });
     let otel = Otel::new();
     let oc = otel.counter();
     custom(&mut g, G, "opentelemetry_sdk", |n| {
-        run_plain(n, || black_box(&oc).add(1, &otel.attrs))
+        run_plain(sw, n, || black_box(&oc).add(1, &otel.attrs))
     });
     g.finish();
 }
@@ -757,11 +856,16 @@ fn main() {
     let inputs = Inputs::new();
     memory_report(&inputs);
 
+    let sw = Stopwatch::from_env();
+    eprintln!(
+        "single-thread cases timed with {}; two-thread cases with wall-clock time",
+        sw.label()
+    );
     let mut c = Criterion::default().configure_from_args();
-    record_1thread(&mut c, &inputs);
+    record_1thread(&mut c, sw, &inputs);
     record_2threads(&mut c, &inputs);
-    timed_record(&mut c);
-    counter_inc(&mut c);
+    timed_record(&mut c, sw);
+    counter_inc(&mut c, sw);
     snapshot(&mut c, &inputs);
     c.final_summary();
     summary(started);

@@ -7,7 +7,7 @@
 //! histogram drops. A snapshot only loads: it never blocks or slows a writer beyond sharing
 //! cache lines.
 
-use super::layout::Layout;
+use super::layout::{Layout, MAX_REGIONS};
 use super::snapshot::Snapshot;
 use crate::sync::{AtomicPtr, AtomicU64, Ordering};
 
@@ -48,12 +48,30 @@ pub struct BadInputCounts {
 /// assert_eq!(s.count(), 2);
 /// assert_eq!(s.min(), 1_496); // lowest value of the 1 500 slot at 2 significant digits
 /// ```
+///
+/// Memory layout, for the recording hot path: the fields a record reads (the layout, the
+/// exact-sum flag, then the region table, inline so no pointer is chased to reach it) come
+/// first and are only written when a region is installed; the counters every record *writes*
+/// besides its slot (the exact sum) and the rarely written bad-input counters live in their
+/// own 128-byte block, so two threads adding to the sum do not invalidate the line every
+/// record reads.
 #[derive(Debug)]
+#[repr(C)]
 pub struct AtomicHistogram {
     layout: Layout,
     exact_sum: bool,
+    /// One entry per region; entries at `layout.regions()` and above stay null. Fixed at
+    /// [`MAX_REGIONS`] so the region index is masked, never bounds-checked.
+    regions: [AtomicPtr<AtomicU64>; MAX_REGIONS],
+    written: Written,
+}
+
+/// The shared counters other than the slots, on cache lines of their own (128 bytes covers
+/// the adjacent-line prefetcher pairing on x86).
+#[derive(Debug, Default)]
+#[repr(C, align(128))]
+struct Written {
     sum: AtomicU64,
-    regions: Box<[AtomicPtr<AtomicU64>]>,
     bad: BadInput,
 }
 
@@ -68,16 +86,12 @@ impl AtomicHistogram {
     /// An empty histogram that also keeps an exact running sum (one more relaxed add a record).
     #[must_use]
     pub fn with_options(layout: Layout, exact_sum: bool) -> Self {
-        let regions = (0..layout.regions())
-            .map(|_| AtomicPtr::new(std::ptr::null_mut()))
-            .collect::<Vec<_>>()
-            .into_boxed_slice();
+        debug_assert!(layout.regions() <= MAX_REGIONS);
         AtomicHistogram {
             layout,
             exact_sum,
-            sum: AtomicU64::new(0),
-            regions,
-            bad: BadInput::default(),
+            regions: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
+            written: Written::default(),
         }
     }
 
@@ -103,14 +117,11 @@ impl AtomicHistogram {
         } else {
             value
         };
-        let index = self.layout.index_of(value);
-        let shift = self.layout.region_shift();
-        let (region, slot) = (index >> shift, index & ((1usize << shift) - 1));
-        let Some(cell) = self.regions.get(region) else {
-            // Unreachable for clamped values; kept so a layout bug can never panic.
-            self.bad.clamped.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
+        let (region, slot) = self.layout.region_and_slot(value);
+        // `region < layout.regions() <= MAX_REGIONS` for every value ≤ max (tested in
+        // `layout`); the mask makes the compiler see it, so there is no bounds check, and a
+        // layout bug could only miscount, never panic or touch memory out of bounds.
+        let cell = &self.regions[region & (MAX_REGIONS - 1)];
         let mut base = cell.load(Ordering::Acquire);
         if base.is_null() {
             base = self.install_region(cell);
@@ -119,9 +130,11 @@ impl AtomicHistogram {
         // slice of `layout.region_len()` counters; such a region is freed only in `Drop`, which
         // has exclusive access. `slot < region_len` because it is masked by `region_len - 1`.
         let counter = unsafe { &*base.add(slot) };
+        // Read the flag before the locked add: a load after it waits for the add to finish.
+        let exact_sum = self.exact_sum;
         counter.fetch_add(1, Ordering::Relaxed);
-        if self.exact_sum {
-            self.sum.fetch_add(value, Ordering::Relaxed);
+        if exact_sum {
+            self.written.sum.fetch_add(value, Ordering::Relaxed);
         }
     }
 
@@ -132,29 +145,27 @@ impl AtomicHistogram {
         }
         let value = if value.wrapping_sub(1) >= self.layout.max_value() {
             if value == 0 {
-                self.bad.zero.fetch_add(count, Ordering::Relaxed);
+                self.written.bad.zero.fetch_add(count, Ordering::Relaxed);
                 0
             } else {
-                self.bad.clamped.fetch_add(count, Ordering::Relaxed);
+                self.written.bad.clamped.fetch_add(count, Ordering::Relaxed);
                 self.layout.max_value()
             }
         } else {
             value
         };
-        let index = self.layout.index_of(value);
-        let shift = self.layout.region_shift();
-        let Some(cell) = self.regions.get(index >> shift) else {
-            return;
-        };
+        let (region, slot) = self.layout.region_and_slot(value);
+        let cell = &self.regions[region & (MAX_REGIONS - 1)];
         let mut base = cell.load(Ordering::Acquire);
         if base.is_null() {
             base = self.install_region(cell);
         }
         // SAFETY: as in `record`: non-null live region, slot masked below region_len.
-        let counter = unsafe { &*base.add(index & ((1usize << shift) - 1)) };
+        let counter = unsafe { &*base.add(slot) };
         counter.fetch_add(count, Ordering::Relaxed);
         if self.exact_sum {
-            self.sum
+            self.written
+                .sum
                 .fetch_add(value.saturating_mul(count), Ordering::Relaxed);
         }
     }
@@ -177,11 +188,11 @@ impl AtomicHistogram {
                 true
             }
             Err(Rejected::Nan) => {
-                self.bad.nan.fetch_add(1, Ordering::Relaxed);
+                self.written.bad.nan.fetch_add(1, Ordering::Relaxed);
                 false
             }
             Err(Rejected::Negative) => {
-                self.bad.negative.fetch_add(1, Ordering::Relaxed);
+                self.written.bad.negative.fetch_add(1, Ordering::Relaxed);
                 false
             }
         }
@@ -191,10 +202,10 @@ impl AtomicHistogram {
     #[inline(never)]
     fn unusual(&self, value: u64) -> u64 {
         if value == 0 {
-            self.bad.zero.fetch_add(1, Ordering::Relaxed);
+            self.written.bad.zero.fetch_add(1, Ordering::Relaxed);
             0
         } else {
-            self.bad.clamped.fetch_add(1, Ordering::Relaxed);
+            self.written.bad.clamped.fetch_add(1, Ordering::Relaxed);
             self.layout.max_value()
         }
     }
@@ -240,7 +251,7 @@ impl AtomicHistogram {
     /// Visit every allocated region as `(region index, counters)`.
     pub(crate) fn for_each_region(&self, mut f: impl FnMut(usize, &[AtomicU64])) {
         let len = self.layout.region_len();
-        for (r, cell) in self.regions.iter().enumerate() {
+        for (r, cell) in self.regions.iter().enumerate().take(self.layout.regions()) {
             let base = cell.load(Ordering::Acquire);
             if !base.is_null() {
                 // SAFETY: a non-null region pointer refers to a live slice of `region_len`
@@ -265,7 +276,9 @@ impl AtomicHistogram {
                 }
             }
         });
-        let exact_sum = self.exact_sum.then(|| self.sum.load(Ordering::Relaxed));
+        let exact_sum = self
+            .exact_sum
+            .then(|| self.written.sum.load(Ordering::Relaxed));
         Snapshot::from_parts(self.layout, bins, exact_sum, self.bad_input())
     }
 
@@ -297,27 +310,28 @@ impl AtomicHistogram {
     /// The exact running sum, if this histogram keeps one ([`Self::has_exact_sum`]).
     #[must_use]
     pub fn exact_sum(&self) -> Option<u64> {
-        self.exact_sum.then(|| self.sum.load(Ordering::Relaxed))
+        self.exact_sum
+            .then(|| self.written.sum.load(Ordering::Relaxed))
     }
 
     /// The counts of clamped, zero and rejected values so far.
     #[must_use]
     pub fn bad_input(&self) -> BadInputCounts {
         BadInputCounts {
-            clamped: self.bad.clamped.load(Ordering::Relaxed),
-            zero: self.bad.zero.load(Ordering::Relaxed),
-            nan: self.bad.nan.load(Ordering::Relaxed),
-            negative: self.bad.negative.load(Ordering::Relaxed),
+            clamped: self.written.bad.clamped.load(Ordering::Relaxed),
+            zero: self.written.bad.zero.load(Ordering::Relaxed),
+            nan: self.written.bad.nan.load(Ordering::Relaxed),
+            negative: self.written.bad.negative.load(Ordering::Relaxed),
         }
     }
 
-    /// Bytes held by this histogram: the struct, the region table and allocated regions.
+    /// Bytes held by this histogram: the struct (with its inline region table) and the
+    /// allocated regions.
     #[must_use]
     pub fn heap_bytes(&self) -> usize {
         let mut regions = 0;
         self.for_each_region(|_, _| regions += 1);
         std::mem::size_of::<Self>()
-            + self.regions.len() * std::mem::size_of::<AtomicPtr<AtomicU64>>()
             + regions * self.layout.region_len() * std::mem::size_of::<AtomicU64>()
     }
 }

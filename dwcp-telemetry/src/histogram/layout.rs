@@ -26,13 +26,21 @@ pub const DEFAULT_SIGFIG: u8 = 2;
 /// The bucket layout of a histogram: precision and trackable range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Layout {
-    sigfig: u8,
+    // The fields `AtomicHistogram::record` reads come first, in one 16-byte run:
+    // `max_value`, `sub_bucket_mask` and `sub_bucket_half_count_magnitude`.
     max_value: u64,
-    sub_bucket_count_magnitude: u32,
+    /// `sub_bucket_count - 1`, stored so the hot path does not rebuild it from the magnitude.
+    sub_bucket_mask: u64,
     sub_bucket_half_count_magnitude: u32,
     leading_zero_count_base: u32,
+    sub_bucket_count_magnitude: u32,
     bucket_count: u32,
+    sigfig: u8,
 }
+
+/// The largest number of regions any layout has (sigfig 1 tracking up to `u64::MAX` has 61),
+/// rounded up to a power of two, so a region index can be masked instead of bounds-checked.
+pub(crate) const MAX_REGIONS: usize = 64;
 
 impl Default for Layout {
     fn default() -> Self {
@@ -43,6 +51,7 @@ impl Default for Layout {
             Err(_) => Layout {
                 sigfig: 2,
                 max_value: ONE_HOUR_NS,
+                sub_bucket_mask: 255,
                 sub_bucket_count_magnitude: 8,
                 sub_bucket_half_count_magnitude: 7,
                 leading_zero_count_base: 56,
@@ -82,6 +91,7 @@ impl Layout {
         Ok(Layout {
             sigfig,
             max_value,
+            sub_bucket_mask: sub_bucket_count - 1,
             sub_bucket_count_magnitude,
             sub_bucket_half_count_magnitude: sub_bucket_count_magnitude - 1,
             leading_zero_count_base: 64 - sub_bucket_count_magnitude,
@@ -135,11 +145,33 @@ impl Layout {
     /// larger values still map inside the array as long as they are below the next power of two.
     #[inline(always)]
     pub fn index_of(&self, value: u64) -> usize {
-        let sub_bucket_mask = (1u64 << self.sub_bucket_count_magnitude) - 1;
-        let bucket = self.leading_zero_count_base - (value | sub_bucket_mask).leading_zeros();
+        let bucket = self.leading_zero_count_base - (value | self.sub_bucket_mask).leading_zeros();
         let sub_bucket = value >> bucket;
         // (bucket + 1) · half + sub_bucket − half  ==  bucket · half + sub_bucket
         ((bucket as usize) << self.sub_bucket_half_count_magnitude) + sub_bucket as usize
+    }
+
+    /// `(index_of(value) / region_len, index_of(value) % region_len)`, computed without
+    /// forming the index: since `index = bucket · region_len + sub_bucket`, the region is
+    /// `bucket + sub_bucket / region_len` and the slot is `sub_bucket % region_len`. This is
+    /// the recording hot path's mapping; the region is below [`MAX_REGIONS`] for every layout.
+    ///
+    /// `bucket` is `msb(value | sub_bucket_mask) - half` (equal to `index_of`'s
+    /// `leading_zero_count_base - leading_zeros`); the `| 1` changes nothing (the mask is never
+    /// zero) but lets the compiler drop `ilog2`'s zero check, leaving one bit scan.
+    #[inline(always)]
+    pub(crate) fn region_and_slot(&self, value: u64) -> (usize, usize) {
+        let half = self.sub_bucket_half_count_magnitude;
+        let bucket = (value | self.sub_bucket_mask | 1)
+            .ilog2()
+            .wrapping_sub(half);
+        let sub_bucket = value >> (bucket & 63);
+        // `sub_bucket_mask >> 1 == region_len - 1`: one shift of a field already loaded.
+        let slot_mask = self.sub_bucket_mask >> 1;
+        (
+            bucket as usize + (sub_bucket >> half) as usize,
+            (sub_bucket & slot_mask) as usize,
+        )
     }
 
     /// The lowest value that maps to slot `index`.
@@ -196,6 +228,33 @@ mod tests {
         assert_eq!(l.index_of(257), 256);
         assert_eq!(l.index_of(258), 257);
         assert!(l.index_of(ONE_HOUR_NS) < l.len());
+    }
+
+    #[test]
+    fn region_and_slot_agree_with_index_of() {
+        for sigfig in 1..=5u8 {
+            for max in [ONE_HOUR_NS, u64::MAX] {
+                let l = Layout::new(sigfig, max).unwrap();
+                assert!(l.regions() <= MAX_REGIONS, "sigfig {sigfig} max {max}");
+                let mut v = 0u64;
+                loop {
+                    let i = l.index_of(v);
+                    let (r, s) = l.region_and_slot(v);
+                    assert_eq!(
+                        (r, s),
+                        (i / l.region_len(), i % l.region_len()),
+                        "v={v} sigfig={sigfig}"
+                    );
+                    assert!(r < l.regions());
+                    if v >= max / 2 {
+                        break;
+                    }
+                    v += v / 4 + 1;
+                }
+                let (r, _) = l.region_and_slot(max);
+                assert!(r < l.regions());
+            }
+        }
     }
 
     #[test]

@@ -316,11 +316,16 @@ impl TextEncoder {
             let (count, sum) = match (handles.get(i).and_then(Histogram::atomic), &s.value) {
                 // Streaming: read the live slots in place, one pass, nothing copied.
                 (Some(hist), _) => {
-                    let exact = hist.exact_sum();
-                    let (count, estimate) = self.write_buckets(out, layout, exact.is_none(), |b| {
+                    let exact = hist.has_exact_sum();
+                    let (count, estimate) = self.write_buckets(out, layout, !exact, |b| {
                         hist.for_each_region_slots(|first, counters| b.region(first, counters))
                     });
-                    (count, exact.map_or(estimate, u128::from))
+                    // Like `snapshot()`, read the exact sum after the slots.
+                    let sum = match hist.exact_sum() {
+                        Some(s) if exact => u128::from(s),
+                        _ => estimate,
+                    };
+                    (count, sum)
                 }
                 (None, Value::Histogram(snap)) => {
                     let slots = snap.layout();

@@ -1,0 +1,86 @@
+//! The anomaly detector on the real NAB data shipped in `data/nab/`, scored
+//! by `dwcp_telemetry::anomaly::nab` (the same code as `examples/nab_eval.rs`).
+
+use std::path::PathBuf;
+
+use dwcp_telemetry::anomaly::nab::{self, Evaluation, Window, REWARD_LOW_FN, STANDARD};
+use dwcp_telemetry::anomaly::DetectorConfig;
+
+/// Standard-profile NAB score of `DetectorConfig::default()`, as measured.
+/// A change to the detector that moves it must update this on purpose.
+const EXPECTED_STANDARD: f64 = 59.07822088275473;
+const EXPECTED_LOW_FP: f64 = 49.83891602104136;
+const EXPECTED_LOW_FN: f64 = 64.23396543698802;
+
+fn evaluate_defaults() -> Evaluation {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/nab");
+    let corpus = nab::load_corpus(
+        &root.join("data"),
+        &root.join("labels/combined_windows.json"),
+    )
+    .expect("data/nab is part of the repository");
+    assert_eq!(corpus.len(), 35);
+    assert_eq!(corpus.iter().map(|s| s.windows.len()).sum::<usize>(), 55);
+    let config = DetectorConfig::default();
+    nab::evaluate(&corpus, |s| {
+        nab::run_detector(config.clone().build().unwrap(), &s.values)
+    })
+}
+
+#[test]
+fn nab_default_detector_scores() {
+    let e = evaluate_defaults();
+    let got = [e.score(0), e.score(1), e.score(2)];
+    println!(
+        "standard {:?} low_FP {:?} low_FN {:?}",
+        got[0], got[1], got[2]
+    );
+    assert!(
+        (got[0] - EXPECTED_STANDARD).abs() < 1e-6,
+        "standard {}",
+        got[0]
+    );
+    assert!((got[1] - EXPECTED_LOW_FP).abs() < 1e-6, "low_FP {}", got[1]);
+    assert!((got[2] - EXPECTED_LOW_FN).abs() < 1e-6, "low_FN {}", got[2]);
+    let t = e.total(0, |_| true);
+    assert_eq!((t.detected, t.missed, t.false_positives), (41, 14, 96));
+}
+
+#[test]
+fn nab_no_alert_on_artificial_no_anomaly() {
+    let e = evaluate_defaults();
+    assert_eq!(e.scored_alerts("artificialNoAnomaly"), 0);
+    assert_eq!(e.all_alerts("artificialNoAnomaly"), 0);
+    let t = e.total(0, |f| f.category == "artificialNoAnomaly");
+    assert_eq!(t.false_positives, 0);
+    assert_eq!(t.raw, 0.0);
+}
+
+#[test]
+fn nab_scorer_hand_built_cases() {
+    let w = [Window {
+        start: 500,
+        end: 599,
+    }];
+    let n = 2_000; // probation: 300 rows
+                   // An alert at the window start scores 1.
+    assert!((nab::score_file(n, &w, &[500], &STANDARD).raw - 1.0).abs() < 1e-12);
+    // A missed window scores -A_FN.
+    assert_eq!(nab::score_file(n, &w, &[], &STANDARD).raw, -1.0);
+    assert_eq!(nab::score_file(n, &w, &[], &REWARD_LOW_FN).raw, -2.0);
+    // A false positive before any window scores -A_FP (plus the miss).
+    assert!((nab::score_file(n, &w, &[400], &STANDARD).raw + 1.11).abs() < 1e-12);
+    // Alerts in the probation are ignored entirely.
+    assert_eq!(nab::score_file(n, &w, &[10, 299], &STANDARD).raw, -1.0);
+    // Half-way through the window: s(-0.5) / s(-1).
+    let mid = nab::score_file(n, &w, &[550], &STANDARD).raw;
+    assert!((mid - nab::scaled_sigmoid(-0.5) / nab::scaled_sigmoid(-1.0)).abs() < 1e-12);
+    assert!((mid - 0.859_792_566_909_783_7).abs() < 1e-12, "{mid}");
+    // A false positive just after the window costs almost nothing.
+    let after = nab::score_file(n, &w, &[500, 600], &STANDARD).raw - 1.0;
+    assert!((after - 0.11 * nab::scaled_sigmoid(1.0 / 99.0)).abs() < 1e-12);
+    assert!(after < 0.0 && after > -0.003);
+    // Normalisation: null detector 0, perfect detector 100.
+    assert_eq!(nab::normalise(-55.0, 55, &STANDARD), Some(0.0));
+    assert_eq!(nab::normalise(55.0, 55, &STANDARD), Some(100.0));
+}
