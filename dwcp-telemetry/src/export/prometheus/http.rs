@@ -15,7 +15,9 @@
 //! chunked body) `413`; a client has 5 s to send its request head and 30 s in all per
 //! connection; at most 64 connections are served at once (more are answered `503` and
 //! closed). Scrapes never touch a lock that recording threads take: collection only loads
-//! atomics.
+//! atomics. Renders and summaries run on tokio's blocking pool, at most two at once (further
+//! scrapes wait their turn), so a scrape never stalls the async workers of the runtime the
+//! server shares with its service.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -192,6 +194,7 @@ impl ServerBuilder {
             auth,
             limits: self.limits,
             size_hint: AtomicUsize::new(4096),
+            renders: Arc::new(Semaphore::new(RENDERS_AT_ONCE)),
         }))
     }
 
@@ -326,7 +329,12 @@ struct State {
     limits: Limits,
     /// Size of the last rendering, to allocate the next one in one go.
     size_hint: AtomicUsize,
+    /// Bounds concurrent renders and summaries.
+    renders: Arc<Semaphore>,
 }
+
+/// Renders (and summaries) run at most this many at once; further scrapes wait their turn.
+const RENDERS_AT_ONCE: usize = 2;
 
 async fn accept_loop(listener: TcpListener, state: Arc<State>, mut stop: watch::Receiver<bool>) {
     let permits = Arc::new(Semaphore::new(state.limits.max_connections));
@@ -383,7 +391,7 @@ async fn serve_connection(stream: TcpStream, state: Arc<State>, mut stop: watch:
     let limits = state.limits;
     let svc = service_fn(move |req| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(handle(&state, &req)) }
+        async move { Ok::<_, Infallible>(handle(state, req).await) }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -428,7 +436,73 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-fn handle(state: &State, req: &Request<Incoming>) -> Resp {
+/// What a request that passed routing and checks asks for.
+#[derive(Debug, Clone, Copy)]
+enum Work {
+    Metrics(Format),
+    Health,
+    Summary,
+}
+
+/// Answer a request. Rendering and summaries run on tokio's blocking pool, at most
+/// [`RENDERS_AT_ONCE`] at a time, so a scrape never stalls the runtime's async workers
+/// (which may be the host service's own) and a burst of scrapes queues instead of piling up.
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Resp {
+    let (work, head) = match route(&state, &req) {
+        Ok(w) => w,
+        Err(response) => return response,
+    };
+    drop(req);
+    let (content_type, body) = match work {
+        Work::Health => ("application/json", health_json(&state.registry)),
+        work => {
+            // The semaphore is never closed, so acquiring only waits.
+            let Ok(permit) = state.renders.clone().acquire_owned().await else {
+                return plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+            };
+            let st = state.clone();
+            // The permit moves into the task: if the client goes away mid-render, the slot
+            // stays taken until the render really ends.
+            let rendered = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                render_work(&st, work, head)
+            })
+            .await;
+            match rendered {
+                Ok(r) => r,
+                Err(_) => return plain(StatusCode::INTERNAL_SERVER_ERROR, "render failed\n"),
+            }
+        }
+    };
+    if head {
+        let len = body.len();
+        let mut r = respond(StatusCode::OK, content_type, Bytes::new());
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        r
+    } else {
+        respond(StatusCode::OK, content_type, body)
+    }
+}
+
+fn render_work(st: &State, work: Work, head: bool) -> (&'static str, String) {
+    match work {
+        Work::Metrics(format) => {
+            let hint = st.size_hint.load(Ordering::Relaxed);
+            let mut out = String::with_capacity(hint + hint / 8 + 1024);
+            TextEncoder::new(format).encode_registry(&st.registry, &mut out);
+            st.size_hint.store(out.len(), Ordering::Relaxed);
+            (format.content_type(), out)
+        }
+        // HEAD must not close the summary's rate window.
+        _ if head => ("application/json", st.summarizer.peek().to_json()),
+        _ => ("application/json", st.summarizer.render_json()),
+    }
+}
+
+/// Auth, routing, method and body checks: the work to do (and whether it is a `HEAD`), or
+/// the error response.
+fn route(state: &State, req: &Request<Incoming>) -> Result<(Work, bool), Resp> {
     if let Some(expected) = &state.auth {
         let given = req
             .headers()
@@ -441,7 +515,7 @@ fn handle(state: &State, req: &Request<Incoming>) -> Resp {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"dwcp-telemetry\""),
             );
-            return r;
+            return Err(r);
         }
     }
     let path = req.uri().path();
@@ -449,10 +523,10 @@ fn handle(state: &State, req: &Request<Incoming>) -> Resp {
         "/metrics" => "GET, HEAD",
         "/health" | "/metrics/summary" => "GET, HEAD",
         _ => {
-            return plain(
+            return Err(plain(
                 StatusCode::NOT_FOUND,
                 "not found: try /metrics, /health or /metrics/summary\n",
-            )
+            ))
         }
     };
     let head = req.method() == Method::HEAD;
@@ -460,40 +534,24 @@ fn handle(state: &State, req: &Request<Incoming>) -> Resp {
         let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static(allowed));
-        return r;
+        return Err(r);
     }
     if body_too_large(req, state.limits.max_body_bytes) {
         let mut r = plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
         r.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return r;
+        return Err(r);
     }
-    let (content_type, body) = match path {
-        "/metrics" => {
-            let accept = req
-                .headers()
+    let work = match path {
+        "/metrics" => Work::Metrics(Format::from_accept(
+            req.headers()
                 .get(header::ACCEPT)
-                .and_then(|v| v.to_str().ok());
-            let format = Format::from_accept(accept);
-            let mut out = String::with_capacity(state.size_hint.load(Ordering::Relaxed) + 1024);
-            TextEncoder::new(format).encode_registry(&state.registry, &mut out);
-            state.size_hint.store(out.len(), Ordering::Relaxed);
-            (format.content_type(), out)
-        }
-        "/health" => ("application/json", health_json(&state.registry)),
-        // HEAD must not close the summary's rate window.
-        _ if head => ("application/json", state.summarizer.peek().to_json()),
-        _ => ("application/json", state.summarizer.render_json()),
+                .and_then(|v| v.to_str().ok()),
+        )),
+        "/health" => Work::Health,
+        _ => Work::Summary,
     };
-    if head {
-        let len = body.len();
-        let mut r = respond(StatusCode::OK, content_type, Bytes::new());
-        r.headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-        r
-    } else {
-        respond(StatusCode::OK, content_type, body)
-    }
+    Ok((work, head))
 }
 
 fn body_too_large(req: &Request<Incoming>, max: u64) -> bool {
