@@ -450,7 +450,7 @@ enum Work {
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Resp {
     let (work, head) = match route(&state, &req) {
         Ok(w) => w,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     drop(req);
     let (content_type, body) = match work {
@@ -502,7 +502,7 @@ fn render_work(st: &State, work: Work, head: bool) -> (&'static str, String) {
 
 /// Auth, routing, method and body checks: the work to do (and whether it is a `HEAD`), or
 /// the error response.
-fn route(state: &State, req: &Request<Incoming>) -> Result<(Work, bool), Resp> {
+fn route(state: &State, req: &Request<Incoming>) -> Result<(Work, bool), Box<Resp>> {
     if let Some(expected) = &state.auth {
         let given = req
             .headers()
@@ -515,7 +515,7 @@ fn route(state: &State, req: &Request<Incoming>) -> Result<(Work, bool), Resp> {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"dwcp-telemetry\""),
             );
-            return Err(r);
+            return Err(Box::new(r));
         }
     }
     let path = req.uri().path();
@@ -523,10 +523,10 @@ fn route(state: &State, req: &Request<Incoming>) -> Result<(Work, bool), Resp> {
         "/metrics" => "GET, HEAD",
         "/health" | "/metrics/summary" => "GET, HEAD",
         _ => {
-            return Err(plain(
+            return Err(Box::new(plain(
                 StatusCode::NOT_FOUND,
                 "not found: try /metrics, /health or /metrics/summary\n",
-            ))
+            )))
         }
     };
     let head = req.method() == Method::HEAD;
@@ -534,13 +534,13 @@ fn route(state: &State, req: &Request<Incoming>) -> Result<(Work, bool), Resp> {
         let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static(allowed));
-        return Err(r);
+        return Err(Box::new(r));
     }
     if body_too_large(req, state.limits.max_body_bytes) {
         let mut r = plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
         r.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return Err(r);
+        return Err(Box::new(r));
     }
     let work = match path {
         "/metrics" => Work::Metrics(Format::from_accept(
