@@ -6,6 +6,8 @@ bash scripts/setup.sh
 
 # In this script the real Prometheus / promtool tests must run, never skip.
 export DWCP_REQUIRE_PROMETHEUS=1
+# ... and no test may skip for a missing build artefact either.
+export DWCP_CI=1
 
 echo "== fmt";    cargo fmt --all -- --check
 echo "== clippy"; cargo clippy --workspace --all-targets --all-features -- -D warnings

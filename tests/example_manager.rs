@@ -20,6 +20,12 @@ fn example_binary() -> Option<PathBuf> {
     if bin.exists() {
         Some(bin)
     } else {
+        // In CI (scripts/test.sh) the example is always built by `cargo test`: never skip there.
+        assert!(
+            std::env::var_os("DWCP_CI").is_none(),
+            "{} was not built, and DWCP_CI forbids skipping",
+            bin.display()
+        );
         eprintln!(
             "SKIPPED: {} not built (run `cargo test` without --test, or `cargo build --example dwcp_manager`)",
             bin.display()
