@@ -136,27 +136,44 @@ pub struct Snapshot {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Detector {
-    cfg: DetectorConfig,
+    // Hot state and the configuration the hot path reads, copied out of
+    // `cfg` at build time: together, ahead of the cold fields.
     ring: RollingWindow,
     smoothed: f64,
-    has_smoothed: bool,
-    in_incident: bool,
     scale: f64,
     inv_scale: f64,
+    /// `cfg.smoothing`.
+    alpha: f64,
+    /// `cfg.warning`.
+    warning: f64,
+    /// `cfg.surprise` squared (0: gate off).
+    surprise_sq: f64,
     gate_bypass: f64,
-    smoothing_sd: f64,
-    /// Pushes until the next scale refresh (once the ring is full).
-    refresh_left: u32,
-    incident_len: usize,
-    gate: SurpriseGate,
-    season: Season,
+    /// `cfg.min_samples`.
+    min_samples: usize,
+    /// `cfg.baseline_clip`.
+    clip: Option<f64>,
     cooldown_left: usize,
     last_z: f64,
-    last_scored: bool,
     observed: u64,
+    /// Pushes until the next scale refresh (once the ring is full).
+    refresh_left: u32,
+    /// `cfg.direction`.
+    direction: Direction,
+    /// `cfg.surprise > 0`.
+    gate_on: bool,
+    has_smoothed: bool,
+    in_incident: bool,
+    last_scored: bool,
+    season: Season,
+    gate: SurpriseGate,
+    // Cold: read on alerts, incidents, snapshots.
+    incident_len: usize,
+    smoothing_sd: f64,
     alerts: u64,
     suppressed: u64,
     invalid: u64,
+    cfg: DetectorConfig,
 }
 
 /// Once the ring is full, the scale (a square root and a division per
@@ -184,6 +201,13 @@ impl Detector {
         let mut detector = Self {
             season,
             ring: RollingWindow::new(cfg.window, recompute),
+            alpha: cfg.smoothing,
+            warning: cfg.warning,
+            surprise_sq: cfg.surprise * cfg.surprise,
+            min_samples: cfg.min_samples,
+            clip: cfg.baseline_clip,
+            direction: cfg.direction,
+            gate_on: cfg.surprise > 0.0,
             cfg,
             smoothed: 0.0,
             has_smoothed: false,
@@ -240,7 +264,7 @@ impl Detector {
             return None;
         }
         self.observed += 1;
-        let alpha = self.cfg.smoothing;
+        let alpha = self.alpha;
         let tested = if alpha >= 1.0 {
             value
         } else if self.has_smoothed {
@@ -265,11 +289,8 @@ impl Detector {
         }
 
         let slot = self.ring.next_slot();
-        if self.ring.len() < self.cfg.min_samples {
-            self.season.set_flag(slot, false);
-            self.ring.push(value);
-            self.refresh_scale();
-            self.last_z = 0.0;
+        if self.ring.len() < self.min_samples {
+            self.warm_up(slot, value);
             return None;
         }
 
@@ -278,15 +299,15 @@ impl Detector {
         let z = (tested - mean) * self.inv_scale;
         self.last_z = z;
         self.last_scored = true;
-        let (dev, season_dev) = match self.cfg.direction {
+        let (dev, season_dev) = match self.direction {
             Direction::Both => (z.abs(), season_z.abs()),
             Direction::Up => (z, season_z),
             Direction::Down => (-z, -season_z),
         };
         let deviation = dev.max(season_dev);
 
-        let surprising = if self.cfg.surprise > 0.0 {
-            self.gate.update(deviation, self.cfg.surprise)
+        let surprising = if self.gate_on {
+            self.gate.update(deviation, self.surprise_sq)
         } else {
             true
         };
@@ -303,9 +324,13 @@ impl Detector {
             }
         }
 
-        let anomalous = deviation >= self.cfg.warning;
+        let anomalous = deviation >= self.warning;
+        // Non-short-circuit: one well-predicted branch on the rare outcome
+        // instead of one on `anomalous`, which a series hovering around the
+        // warning level flips often.
+        let gated = anomalous & (surprising | (deviation >= self.gate_bypass));
         let mut alert = None;
-        if anomalous && (surprising || deviation >= self.gate_bypass) {
+        if gated {
             if self.in_incident || cooling {
                 self.suppressed += 1;
             } else {
@@ -317,7 +342,7 @@ impl Detector {
         }
 
         self.season.set_flag(slot, anomalous);
-        let stored = match self.cfg.baseline_clip {
+        let stored = match self.clip {
             // max/min rather than clamp: never panics, even if an overflow
             // made the bounds NaN.
             Some(c) => value.max(mean - c * scale).min(mean + c * scale),
@@ -333,6 +358,16 @@ impl Detector {
             self.refresh_scale();
         }
         alert
+    }
+
+    /// A sample during warm-up: stored, not scored.
+    #[cold]
+    #[inline(never)]
+    fn warm_up(&mut self, slot: usize, value: f64) {
+        self.season.set_flag(slot, false);
+        self.ring.push(value);
+        self.refresh_scale();
+        self.last_z = 0.0;
     }
 
     #[cold]
@@ -450,6 +485,8 @@ struct Season {
     /// above `warning`)? Such samples are not used as seasonal references.
     flags: Box<[u64]>,
     alpha: f64,
+    /// `1 - alpha`.
+    keep_alpha: f64,
     /// Samples after which the weight `1/n` falls below `alpha`.
     switch: u64,
     /// `season_weight / sqrt(alpha_smoothing / (2 - alpha_smoothing))`.
@@ -473,6 +510,7 @@ impl Season {
             period,
             flags: vec![0; words].into_boxed_slice(),
             alpha,
+            keep_alpha: 1.0 - alpha,
             switch: (1.0 / alpha).ceil() as u64,
             gain,
             inv_scale: 0.0,
@@ -511,15 +549,17 @@ impl Season {
             0.0
         };
         self.n += 1;
-        let w = if self.n < self.switch {
-            1.0 / self.n as f64
-        } else {
-            self.alpha
-        };
         let d = r - self.mean;
-        let keep = 1.0 - w;
-        self.mean += w * d;
-        self.var = keep * (self.var + w * d * d);
+        if self.n < self.switch {
+            let w = 1.0 / self.n as f64;
+            let keep = 1.0 - w;
+            self.mean += w * d;
+            self.var = keep * (self.var + w * d * d);
+        } else {
+            // Steady state: the same arithmetic with `w = alpha`.
+            self.mean += self.alpha * d;
+            self.var = self.keep_alpha * (self.var + self.alpha * d * d);
+        }
         out
     }
 
