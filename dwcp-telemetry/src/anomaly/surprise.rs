@@ -24,6 +24,9 @@ const RESUM_LAPS: u32 = 64;
 pub(crate) struct SurpriseGate {
     // Hot state, touched on every sample: first, so that it shares cache
     // lines with nothing cold.
+    /// Short ring full and weight down to `alpha`: `update` takes its
+    /// steady-state path.
+    steady: bool,
     /// Next slot of the short ring (always `< k <= MAX_SHORT`).
     idx: usize,
     k: usize,
@@ -50,6 +53,7 @@ impl SurpriseGate {
         let k = short.clamp(1, MAX_SHORT);
         let keep_alpha = 1.0 - alpha;
         Self {
+            steady: false,
             idx: 0,
             k,
             filled: 0,
@@ -75,6 +79,37 @@ impl SurpriseGate {
     /// that hovers around the warning level does not mispredict.
     #[inline]
     pub(crate) fn update(&mut self, deviation: f64, threshold_sq: f64) -> bool {
+        if !self.steady {
+            return self.update_early(deviation, threshold_sq);
+        }
+        // The general path below with its tests resolved: the short ring is
+        // full and the weight is `alpha` (`n` no longer matters).
+        let a = deviation.clamp(0.0, CAP);
+        let i = self.idx & (MAX_SHORT - 1);
+        self.sum -= self.short[i];
+        self.short[i] = a;
+        self.sum += a;
+        self.idx += 1;
+        if self.idx == self.k {
+            self.idx = 0;
+            self.laps += 1;
+            if self.laps == RESUM_LAPS {
+                self.resum();
+            }
+        }
+        let short_mean = self.sum * self.inv_k;
+        let surprising = self.exceeds(short_mean, threshold_sq);
+        let d = a - self.mean;
+        self.mean = self.keep_alpha * self.mean + self.alpha * a;
+        self.var = self.keep_alpha * self.var + self.keep_w_alpha * d * d;
+        surprising
+    }
+
+    /// `update` until the short ring is full and the weight has fallen to
+    /// `alpha`.
+    #[cold]
+    #[inline(never)]
+    fn update_early(&mut self, deviation: f64, threshold_sq: f64) -> bool {
         let a = deviation.clamp(0.0, CAP);
         // `idx < k <= MAX_SHORT`: the mask only spares a bounds check.
         let i = self.idx & (MAX_SHORT - 1);
@@ -109,6 +144,9 @@ impl SurpriseGate {
             self.mean = self.keep_alpha * self.mean + self.alpha * a;
             self.var = self.keep_alpha * self.var + self.keep_w_alpha * d * d;
         }
+        // From the next sample on, would the weight be `alpha` with a full
+        // short ring?
+        self.steady = self.filled == self.k && self.n + 1 >= self.switch;
         surprising
     }
 
@@ -129,12 +167,19 @@ impl SurpriseGate {
         } else {
             self.sum / self.filled as f64
         };
-        // short_mean - mean >= threshold * max(sd, floor), without a sqrt.
+        self.exceeds(short_mean, threshold_sq)
+    }
+
+    /// `short_mean - mean >= threshold * max(sd, floor)`, without a sqrt
+    /// and without a branch.
+    #[inline]
+    fn exceeds(&self, short_mean: f64, threshold_sq: f64) -> bool {
         let excess = short_mean - self.mean;
         (excess >= 0.0) & (excess * excess >= threshold_sq * self.var.max(VAR_FLOOR))
     }
 
     pub(crate) fn reset(&mut self) {
+        self.steady = false;
         self.short = [0.0; MAX_SHORT];
         self.idx = 0;
         self.laps = 0;

@@ -259,7 +259,9 @@ impl Detector {
     #[inline]
     pub fn observe(&mut self, value: f64) -> Option<Anomaly> {
         self.last_scored = false;
-        if !value.is_finite() {
+        // `is_finite()` as one float comparison (NaN fails it too).
+        let finite = value.abs() < f64::INFINITY;
+        if !finite {
             self.invalid += 1;
             return None;
         }
@@ -279,12 +281,12 @@ impl Detector {
         // Seasonal residual against the sample one period ago, unless that
         // sample was itself anomalous (no echo of a past spike).
         let mut season_z = 0.0;
-        if self.season.period > 0 {
-            if let Some(slot) = self.ring.slot_ago(self.season.period) {
-                if !self.season.flagged(slot) {
-                    let r = value - self.ring.slot_value(slot);
-                    season_z = self.season.score(r, alpha);
-                }
+        // One comparison: `lag` is `usize::MAX` when the channel is off.
+        if self.season.lag <= self.ring.len() {
+            let slot = self.ring.slot_back(self.season.lag);
+            if !self.season.flagged(slot) {
+                let r = value - self.ring.slot_value(slot);
+                season_z = self.season.score(r, alpha);
             }
         }
 
@@ -349,12 +351,11 @@ impl Detector {
             None => value,
         };
         self.ring.push(stored);
-        if self.ring.is_full() {
-            self.refresh_left = self.refresh_left.wrapping_sub(1);
-            if self.refresh_left == 0 || self.refresh_left > SCALE_REFRESH {
-                self.refresh_scale();
-            }
-        } else {
+        // `refresh_scale` set the countdown to 1 while the ring fills (a
+        // refresh on every push) and to `SCALE_REFRESH` from the push that
+        // fills it on.
+        self.refresh_left -= 1;
+        if self.refresh_left == 0 {
             self.refresh_scale();
         }
         alert
@@ -398,7 +399,13 @@ impl Detector {
     /// the caller's work instead of delaying the next z-score.
     #[inline]
     fn refresh_scale(&mut self) {
-        self.refresh_left = SCALE_REFRESH;
+        // Every push until the ring is full; every `SCALE_REFRESH` pushes
+        // once the next push leaves it full.
+        self.refresh_left = if self.ring.len() + 1 >= self.ring.capacity() {
+            SCALE_REFRESH
+        } else {
+            1
+        };
         let floor = self
             .cfg
             .min_scale
@@ -481,6 +488,11 @@ impl Detector {
 struct Season {
     /// 0: channel off.
     period: usize,
+    /// `period`, or `usize::MAX` when the channel is off.
+    lag: usize,
+    /// Residuals after which `score` takes its steady-state path: the
+    /// weight is `alpha` and the channel scores.
+    steady: u64,
     /// One bit per ring slot: was that sample anomalous (deviation at or
     /// above `warning`)? Such samples are not used as seasonal references.
     flags: Box<[u64]>,
@@ -506,12 +518,15 @@ impl Season {
     fn new(period: usize, window: usize, gain: f64) -> Self {
         let alpha = 2.0 / (window as f64 + 1.0);
         let words = if period > 0 { window.div_ceil(64) } else { 0 };
+        let switch = (1.0 / alpha).ceil() as u64;
         Self {
             period,
+            lag: if period > 0 { period } else { usize::MAX },
+            steady: switch.max(SEASON_MIN),
             flags: vec![0; words].into_boxed_slice(),
             alpha,
             keep_alpha: 1.0 - alpha,
-            switch: (1.0 / alpha).ceil() as u64,
+            switch,
             gain,
             inv_scale: 0.0,
             n: 0,
@@ -538,6 +553,24 @@ impl Season {
     /// `inv_scale`. 0 until `SEASON_MIN` residuals have been seen.
     #[inline]
     fn score(&mut self, r: f64, smoothing: f64) -> f64 {
+        if self.n >= self.steady {
+            // n > 0, n >= SEASON_MIN and n + 1 > switch: the general path
+            // below with its tests resolved (`n` no longer matters and
+            // stays put).
+            self.smoothed += smoothing * (r - self.smoothed);
+            let out = (self.smoothed - self.mean) * self.inv_scale;
+            let d = r - self.mean;
+            self.mean += self.alpha * d;
+            self.var = self.keep_alpha * (self.var + self.alpha * d * d);
+            return out;
+        }
+        self.score_early(r, smoothing)
+    }
+
+    /// `score` for the first `steady` residuals.
+    #[cold]
+    #[inline(never)]
+    fn score_early(&mut self, r: f64, smoothing: f64) -> f64 {
         self.smoothed = if self.n == 0 {
             r
         } else {
