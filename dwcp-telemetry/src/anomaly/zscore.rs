@@ -158,8 +158,10 @@ pub struct Detector {
     observed: u64,
     /// Pushes until the next scale refresh (once the ring is full).
     refresh_left: u32,
-    /// `cfg.direction`.
-    direction: Direction,
+    /// Sign-bit masks for `cfg.direction`: `Both` clears the sign (`abs`),
+    /// `Up` keeps it, `Down` flips it (negation).
+    sign_keep: u64,
+    sign_flip: u64,
     /// `cfg.surprise > 0`.
     gate_on: bool,
     has_smoothed: bool,
@@ -181,6 +183,9 @@ pub struct Detector {
 /// deviation barely moves in 8 pushes; while the ring fills it is
 /// recomputed on every push.
 const SCALE_REFRESH: u32 = 8;
+
+/// The sign bit of an `f64`.
+const SIGN: u64 = 1 << 63;
 
 impl Detector {
     /// A detector with the default configuration.
@@ -206,7 +211,16 @@ impl Detector {
             surprise_sq: cfg.surprise * cfg.surprise,
             min_samples: cfg.min_samples,
             clip: cfg.baseline_clip,
-            direction: cfg.direction,
+            sign_keep: if cfg.direction == Direction::Both {
+                !SIGN
+            } else {
+                !0
+            },
+            sign_flip: if cfg.direction == Direction::Down {
+                SIGN
+            } else {
+                0
+            },
             gate_on: cfg.surprise > 0.0,
             cfg,
             smoothed: 0.0,
@@ -296,54 +310,15 @@ impl Detector {
             return None;
         }
 
+        // The sample is scored against the baseline as it was before this
+        // push; the push and the scale refresh come first in program order
+        // anyway, so that their long dependency chains (the sliding update,
+        // then a square root and a division every few pushes) start early
+        // and overlap with the scoring below instead of delaying the next
+        // sample's z-score.
         let mean = self.ring.mean();
         let scale = self.scale;
-        let z = (tested - mean) * self.inv_scale;
-        self.last_z = z;
-        self.last_scored = true;
-        let (dev, season_dev) = match self.direction {
-            Direction::Both => (z.abs(), season_z.abs()),
-            Direction::Up => (z, season_z),
-            Direction::Down => (-z, -season_z),
-        };
-        let deviation = dev.max(season_dev);
-
-        let surprising = if self.gate_on {
-            self.gate.update(deviation, self.surprise_sq)
-        } else {
-            true
-        };
-
-        let cooling = self.cooldown_left > 0;
-        if cooling {
-            self.cooldown_left -= 1;
-        }
-
-        if self.in_incident {
-            self.incident_len += 1;
-            if self.cfg.max_incident.is_some_and(|m| self.incident_len > m) {
-                self.in_incident = false;
-            }
-        }
-
-        let anomalous = deviation >= self.warning;
-        // Non-short-circuit: one well-predicted branch on the rare outcome
-        // instead of one on `anomalous`, which a series hovering around the
-        // warning level flips often.
-        let gated = anomalous & (surprising | (deviation >= self.gate_bypass));
-        let mut alert = None;
-        if gated {
-            if self.in_incident || cooling {
-                self.suppressed += 1;
-            } else {
-                alert = Some(self.raise(z, value, deviation, mean, scale));
-            }
-            self.in_incident = true;
-        } else if self.in_incident && deviation < self.cfg.clear {
-            self.in_incident = false;
-        }
-
-        self.season.set_flag(slot, anomalous);
+        let inv_scale = self.inv_scale;
         let stored = match self.clip {
             // max/min rather than clamp: never panics, even if an overflow
             // made the bounds NaN.
@@ -357,6 +332,72 @@ impl Detector {
         self.refresh_left -= 1;
         if self.refresh_left == 0 {
             self.refresh_scale();
+        }
+
+        let z = (tested - mean) * inv_scale;
+        self.last_z = z;
+        self.last_scored = true;
+        // `abs`, identity or negation (per `direction`) as two bit
+        // operations on the sign: exactly what `abs` and `-` do.
+        let side = |v: f64| f64::from_bits((v.to_bits() & self.sign_keep) ^ self.sign_flip);
+        let deviation = side(z).max(side(season_z));
+
+        let surprising = if self.gate_on {
+            self.gate.update(deviation, self.surprise_sq)
+        } else {
+            true
+        };
+
+        let anomalous = deviation >= self.warning;
+        // Non-short-circuit: one well-predicted branch on the rare outcome
+        // instead of one on `anomalous`, which a series hovering around the
+        // warning level flips often.
+        let gated = anomalous & (surprising | (deviation >= self.gate_bypass));
+        // Quiet sample outside any incident or cooldown: nothing to update.
+        let alert = if gated | self.in_incident | (self.cooldown_left > 0) {
+            self.incident(gated, z, value, deviation, mean, scale)
+        } else {
+            None
+        };
+
+        self.season.set_flag(slot, anomalous);
+        alert
+    }
+
+    /// Cooldown, incident and alert bookkeeping for a sample that is gated
+    /// anomalous, or arrives during an incident or a cooldown.
+    #[inline]
+    fn incident(
+        &mut self,
+        gated: bool,
+        z: f64,
+        value: f64,
+        deviation: f64,
+        mean: f64,
+        scale: f64,
+    ) -> Option<Anomaly> {
+        let cooling = self.cooldown_left > 0;
+        if cooling {
+            self.cooldown_left -= 1;
+        }
+
+        if self.in_incident {
+            self.incident_len += 1;
+            if self.cfg.max_incident.is_some_and(|m| self.incident_len > m) {
+                self.in_incident = false;
+            }
+        }
+
+        let mut alert = None;
+        if gated {
+            if self.in_incident || cooling {
+                self.suppressed += 1;
+            } else {
+                alert = Some(self.raise(z, value, deviation, mean, scale));
+            }
+            self.in_incident = true;
+        } else if self.in_incident && deviation < self.cfg.clear {
+            self.in_incident = false;
         }
         alert
     }
