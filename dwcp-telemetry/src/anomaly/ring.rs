@@ -32,7 +32,9 @@ pub struct RollingWindow {
     len: usize,
     mean: f64,
     m2: f64,
-    since_recompute: usize,
+    /// Pushes left until the next exact recompute (counts down from
+    /// `recompute_every`).
+    recompute_left: usize,
     recompute_every: usize,
     inv_cap: f64,
     inv_cap_minus_one: f64,
@@ -51,7 +53,7 @@ impl RollingWindow {
             len: 0,
             mean: 0.0,
             m2: 0.0,
-            since_recompute: 0,
+            recompute_left: recompute_every.max(1),
             recompute_every: recompute_every.max(1),
             inv_cap: 1.0 / capacity as f64,
             inv_cap_minus_one: 1.0 / (capacity.max(2) - 1) as f64,
@@ -127,6 +129,18 @@ impl RollingWindow {
         })
     }
 
+    /// Slot index of the value pushed `k` pushes ago, for `1 <= k <=
+    /// len` (checked by the caller).
+    #[inline]
+    pub(crate) fn slot_back(&self, k: usize) -> usize {
+        debug_assert!(k >= 1 && k <= self.len);
+        if self.head >= k {
+            self.head - k
+        } else {
+            self.head + self.buf.len() - k
+        }
+    }
+
     /// The value in slot `i` (from [`Self::slot_ago`]).
     #[inline]
     pub(crate) fn slot_value(&self, i: usize) -> f64 {
@@ -158,7 +172,7 @@ impl RollingWindow {
         self.len = 0;
         self.mean = 0.0;
         self.m2 = 0.0;
-        self.since_recompute = 0;
+        self.recompute_left = self.recompute_every;
     }
 
     /// Appends `x`, evicting the oldest value once full, and returns the
@@ -167,40 +181,47 @@ impl RollingWindow {
     #[inline]
     pub fn push(&mut self, x: f64) -> Option<f64> {
         let cap = self.buf.len();
-        let evicted = if self.len < cap {
-            self.buf[self.head] = x;
-            self.len += 1;
-            let d = x - self.mean;
-            self.mean += d / self.len as f64;
-            self.m2 += d * (x - self.mean);
-            None
-        } else {
+        let evicted = if self.len == cap {
+            // Full (the steady state): replace the oldest value.
             let old = std::mem::replace(&mut self.buf[self.head], x);
             let old_mean = self.mean;
             let new_mean = old_mean + (x - old) * self.inv_cap;
-            self.m2 += (x - old) * (x - new_mean + old - old_mean);
+            let m2 = self.m2 + (x - old) * (x - new_mean + old - old_mean);
+            self.m2 = if m2 < 0.0 { 0.0 } else { m2 };
             self.mean = new_mean;
             Some(old)
+        } else {
+            self.push_filling(x);
+            None
         };
-        if self.m2 < 0.0 {
-            self.m2 = 0.0;
-        }
         self.head += 1;
         if self.head == cap {
             self.head = 0;
         }
-        self.since_recompute += 1;
-        if self.since_recompute >= self.recompute_every {
+        self.recompute_left -= 1;
+        if self.recompute_left == 0 {
             self.recompute();
         }
         evicted
+    }
+
+    /// Welford's update while the buffer fills.
+    #[cold]
+    #[inline(never)]
+    fn push_filling(&mut self, x: f64) {
+        self.buf[self.head] = x;
+        self.len += 1;
+        let d = x - self.mean;
+        self.mean += d / self.len as f64;
+        let m2 = self.m2 + d * (x - self.mean);
+        self.m2 = if m2 < 0.0 { 0.0 } else { m2 };
     }
 
     /// Recomputes mean and `M2` exactly from the held values (two passes).
     #[cold]
     #[inline(never)]
     pub fn recompute(&mut self) {
-        self.since_recompute = 0;
+        self.recompute_left = self.recompute_every;
         if self.len == 0 {
             self.mean = 0.0;
             self.m2 = 0.0;

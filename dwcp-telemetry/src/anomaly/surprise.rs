@@ -22,91 +22,164 @@ const RESUM_LAPS: u32 = 64;
 
 #[derive(Debug, Clone)]
 pub(crate) struct SurpriseGate {
-    short: [f64; MAX_SHORT],
-    k: usize,
-    inv_k: f64,
+    // Hot state, touched on every sample: first, so that it shares cache
+    // lines with nothing cold.
+    /// Short ring full and weight down to `alpha`: `update` takes its
+    /// steady-state path.
+    steady: bool,
+    /// Next slot of the short ring (always `< k <= MAX_SHORT`).
     idx: usize,
-    laps: u32,
+    k: usize,
     filled: usize,
     sum: f64,
-    alpha: f64,
+    n: u64,
     /// Samples after which the weight `1/n` falls below `alpha`.
     switch: u64,
-    n: u64,
     mean: f64,
     var: f64,
+    /// `1 - alpha` and `(1 - alpha) * alpha`: the steady-state weights,
+    /// computed once (the same products the update would compute).
+    keep_alpha: f64,
+    keep_w_alpha: f64,
+    alpha: f64,
+    inv_k: f64,
+    laps: u32,
+    short: [f64; MAX_SHORT],
 }
 
 impl SurpriseGate {
     pub(crate) fn new(short: usize, half_life: usize) -> Self {
         let alpha = 1.0 - (-std::f64::consts::LN_2 / half_life.max(1) as f64).exp();
         let k = short.clamp(1, MAX_SHORT);
+        let keep_alpha = 1.0 - alpha;
         Self {
-            short: [0.0; MAX_SHORT],
-            k,
-            inv_k: 1.0 / k as f64,
+            steady: false,
             idx: 0,
-            laps: 0,
+            k,
             filled: 0,
             sum: 0.0,
-            alpha,
-            switch: (1.0 / alpha).ceil() as u64,
             n: 0,
+            switch: (1.0 / alpha).ceil() as u64,
             mean: 0.0,
             var: 0.0,
+            keep_alpha,
+            keep_w_alpha: keep_alpha * alpha,
+            alpha,
+            inv_k: 1.0 / k as f64,
+            laps: 0,
+            short: [0.0; MAX_SHORT],
         }
     }
 
     /// Feeds |z| (or the one-sided deviation); returns whether the short
-    /// mean is at least `threshold` long-run standard deviations above the
-    /// long-run mean (statistics from before this sample).
+    /// mean is at least `threshold` (`threshold_sq` is its square) long-run
+    /// standard deviations above the long-run mean (statistics from before
+    /// this sample). The verdict is computed without a branch: the caller
+    /// combines it with its own test, also without one, so that a series
+    /// that hovers around the warning level does not mispredict.
     #[inline]
-    pub(crate) fn update(&mut self, deviation: f64, threshold: f64) -> bool {
-        let a = deviation.clamp(0.0, CAP);
-        if self.filled == self.k {
-            self.sum -= self.short[self.idx];
-        } else {
-            self.filled += 1;
+    pub(crate) fn update(&mut self, deviation: f64, threshold_sq: f64) -> bool {
+        if !self.steady {
+            return self.update_early(deviation, threshold_sq);
         }
-        self.short[self.idx] = a;
+        // The general path below with its tests resolved: the short ring is
+        // full and the weight is `alpha` (`n` no longer matters).
+        let a = deviation.clamp(0.0, CAP);
+        let i = self.idx & (MAX_SHORT - 1);
+        self.sum -= self.short[i];
+        self.short[i] = a;
         self.sum += a;
         self.idx += 1;
         if self.idx == self.k {
             self.idx = 0;
             self.laps += 1;
             if self.laps == RESUM_LAPS {
-                // Re-sum exactly now and then: no drift.
-                self.laps = 0;
-                self.sum = self.short[..self.filled].iter().sum();
+                self.resum();
             }
         }
+        let short_mean = self.sum * self.inv_k;
+        let surprising = self.exceeds(short_mean, threshold_sq);
+        let d = a - self.mean;
+        self.mean = self.keep_alpha * self.mean + self.alpha * a;
+        self.var = self.keep_alpha * self.var + self.keep_w_alpha * d * d;
+        surprising
+    }
+
+    /// `update` until the short ring is full and the weight has fallen to
+    /// `alpha`.
+    #[cold]
+    #[inline(never)]
+    fn update_early(&mut self, deviation: f64, threshold_sq: f64) -> bool {
+        let a = deviation.clamp(0.0, CAP);
+        // `idx < k <= MAX_SHORT`: the mask only spares a bounds check.
+        let i = self.idx & (MAX_SHORT - 1);
+        if self.filled == self.k {
+            self.sum -= self.short[i];
+        } else {
+            self.filled += 1;
+        }
+        self.short[i] = a;
+        self.sum += a;
+        self.idx += 1;
+        if self.idx == self.k {
+            self.idx = 0;
+            self.laps += 1;
+            if self.laps == RESUM_LAPS {
+                self.resum();
+            }
+        }
+        let surprising = self.surprising(threshold_sq);
+
+        // Plain running mean until 1/n drops below alpha, then EW:
+        // mean' = (1 - w) mean + w a, var' = (1 - w) (var + w d^2), written
+        // so that each loop-carried chain is one multiply and one add.
+        self.n += 1;
+        let d = a - self.mean;
+        if self.n < self.switch {
+            let w = 1.0 / self.n as f64;
+            let keep = 1.0 - w;
+            self.mean = keep * self.mean + w * a;
+            self.var = keep * self.var + keep * w * d * d;
+        } else {
+            self.mean = self.keep_alpha * self.mean + self.alpha * a;
+            self.var = self.keep_alpha * self.var + self.keep_w_alpha * d * d;
+        }
+        // From the next sample on, would the weight be `alpha` with a full
+        // short ring?
+        self.steady = self.filled == self.k && self.n + 1 >= self.switch;
+        surprising
+    }
+
+    /// Re-sums the short ring exactly now and then: no drift.
+    #[cold]
+    #[inline(never)]
+    fn resum(&mut self) {
+        self.laps = 0;
+        self.sum = self.short[..self.filled].iter().sum();
+    }
+
+    /// Is the current short mean surprising against the long-run statistics
+    /// (not yet updated with this sample)?
+    #[inline]
+    fn surprising(&self, threshold_sq: f64) -> bool {
         let short_mean = if self.filled == self.k {
             self.sum * self.inv_k
         } else {
             self.sum / self.filled as f64
         };
-        // short_mean - mean >= threshold * max(sd, floor), without a sqrt.
-        let excess = short_mean - self.mean;
-        let surprising =
-            excess >= 0.0 && excess * excess >= threshold * threshold * self.var.max(VAR_FLOOR);
+        self.exceeds(short_mean, threshold_sq)
+    }
 
-        self.n += 1;
-        // Plain running mean until 1/n drops below alpha, then EW.
-        let w = if self.n < self.switch {
-            1.0 / self.n as f64
-        } else {
-            self.alpha
-        };
-        // mean' = (1 - w) mean + w a, var' = (1 - w) (var + w d^2): written
-        // so that each loop-carried chain is one multiply and one add.
-        let d = a - self.mean;
-        let keep = 1.0 - w;
-        self.mean = keep * self.mean + w * a;
-        self.var = keep * self.var + keep * w * d * d;
-        surprising
+    /// `short_mean - mean >= threshold * max(sd, floor)`, without a sqrt
+    /// and without a branch.
+    #[inline]
+    fn exceeds(&self, short_mean: f64, threshold_sq: f64) -> bool {
+        let excess = short_mean - self.mean;
+        (excess >= 0.0) & (excess * excess >= threshold_sq * self.var.max(VAR_FLOOR))
     }
 
     pub(crate) fn reset(&mut self) {
+        self.steady = false;
         self.short = [0.0; MAX_SHORT];
         self.idx = 0;
         self.laps = 0;

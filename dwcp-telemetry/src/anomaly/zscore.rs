@@ -136,27 +136,46 @@ pub struct Snapshot {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Detector {
-    cfg: DetectorConfig,
+    // Hot state and the configuration the hot path reads, copied out of
+    // `cfg` at build time: together, ahead of the cold fields.
     ring: RollingWindow,
     smoothed: f64,
-    has_smoothed: bool,
-    in_incident: bool,
     scale: f64,
     inv_scale: f64,
+    /// `cfg.smoothing`.
+    alpha: f64,
+    /// `cfg.warning`.
+    warning: f64,
+    /// `cfg.surprise` squared (0: gate off).
+    surprise_sq: f64,
     gate_bypass: f64,
-    smoothing_sd: f64,
-    /// Pushes until the next scale refresh (once the ring is full).
-    refresh_left: u32,
-    incident_len: usize,
-    gate: SurpriseGate,
-    season: Season,
+    /// `cfg.min_samples`.
+    min_samples: usize,
+    /// `cfg.baseline_clip`.
+    clip: Option<f64>,
     cooldown_left: usize,
     last_z: f64,
-    last_scored: bool,
     observed: u64,
+    /// Pushes until the next scale refresh (once the ring is full).
+    refresh_left: u32,
+    /// Sign-bit masks for `cfg.direction`: `Both` clears the sign (`abs`),
+    /// `Up` keeps it, `Down` flips it (negation).
+    sign_keep: u64,
+    sign_flip: u64,
+    /// `cfg.surprise > 0`.
+    gate_on: bool,
+    has_smoothed: bool,
+    in_incident: bool,
+    last_scored: bool,
+    season: Season,
+    gate: SurpriseGate,
+    // Cold: read on alerts, incidents, snapshots.
+    incident_len: usize,
+    smoothing_sd: f64,
     alerts: u64,
     suppressed: u64,
     invalid: u64,
+    cfg: DetectorConfig,
 }
 
 /// Once the ring is full, the scale (a square root and a division per
@@ -164,6 +183,9 @@ pub struct Detector {
 /// deviation barely moves in 8 pushes; while the ring fills it is
 /// recomputed on every push.
 const SCALE_REFRESH: u32 = 8;
+
+/// The sign bit of an `f64`.
+const SIGN: u64 = 1 << 63;
 
 impl Detector {
     /// A detector with the default configuration.
@@ -184,6 +206,22 @@ impl Detector {
         let mut detector = Self {
             season,
             ring: RollingWindow::new(cfg.window, recompute),
+            alpha: cfg.smoothing,
+            warning: cfg.warning,
+            surprise_sq: cfg.surprise * cfg.surprise,
+            min_samples: cfg.min_samples,
+            clip: cfg.baseline_clip,
+            sign_keep: if cfg.direction == Direction::Both {
+                !SIGN
+            } else {
+                !0
+            },
+            sign_flip: if cfg.direction == Direction::Down {
+                SIGN
+            } else {
+                0
+            },
+            gate_on: cfg.surprise > 0.0,
             cfg,
             smoothed: 0.0,
             has_smoothed: false,
@@ -235,12 +273,14 @@ impl Detector {
     #[inline]
     pub fn observe(&mut self, value: f64) -> Option<Anomaly> {
         self.last_scored = false;
-        if !value.is_finite() {
+        // `is_finite()` as one float comparison (NaN fails it too).
+        let finite = value.abs() < f64::INFINITY;
+        if !finite {
             self.invalid += 1;
             return None;
         }
         self.observed += 1;
-        let alpha = self.cfg.smoothing;
+        let alpha = self.alpha;
         let tested = if alpha >= 1.0 {
             value
         } else if self.has_smoothed {
@@ -255,42 +295,87 @@ impl Detector {
         // Seasonal residual against the sample one period ago, unless that
         // sample was itself anomalous (no echo of a past spike).
         let mut season_z = 0.0;
-        if self.season.period > 0 {
-            if let Some(slot) = self.ring.slot_ago(self.season.period) {
-                if !self.season.flagged(slot) {
-                    let r = value - self.ring.slot_value(slot);
-                    season_z = self.season.score(r, alpha);
-                }
+        // One comparison: `lag` is `usize::MAX` when the channel is off.
+        if self.season.lag <= self.ring.len() {
+            let slot = self.ring.slot_back(self.season.lag);
+            if !self.season.flagged(slot) {
+                let r = value - self.ring.slot_value(slot);
+                season_z = self.season.score(r, alpha);
             }
         }
 
         let slot = self.ring.next_slot();
-        if self.ring.len() < self.cfg.min_samples {
-            self.season.set_flag(slot, false);
-            self.ring.push(value);
-            self.refresh_scale();
-            self.last_z = 0.0;
+        if self.ring.len() < self.min_samples {
+            self.warm_up(slot, value);
             return None;
         }
 
+        // The sample is scored against the baseline as it was before this
+        // push; the push and the scale refresh come first in program order
+        // anyway, so that their long dependency chains (the sliding update,
+        // then a square root and a division every few pushes) start early
+        // and overlap with the scoring below instead of delaying the next
+        // sample's z-score.
         let mean = self.ring.mean();
         let scale = self.scale;
-        let z = (tested - mean) * self.inv_scale;
+        let inv_scale = self.inv_scale;
+        let stored = match self.clip {
+            // max/min rather than clamp: never panics, even if an overflow
+            // made the bounds NaN.
+            Some(c) => value.max(mean - c * scale).min(mean + c * scale),
+            None => value,
+        };
+        self.ring.push(stored);
+        // `refresh_scale` set the countdown to 1 while the ring fills (a
+        // refresh on every push) and to `SCALE_REFRESH` from the push that
+        // fills it on.
+        self.refresh_left -= 1;
+        if self.refresh_left == 0 {
+            self.refresh_scale();
+        }
+
+        let z = (tested - mean) * inv_scale;
         self.last_z = z;
         self.last_scored = true;
-        let (dev, season_dev) = match self.cfg.direction {
-            Direction::Both => (z.abs(), season_z.abs()),
-            Direction::Up => (z, season_z),
-            Direction::Down => (-z, -season_z),
-        };
-        let deviation = dev.max(season_dev);
+        // `abs`, identity or negation (per `direction`) as two bit
+        // operations on the sign: exactly what `abs` and `-` do.
+        let side = |v: f64| f64::from_bits((v.to_bits() & self.sign_keep) ^ self.sign_flip);
+        let deviation = side(z).max(side(season_z));
 
-        let surprising = if self.cfg.surprise > 0.0 {
-            self.gate.update(deviation, self.cfg.surprise)
+        let surprising = if self.gate_on {
+            self.gate.update(deviation, self.surprise_sq)
         } else {
             true
         };
 
+        let anomalous = deviation >= self.warning;
+        // Non-short-circuit: one well-predicted branch on the rare outcome
+        // instead of one on `anomalous`, which a series hovering around the
+        // warning level flips often.
+        let gated = anomalous & (surprising | (deviation >= self.gate_bypass));
+        // Quiet sample outside any incident or cooldown: nothing to update.
+        let alert = if gated | self.in_incident | (self.cooldown_left > 0) {
+            self.incident(gated, z, value, deviation, mean, scale)
+        } else {
+            None
+        };
+
+        self.season.set_flag(slot, anomalous);
+        alert
+    }
+
+    /// Cooldown, incident and alert bookkeeping for a sample that is gated
+    /// anomalous, or arrives during an incident or a cooldown.
+    #[inline]
+    fn incident(
+        &mut self,
+        gated: bool,
+        z: f64,
+        value: f64,
+        deviation: f64,
+        mean: f64,
+        scale: f64,
+    ) -> Option<Anomaly> {
         let cooling = self.cooldown_left > 0;
         if cooling {
             self.cooldown_left -= 1;
@@ -303,9 +388,8 @@ impl Detector {
             }
         }
 
-        let anomalous = deviation >= self.cfg.warning;
         let mut alert = None;
-        if anomalous && (surprising || deviation >= self.gate_bypass) {
+        if gated {
             if self.in_incident || cooling {
                 self.suppressed += 1;
             } else {
@@ -315,24 +399,17 @@ impl Detector {
         } else if self.in_incident && deviation < self.cfg.clear {
             self.in_incident = false;
         }
-
-        self.season.set_flag(slot, anomalous);
-        let stored = match self.cfg.baseline_clip {
-            // max/min rather than clamp: never panics, even if an overflow
-            // made the bounds NaN.
-            Some(c) => value.max(mean - c * scale).min(mean + c * scale),
-            None => value,
-        };
-        self.ring.push(stored);
-        if self.ring.is_full() {
-            self.refresh_left = self.refresh_left.wrapping_sub(1);
-            if self.refresh_left == 0 || self.refresh_left > SCALE_REFRESH {
-                self.refresh_scale();
-            }
-        } else {
-            self.refresh_scale();
-        }
         alert
+    }
+
+    /// A sample during warm-up: stored, not scored.
+    #[cold]
+    #[inline(never)]
+    fn warm_up(&mut self, slot: usize, value: f64) {
+        self.season.set_flag(slot, false);
+        self.ring.push(value);
+        self.refresh_scale();
+        self.last_z = 0.0;
     }
 
     #[cold]
@@ -363,7 +440,13 @@ impl Detector {
     /// the caller's work instead of delaying the next z-score.
     #[inline]
     fn refresh_scale(&mut self) {
-        self.refresh_left = SCALE_REFRESH;
+        // Every push until the ring is full; every `SCALE_REFRESH` pushes
+        // once the next push leaves it full.
+        self.refresh_left = if self.ring.len() + 1 >= self.ring.capacity() {
+            SCALE_REFRESH
+        } else {
+            1
+        };
         let floor = self
             .cfg
             .min_scale
@@ -446,10 +529,17 @@ impl Detector {
 struct Season {
     /// 0: channel off.
     period: usize,
+    /// `period`, or `usize::MAX` when the channel is off.
+    lag: usize,
+    /// Residuals after which `score` takes its steady-state path: the
+    /// weight is `alpha` and the channel scores.
+    steady: u64,
     /// One bit per ring slot: was that sample anomalous (deviation at or
     /// above `warning`)? Such samples are not used as seasonal references.
     flags: Box<[u64]>,
     alpha: f64,
+    /// `1 - alpha`.
+    keep_alpha: f64,
     /// Samples after which the weight `1/n` falls below `alpha`.
     switch: u64,
     /// `season_weight / sqrt(alpha_smoothing / (2 - alpha_smoothing))`.
@@ -469,11 +559,15 @@ impl Season {
     fn new(period: usize, window: usize, gain: f64) -> Self {
         let alpha = 2.0 / (window as f64 + 1.0);
         let words = if period > 0 { window.div_ceil(64) } else { 0 };
+        let switch = (1.0 / alpha).ceil() as u64;
         Self {
             period,
+            lag: if period > 0 { period } else { usize::MAX },
+            steady: switch.max(SEASON_MIN),
             flags: vec![0; words].into_boxed_slice(),
             alpha,
-            switch: (1.0 / alpha).ceil() as u64,
+            keep_alpha: 1.0 - alpha,
+            switch,
             gain,
             inv_scale: 0.0,
             n: 0,
@@ -500,6 +594,24 @@ impl Season {
     /// `inv_scale`. 0 until `SEASON_MIN` residuals have been seen.
     #[inline]
     fn score(&mut self, r: f64, smoothing: f64) -> f64 {
+        if self.n >= self.steady {
+            // n > 0, n >= SEASON_MIN and n + 1 > switch: the general path
+            // below with its tests resolved (`n` no longer matters and
+            // stays put).
+            self.smoothed += smoothing * (r - self.smoothed);
+            let out = (self.smoothed - self.mean) * self.inv_scale;
+            let d = r - self.mean;
+            self.mean += self.alpha * d;
+            self.var = self.keep_alpha * (self.var + self.alpha * d * d);
+            return out;
+        }
+        self.score_early(r, smoothing)
+    }
+
+    /// `score` for the first `steady` residuals.
+    #[cold]
+    #[inline(never)]
+    fn score_early(&mut self, r: f64, smoothing: f64) -> f64 {
         self.smoothed = if self.n == 0 {
             r
         } else {
@@ -511,15 +623,17 @@ impl Season {
             0.0
         };
         self.n += 1;
-        let w = if self.n < self.switch {
-            1.0 / self.n as f64
-        } else {
-            self.alpha
-        };
         let d = r - self.mean;
-        let keep = 1.0 - w;
-        self.mean += w * d;
-        self.var = keep * (self.var + w * d * d);
+        if self.n < self.switch {
+            let w = 1.0 / self.n as f64;
+            let keep = 1.0 - w;
+            self.mean += w * d;
+            self.var = keep * (self.var + w * d * d);
+        } else {
+            // Steady state: the same arithmetic with `w = alpha`.
+            self.mean += self.alpha * d;
+            self.var = self.keep_alpha * (self.var + self.alpha * d * d);
+        }
         out
     }
 
