@@ -29,6 +29,44 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Exporting
+//!
+//! With the `prometheus` feature, the registry renders as Prometheus text (or OpenMetrics).
+//! Bucket bounds are chosen per metric at export time; `*recovery_duration*` metrics get the
+//! seeds' 0.1 … 30 s bounds by default:
+//!
+#![cfg_attr(feature = "prometheus", doc = "```")]
+#![cfg_attr(not(feature = "prometheus"), doc = "```ignore")]
+//! use dwcp_telemetry::export::prometheus::{render, Format};
+//! use dwcp_telemetry::Registry;
+//!
+//! let registry = Registry::builder().version("3.0.0").build()?;
+//! let recovery = registry
+//!     .histogram("dwcp_recovery_duration_seconds", "Time to recover")
+//!     .labels(["component"])
+//!     .exact_sum(true)
+//!     .register()?;
+//! let amst = recovery.with_labels(&["amst"]);
+//! amst.record(400_000_000); // 0.4 s
+//! amst.record(3_000_000_000); // 3 s
+//! let text = render(&registry, Format::Text);
+//! assert!(text.starts_with(concat!(
+//!     "# HELP dwcp_recovery_duration_seconds Time to recover\n",
+//!     "# TYPE dwcp_recovery_duration_seconds histogram\n",
+//!     "dwcp_recovery_duration_seconds_bucket{version=\"3.0.0\",component=\"amst\",le=\"0.1\"} 0\n",
+//!     "dwcp_recovery_duration_seconds_bucket{version=\"3.0.0\",component=\"amst\",le=\"0.5\"} 1\n",
+//!     "dwcp_recovery_duration_seconds_bucket{version=\"3.0.0\",component=\"amst\",le=\"1\"} 1\n",
+//!     "dwcp_recovery_duration_seconds_bucket{version=\"3.0.0\",component=\"amst\",le=\"2\"} 1\n",
+//!     "dwcp_recovery_duration_seconds_bucket{version=\"3.0.0\",component=\"amst\",le=\"5\"} 2\n",
+//!     "dwcp_recovery_duration_seconds_bucket{version=\"3.0.0\",component=\"amst\",le=\"10\"} 2\n",
+//!     "dwcp_recovery_duration_seconds_bucket{version=\"3.0.0\",component=\"amst\",le=\"30\"} 2\n",
+//!     "dwcp_recovery_duration_seconds_bucket{version=\"3.0.0\",component=\"amst\",le=\"+Inf\"} 2\n",
+//!     "dwcp_recovery_duration_seconds_sum{version=\"3.0.0\",component=\"amst\"} 3.4\n",
+//!     "dwcp_recovery_duration_seconds_count{version=\"3.0.0\",component=\"amst\"} 2\n",
+//! )));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## Bad input
 //!
 //! Nothing panics on user data. Histogram values above the trackable maximum are clamped to
