@@ -36,7 +36,7 @@ use metrics::{CounterFn, GaugeFn, HistogramFn, Key, KeyName, Metadata, Recorder,
 use crate::metric::{CounterCell, GaugeCell, HistogramCell};
 use crate::registry::{
     sanitize_label_name, sanitize_metric_name, CounterFamily, GaugeFamily, HistogramFamily,
-    MetricKind, Registry, Unit,
+    Registry, Unit,
 };
 use crate::sync::Ordering;
 
@@ -139,6 +139,23 @@ impl DwcpRecorder {
         (sanitize_metric_name(key.name()), names, values)
     }
 
+    /// The handle for `values` in `family`, or its overflow series (counted) when the family
+    /// was registered with other label names.
+    fn bind<F: FacadeFamily>(
+        &self,
+        family: Option<F>,
+        names: &[String],
+        values: &[String],
+    ) -> Option<F::Handle> {
+        let family = family?;
+        Some(if family.descriptor().label_names() == names {
+            family.with_labels(&refs(values))
+        } else {
+            self.mismatch();
+            family.overflow()
+        })
+    }
+
     fn mismatch(&self) {
         self.registry
             .tallies()
@@ -153,6 +170,37 @@ impl DwcpRecorder {
             .fetch_add(1, Ordering::Relaxed);
     }
 }
+
+/// What `bind` needs of the three family types.
+trait FacadeFamily {
+    type Handle;
+    fn descriptor(&self) -> &crate::registry::Descriptor;
+    fn with_labels(&self, values: &[&str]) -> Self::Handle;
+    fn overflow(&self) -> Self::Handle;
+}
+
+macro_rules! facade_family {
+    ($($family:ty => $handle:ty),*) => {$(
+        impl FacadeFamily for $family {
+            type Handle = $handle;
+            fn descriptor(&self) -> &crate::registry::Descriptor {
+                <$family>::descriptor(self)
+            }
+            fn with_labels(&self, values: &[&str]) -> $handle {
+                <$family>::with_labels(self, values)
+            }
+            fn overflow(&self) -> $handle {
+                <$family>::overflow(self)
+            }
+        }
+    )*};
+}
+
+facade_family!(
+    CounterFamily => crate::Counter,
+    GaugeFamily => crate::Gauge,
+    HistogramFamily => crate::Histogram
+);
 
 fn to_unit(unit: Option<metrics::Unit>, default: Unit) -> Unit {
     match unit {
@@ -191,14 +239,7 @@ impl Recorder for DwcpRecorder {
             .register()
             .ok()
             .or_else(|| self.registry.existing_counter(&name));
-        let handle = family.map(|f| {
-            if f.descriptor().label_names() == names.as_slice() {
-                f.with_labels(&refs(&values))
-            } else {
-                self.mismatch();
-                f.overflow()
-            }
-        });
+        let handle = self.bind(family, &names, &values);
         match handle.as_ref().and_then(|h| h.cell().cloned()) {
             Some(cell) => metrics::Counter::from_arc(cell),
             None => {
@@ -219,14 +260,7 @@ impl Recorder for DwcpRecorder {
             .register()
             .ok()
             .or_else(|| self.registry.existing_gauge(&name));
-        let handle = family.map(|f| {
-            if f.descriptor().label_names() == names.as_slice() {
-                f.with_labels(&refs(&values))
-            } else {
-                self.mismatch();
-                f.overflow()
-            }
-        });
+        let handle = self.bind(family, &names, &values);
         match handle.as_ref().and_then(|h| h.cell().cloned()) {
             Some(cell) => metrics::Gauge::from_arc(cell),
             None => {
@@ -247,25 +281,17 @@ impl Recorder for DwcpRecorder {
             .register()
             .ok()
             .or_else(|| self.registry.existing_histogram(&name));
-        let Some(family) = family else {
-            self.refuse();
-            return metrics::Histogram::noop();
+        let scale = match &family {
+            Some(f) if f.descriptor().unit() != Unit::Seconds => 1.0,
+            _ => 1e9,
         };
-        let scale = if family.descriptor().unit() == Unit::Seconds {
-            1e9
-        } else {
-            1.0
-        };
-        debug_assert_eq!(family.descriptor().kind(), MetricKind::Histogram);
-        let handle = if family.descriptor().label_names() == names.as_slice() {
-            family.with_labels(&refs(&values))
-        } else {
-            self.mismatch();
-            family.overflow()
-        };
-        match handle.cell().cloned() {
+        let handle = self.bind(family, &names, &values);
+        match handle.as_ref().and_then(|h| h.cell().cloned()) {
             Some(cell) => metrics::Histogram::from_arc(Arc::new(ScaledHistogram { cell, scale })),
-            None => metrics::Histogram::noop(),
+            None => {
+                self.refuse();
+                metrics::Histogram::noop()
+            }
         }
     }
 }

@@ -111,9 +111,22 @@ impl AtomicHistogram {
     /// zero is recorded and counted.
     #[inline]
     pub fn record(&self, value: u64) {
+        self.add(value, 1);
+    }
+
+    /// Record `count` copies of one value (for pre-aggregated data).
+    pub fn record_n(&self, value: u64, count: u64) {
+        if count != 0 {
+            self.add(value, count);
+        }
+    }
+
+    /// The one recording path; `record` inlines it with `count = 1` folded in.
+    #[inline(always)]
+    fn add(&self, value: u64, count: u64) {
         // One branch catches both rare cases: 0 wraps to u64::MAX, > max stays above max - 1.
         let value = if value.wrapping_sub(1) >= self.layout.max_value() {
-            self.unusual(value)
+            self.unusual(value, count)
         } else {
             value
         };
@@ -132,38 +145,8 @@ impl AtomicHistogram {
         let counter = unsafe { &*base.add(slot) };
         // Read the flag before the locked add: a load after it waits for the add to finish.
         let exact_sum = self.exact_sum;
-        counter.fetch_add(1, Ordering::Relaxed);
-        if exact_sum {
-            self.written.sum.fetch_add(value, Ordering::Relaxed);
-        }
-    }
-
-    /// Record `count` copies of one value (for pre-aggregated data).
-    pub fn record_n(&self, value: u64, count: u64) {
-        if count == 0 {
-            return;
-        }
-        let value = if value.wrapping_sub(1) >= self.layout.max_value() {
-            if value == 0 {
-                self.written.bad.zero.fetch_add(count, Ordering::Relaxed);
-                0
-            } else {
-                self.written.bad.clamped.fetch_add(count, Ordering::Relaxed);
-                self.layout.max_value()
-            }
-        } else {
-            value
-        };
-        let (region, slot) = self.layout.region_and_slot(value);
-        let cell = &self.regions[region & (MAX_REGIONS - 1)];
-        let mut base = cell.load(Ordering::Acquire);
-        if base.is_null() {
-            base = self.install_region(cell);
-        }
-        // SAFETY: as in `record`: non-null live region, slot masked below region_len.
-        let counter = unsafe { &*base.add(slot) };
         counter.fetch_add(count, Ordering::Relaxed);
-        if self.exact_sum {
+        if exact_sum {
             self.written
                 .sum
                 .fetch_add(value.saturating_mul(count), Ordering::Relaxed);
@@ -200,12 +183,12 @@ impl AtomicHistogram {
 
     #[cold]
     #[inline(never)]
-    fn unusual(&self, value: u64) -> u64 {
+    fn unusual(&self, value: u64, count: u64) -> u64 {
         if value == 0 {
-            self.written.bad.zero.fetch_add(1, Ordering::Relaxed);
+            self.written.bad.zero.fetch_add(count, Ordering::Relaxed);
             0
         } else {
-            self.written.bad.clamped.fetch_add(1, Ordering::Relaxed);
+            self.written.bad.clamped.fetch_add(count, Ordering::Relaxed);
             self.layout.max_value()
         }
     }
