@@ -11,15 +11,11 @@ use dwcp_telemetry::anomaly::{Detector, DetectorConfig, DEFAULT_WINDOW};
 
 /// Deterministic, mildly noisy series with rare spikes.
 fn series(n: usize) -> Vec<f64> {
-    let mut s = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut rng = dwcp_support::Rng::new(0x9e37_79b9_7f4a_7c15);
     (0..n)
         .map(|i| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let u = (s >> 11) as f64 / (1u64 << 53) as f64;
             let spike = if i % 997 == 0 { 50.0 } else { 0.0 };
-            100.0 + 10.0 * (i as f64 / 300.0).sin() + 5.0 * u + spike
+            100.0 + 10.0 * (i as f64 / 300.0).sin() + 5.0 * rng.unit() + spike
         })
         .collect()
 }
