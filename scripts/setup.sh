@@ -19,5 +19,9 @@ fi
 # The Debian package may start a system service on :9090; tests do not rely on it.
 prometheus --version 2>&1 | head -1
 promtool --version 2>&1 | head -1
-rustup component list --installed 2>/dev/null | grep -qE '^(rustfmt|clippy)' || \
-  rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# fmt and clippy are part of the test command; add them if the toolchain lacks either.
+for component in rustfmt clippy; do
+  if ! rustup component list --installed 2>/dev/null | grep -q "^${component}"; then
+    rustup component add "${component}" >/dev/null 2>&1 || true
+  fi
+done
