@@ -89,6 +89,18 @@ impl SurpriseGate {
         self.sum -= self.short[i];
         self.short[i] = a;
         self.sum += a;
+        self.advance();
+        let short_mean = self.sum * self.inv_k;
+        let surprising = self.exceeds(short_mean, threshold_sq);
+        let d = a - self.mean;
+        self.mean = self.keep_alpha * self.mean + self.alpha * a;
+        self.var = self.keep_alpha * self.var + self.keep_w_alpha * d * d;
+        surprising
+    }
+
+    /// Move the short ring's cursor; every `RESUM_LAPS` laps, recompute its sum exactly.
+    #[inline(always)]
+    fn advance(&mut self) {
         self.idx += 1;
         if self.idx == self.k {
             self.idx = 0;
@@ -97,12 +109,6 @@ impl SurpriseGate {
                 self.resum();
             }
         }
-        let short_mean = self.sum * self.inv_k;
-        let surprising = self.exceeds(short_mean, threshold_sq);
-        let d = a - self.mean;
-        self.mean = self.keep_alpha * self.mean + self.alpha * a;
-        self.var = self.keep_alpha * self.var + self.keep_w_alpha * d * d;
-        surprising
     }
 
     /// `update` until the short ring is full and the weight has fallen to
@@ -120,14 +126,7 @@ impl SurpriseGate {
         }
         self.short[i] = a;
         self.sum += a;
-        self.idx += 1;
-        if self.idx == self.k {
-            self.idx = 0;
-            self.laps += 1;
-            if self.laps == RESUM_LAPS {
-                self.resum();
-            }
-        }
+        self.advance();
         let surprising = self.surprising(threshold_sq);
 
         // Plain running mean until 1/n drops below alpha, then EW:
