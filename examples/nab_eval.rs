@@ -65,38 +65,92 @@ fn print_report(title: &str, e: &Evaluation, per_file: bool, windows_of: &[nab::
     }
 }
 
-/// The fixed grid searched by `--loco` (81 candidates): the parameters that
-/// matter most, each around its default. Fixed before any LOCO run.
-fn grid() -> Vec<DetectorConfig> {
-    let mut out = Vec::new();
-    for warning in [2.5, 3.0, 3.5] {
-        for surprise in [1.25, 1.5, 1.75] {
-            for cooldown in [72, 144, 288] {
-                for season_weight in [None, Some(0.6), Some(0.8)] {
-                    out.push(
-                        DetectorConfig::default()
-                            .with_warning(warning)
-                            .with_surprise(surprise, 16, 2880)
-                            .with_cooldown(cooldown)
-                            .with_max_incident(Some(cooldown))
-                            .with_season(season_weight.map(|_| 288))
-                            .with_season_weight(season_weight.unwrap_or(0.6)),
-                    );
-                }
-            }
+/// Applies one `--set key=value` override to a configuration.
+fn apply_override(config: DetectorConfig, spec: &str) -> Result<DetectorConfig, String> {
+    let (key, value) = spec
+        .split_once('=')
+        .ok_or_else(|| format!("--set expects key=value, got {spec:?}"))?;
+    let f = || {
+        value
+            .parse::<f64>()
+            .map_err(|e| format!("{key}: {value:?} is not a number ({e})"))
+    };
+    let n = || {
+        value
+            .parse::<usize>()
+            .map_err(|e| format!("{key}: {value:?} is not a count ({e})"))
+    };
+    let opt_n = || {
+        if value == "none" {
+            Ok(None)
+        } else {
+            n().map(Some)
         }
-    }
-    out
+    };
+    let opt_f = || {
+        if value == "none" {
+            Ok(None)
+        } else {
+            f().map(Some)
+        }
+    };
+    Ok(match key {
+        "window" => config.with_window(n()?),
+        "warning" => config.with_warning(f()?),
+        "critical" => config.with_critical(f()?),
+        "clear" => config.with_clear(f()?),
+        "min_samples" => config.with_min_samples(n()?),
+        "cooldown" => config.with_cooldown(n()?),
+        "max_incident" => config.with_max_incident(opt_n()?),
+        "min_scale" => config.with_min_scale(f()?),
+        "relative_scale_floor" => config.with_relative_scale_floor(f()?),
+        "baseline_clip" => config.with_baseline_clip(opt_f()?),
+        "smoothing" => config.with_smoothing(f()?),
+        "surprise" => {
+            let (short, half_life) = (config.surprise_short, config.surprise_half_life);
+            config.with_surprise(f()?, short, half_life)
+        }
+        "surprise_short" => {
+            let (t, half_life) = (config.surprise, config.surprise_half_life);
+            config.with_surprise(t, n()?, half_life)
+        }
+        "surprise_half_life" => {
+            let (t, short) = (config.surprise, config.surprise_short);
+            config.with_surprise(t, short, n()?)
+        }
+        "gate_bypass" => config.with_gate_bypass(opt_f()?),
+        "record_factor" => config.with_record_factor(opt_f()?),
+        "season" => config.with_season(opt_n()?),
+        "season_weight" => config.with_season_weight(f()?),
+        _ => return Err(format!("unknown parameter {key:?}")),
+    })
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let positional: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let mut positional: Vec<&String> = Vec::new();
+    let mut overrides: Vec<&String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--set" {
+            match it.next() {
+                Some(spec) => overrides.push(spec),
+                None => {
+                    eprintln!("error: --set needs key=value");
+                    return ExitCode::from(2);
+                }
+            }
+        } else if !a.starts_with("--") {
+            positional.push(a);
+        }
+    }
     let flag = |f: &str| args.iter().any(|a| a == f);
     let (data, labels) = match positional.as_slice() {
         [d, l] => (PathBuf::from(d), PathBuf::from(l)),
         _ => {
-            eprintln!("usage: nab_eval <data_dir> <labels.json> [--loco] [--files]");
+            eprintln!(
+                "usage: nab_eval <data_dir> <labels.json> [--loco] [--files] [--set key=value]..."
+            );
             return ExitCode::from(2);
         }
     };
@@ -110,7 +164,16 @@ fn main() -> ExitCode {
     let windows: usize = corpus.iter().map(|s| s.windows.len()).sum();
     println!("NAB corpus: {} series, {} windows", corpus.len(), windows);
 
-    let config = DetectorConfig::default();
+    let mut config = DetectorConfig::default();
+    for spec in &overrides {
+        config = match apply_override(config, spec) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    }
     if let Err(e) = config.validate() {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
@@ -119,10 +182,19 @@ fn main() -> ExitCode {
     let fixed = nab::evaluate(&corpus, |s| {
         nab::run_detector(config.clone().build().expect("validated"), &s.values)
     });
-    print_report("fixed defaults", &fixed, flag("--files"), &corpus);
+    print_report(
+        if overrides.is_empty() {
+            "fixed defaults"
+        } else {
+            "defaults with overrides"
+        },
+        &fixed,
+        flag("--files"),
+        &corpus,
+    );
 
     if flag("--loco") {
-        let grid = grid();
+        let grid = nab::loco_grid();
         let evals: Vec<Evaluation> = grid
             .iter()
             .map(|c| {
@@ -145,8 +217,8 @@ fn main() -> ExitCode {
         for (cat, pick, _) in &loco.folds {
             let c = &grid[*pick];
             println!(
-                "  {cat:<24} tuned: warning {} surprise {} cooldown {} season {:?} weight {}",
-                c.warning, c.surprise, c.cooldown, c.season, c.season_weight
+                "  {cat:<24} tuned: warning {} surprise {} cooldown {} season {:?} weight {} record {:?}",
+                c.warning, c.surprise, c.cooldown, c.season, c.season_weight, c.record_factor
             );
         }
         println!(

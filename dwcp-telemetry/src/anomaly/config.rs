@@ -81,6 +81,9 @@ pub enum ConfigError {
     /// The seasonal weight must be in `(0, 1]`.
     #[error("season weight must be within (0, 1], got {0}")]
     InvalidSeasonWeight(f64),
+    /// The record factor must be finite and at least 1.
+    #[error("record factor must be finite and >= 1, got {0}")]
+    InvalidRecordFactor(f64),
     /// The smoothing factor must be in `(0, 1]`.
     #[error("smoothing factor must be within (0, 1], got {0}")]
     InvalidSmoothing(f64),
@@ -167,6 +170,16 @@ pub struct DetectorConfig {
     /// disagrees: a safety net so that an enormous excursion always pages.
     /// `None`: never bypass. Must be >= `warning`. Default `Some(20.0)`.
     pub gate_bypass: Option<f64>,
+    /// Record bypass of the surprise gate: a sample whose deviation exceeds
+    /// `record_factor` times the largest deviation this detector has scored
+    /// recently passes the gate even if the recent run of |z| is not
+    /// unusual. No routine of the series explains a deviation half again as
+    /// large as any it has produced, so a lone spike on a spiky series can
+    /// still page. The record decays with the gate's half-life
+    /// (`surprise_half_life`), so one huge incident does not mute the rule
+    /// for ever. `None`: no record bypass. Must be >= 1. Default
+    /// `Some(1.5)`.
+    pub record_factor: Option<f64>,
     /// Samples averaged by the surprise gate, 1..=32. Default 16.
     pub surprise_short: usize,
     /// Half-life of the surprise gate's long-run statistics, in samples.
@@ -210,6 +223,7 @@ impl Default for DetectorConfig {
             smoothing: 0.5,
             surprise: 1.5,
             gate_bypass: Some(20.0),
+            record_factor: Some(1.5),
             surprise_short: 16,
             surprise_half_life: 2880,
             recompute_every: None,
@@ -329,6 +343,15 @@ impl DetectorConfig {
         self
     }
 
+    /// Sets the record bypass factor (`None` = no record bypass): a
+    /// deviation above `factor` times the largest recent one passes the
+    /// surprise gate.
+    #[must_use]
+    pub fn with_record_factor(mut self, factor: Option<f64>) -> Self {
+        self.record_factor = factor;
+        self
+    }
+
     /// Sets the period of the exact recompute (`None` = the window).
     #[must_use]
     pub fn with_recompute_every(mut self, pushes: Option<usize>) -> Self {
@@ -396,6 +419,11 @@ impl DetectorConfig {
                 window: self.window,
                 min_samples: self.min_samples,
             });
+        }
+        if let Some(f) = self.record_factor {
+            if !(f.is_finite() && f >= 1.0) {
+                return Err(ConfigError::InvalidRecordFactor(f));
+            }
         }
         if self.recompute_every == Some(0) {
             return Err(ConfigError::InvalidRecompute);
@@ -529,6 +557,16 @@ mod tests {
             }
         );
         assert!(c().with_gate_bypass(None).build().is_ok());
+        assert_eq!(
+            c().with_record_factor(Some(0.5)).build().unwrap_err(),
+            ConfigError::InvalidRecordFactor(0.5)
+        );
+        assert!(matches!(
+            c().with_record_factor(Some(f64::NAN)).build().unwrap_err(),
+            ConfigError::InvalidRecordFactor(v) if v.is_nan()
+        ));
+        assert!(c().with_record_factor(None).build().is_ok());
+        assert!(c().with_record_factor(Some(1.0)).build().is_ok());
         assert_eq!(
             c().with_recompute_every(Some(0)).build().unwrap_err(),
             ConfigError::InvalidRecompute

@@ -15,6 +15,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::zscore::Detector;
+use super::DetectorConfig;
 
 /// Application profile: weights of true positives, missed windows and false
 /// positives.
@@ -533,6 +534,41 @@ impl fmt::Display for Loco {
         }
         write!(f, "  LOCO {} score: {:.2}", self.profile.name, self.score())
     }
+}
+
+/// The fixed grid of candidate configurations that `examples/nab_eval.rs
+/// --loco` tunes over (243 of them): the parameters that matter most, each
+/// around its default. Every value was fixed before the first
+/// leave-one-category-out run that used it.
+///
+/// warning {2.5, 3, 3.5} × surprise {1.25, 1.5, 1.75} × cooldown (=
+/// `max_incident`) {72, 144, 288} × seasonal channel {off, weight 0.6,
+/// weight 0.8} × record factor {off, 1.5, 2}; everything else is the
+/// default.
+#[must_use]
+pub fn loco_grid() -> Vec<DetectorConfig> {
+    let mut out = Vec::with_capacity(243);
+    for warning in [2.5, 3.0, 3.5] {
+        for surprise in [1.25, 1.5, 1.75] {
+            for cooldown in [72, 144, 288] {
+                for season_weight in [None, Some(0.6), Some(0.8)] {
+                    for record_factor in [None, Some(1.5), Some(2.0)] {
+                        out.push(
+                            DetectorConfig::default()
+                                .with_warning(warning)
+                                .with_surprise(surprise, 16, 2880)
+                                .with_cooldown(cooldown)
+                                .with_max_incident(Some(cooldown))
+                                .with_season(season_weight.map(|_| 288))
+                                .with_season_weight(season_weight.unwrap_or(0.6))
+                                .with_record_factor(record_factor),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Leave-one-category-out: for each category, picks the candidate with the

@@ -100,6 +100,10 @@ pub struct Snapshot {
     pub suppressed: u64,
     /// NaN or infinite inputs, ignored.
     pub invalid: u64,
+    /// Largest recent deviation (|z| or its one-sided version), decaying
+    /// with the surprise gate's half-life: the level the record bypass
+    /// compares against (times `record_factor`).
+    pub record: f64,
 }
 
 /// A circular-buffer z-score anomaly detector.
@@ -149,6 +153,13 @@ pub struct Detector {
     /// `cfg.surprise` squared (0: gate off).
     surprise_sq: f64,
     gate_bypass: f64,
+    /// Largest recent deviation, decayed by `record_decay` per scored
+    /// sample.
+    record: f64,
+    /// `2^(-1 / surprise_half_life)`.
+    record_decay: f64,
+    /// `cfg.record_factor`, or +inf when the record bypass is off.
+    record_factor: f64,
     /// `cfg.min_samples`.
     min_samples: usize,
     /// `cfg.baseline_clip`.
@@ -184,6 +195,9 @@ pub struct Detector {
 /// recomputed on every push.
 const SCALE_REFRESH: u32 = 8;
 
+/// Largest deviation the record bypass remembers (see `record`).
+const RECORD_CAP: f64 = 1e12;
+
 /// The sign bit of an `f64`.
 const SIGN: u64 = 1 << 63;
 
@@ -197,6 +211,8 @@ impl Detector {
     pub(crate) fn from_valid_config(cfg: DetectorConfig) -> Self {
         let recompute = cfg.recompute_every.unwrap_or(cfg.window);
         let gate_bypass = cfg.gate_bypass.unwrap_or(f64::INFINITY);
+        let record_factor = cfg.record_factor.unwrap_or(f64::INFINITY);
+        let cfg_half_life = cfg.surprise_half_life.max(1);
         // Standard deviation of an EWMA of independent samples, relative to
         // theirs: sqrt(alpha / (2 - alpha)) (the EWMA control chart).
         let smoothing_sd = (cfg.smoothing / (2.0 - cfg.smoothing)).sqrt();
@@ -229,6 +245,9 @@ impl Detector {
             scale: 0.0,
             inv_scale: 0.0,
             gate_bypass,
+            record: 0.0,
+            record_decay: (-std::f64::consts::LN_2 / cfg_half_life as f64).exp(),
+            record_factor,
             smoothing_sd,
             refresh_left: 0,
             incident_len: 0,
@@ -348,11 +367,28 @@ impl Detector {
             true
         };
 
+        // Record bypass: well beyond the largest recent deviation. While
+        // the record is 0 (nothing scored yet) any positive deviation beats
+        // it; with the rule off the bound is +inf (or NaN for a zero
+        // record), which no deviation exceeds.
+        let record_break = deviation > self.record * self.record_factor;
+        // Plain comparisons rather than `max`/`min`: a NaN deviation (only
+        // possible with both scale floors set to 0) keeps the old record,
+        // and an infinite one (overflow on extreme inputs) is stored as
+        // `RECORD_CAP`, so the rule cannot be switched off for good.
+        let decayed = self.record * self.record_decay;
+        let capped = if deviation < RECORD_CAP {
+            deviation
+        } else {
+            RECORD_CAP
+        };
+        self.record = if deviation > decayed { capped } else { decayed };
+
         let anomalous = deviation >= self.warning;
         // Non-short-circuit: one well-predicted branch on the rare outcome
         // instead of one on `anomalous`, which a series hovering around the
         // warning level flips often.
-        let gated = anomalous & (surprising | (deviation >= self.gate_bypass));
+        let gated = anomalous & (surprising | record_break | (deviation >= self.gate_bypass));
         // Quiet sample outside any incident or cooldown: nothing to update.
         let alert = if gated | self.in_incident | (self.cooldown_left > 0) {
             self.incident(gated, z, value, deviation, mean, scale)
@@ -485,6 +521,7 @@ impl Detector {
             alerts: self.alerts,
             suppressed: self.suppressed,
             invalid: self.invalid,
+            record: self.record,
         }
     }
 
@@ -510,6 +547,7 @@ impl Detector {
         self.has_smoothed = false;
         self.in_incident = false;
         self.incident_len = 0;
+        self.record = 0.0;
         self.gate.reset();
         self.season.reset();
         self.cooldown_left = 0;
@@ -881,6 +919,71 @@ mod tests {
     }
 
     #[test]
+    fn anomaly_detector_record_bypass_pages_on_an_unprecedented_spike() {
+        // Routine spikes (z ≈ 7 once the baseline holds them) every 50
+        // samples, and at sample 12_049 one spike twice as large: the gate
+        // has learnt that spikes are routine, but none was ever this large.
+        let series = |i: usize| {
+            if i == 12_049 {
+                50.0
+            } else if i % 50 == 49 {
+                30.0
+            } else {
+                10.0 + (i % 2) as f64
+            }
+        };
+        let run = |record: Option<f64>| {
+            let mut d = plain(1024)
+                .with_min_samples(32)
+                .with_surprise(2.0, 16, 2880)
+                .with_record_factor(record)
+                .build()
+                .unwrap();
+            let mut at = Vec::new();
+            let mut before = 0.0;
+            for i in 0..13_000 {
+                if i == 12_049 {
+                    before = d.snapshot().record;
+                }
+                if d.observe(series(i)).is_some() {
+                    at.push(i);
+                }
+            }
+            (at, before)
+        };
+        // Without the rule the gate silences the big spike too (the first
+        // spike alerts: nothing had ever deviated before it).
+        let (off, _) = run(None);
+        assert_eq!(off, vec![49]);
+        // With it, the unprecedented spike pages; the routine ones stay quiet.
+        let (on, record) = run(Some(1.5));
+        assert_eq!(on, vec![49, 12_049]);
+        // The record before the big spike is the routine spikes' deviation
+        // (the first spike's z ≈ 39 against a spike-free baseline has
+        // decayed away over 12_000 samples of half-life 2880).
+        // Measured: 6.884 (spike z against a 1024-sample baseline that holds
+        // 20 or 21 spikes).
+        assert!((6.8..7.0).contains(&record), "record {record}");
+        // Factor 3: the big spike is not 3x the routine ones.
+        let (strict, _) = run(Some(3.0));
+        assert_eq!(strict, vec![49]);
+    }
+
+    #[test]
+    fn anomaly_detector_record_survives_an_infinite_deviation() {
+        // 1e308 against a baseline of ones (scale floored at 0.01) overflows
+        // z to +inf: it alerts, and the record keeps a finite cap instead
+        // of +inf, which would switch the record bypass off for good.
+        let mut d = plain(16).with_record_factor(Some(1.5)).build().unwrap();
+        for _ in 0..16 {
+            let _ = d.observe(1.0);
+        }
+        let a = d.observe(1e308).expect("alerts");
+        assert_eq!(a.z, f64::INFINITY);
+        assert_eq!(d.snapshot().record, RECORD_CAP);
+    }
+
+    #[test]
     fn anomaly_detector_max_incident_ends_a_lasting_shift() {
         // A level shift from ~10.5 to 20 that the 1024-sample baseline takes
         // long to absorb: z stays above `clear` for hundreds of samples.
@@ -909,8 +1012,10 @@ mod tests {
                 let x = if i % 2 == 0 { f64::MAX } else { -f64::MAX };
                 let _ = d.observe(x);
             }
-            let _ = d.snapshot();
-            assert_eq!(d.snapshot().observed, 100);
+            let s = d.snapshot();
+            assert_eq!(s.observed, 100);
+            // Overflowed z-scores never leave an infinite or NaN record.
+            assert!((0.0..=RECORD_CAP).contains(&s.record), "{}", s.record);
         }
     }
 
@@ -944,7 +1049,7 @@ mod tests {
         );
         assert_eq!(
             alerts_on(base.clone().with_season(Some(48)), 1_000, flat),
-            vec![701]
+            vec![700]
         );
         // Untouched, neither alerts.
         assert_eq!(
