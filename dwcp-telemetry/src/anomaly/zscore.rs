@@ -153,11 +153,12 @@ pub struct Detector {
     /// `cfg.surprise` squared (0: gate off).
     surprise_sq: f64,
     gate_bypass: f64,
-    /// Largest recent deviation, decayed by `record_decay` per scored
-    /// sample.
+    /// Largest recent deviation, decayed by `record_decay` per push (in
+    /// steps, by `refresh_scale`).
     record: f64,
-    /// `2^(-1 / surprise_half_life)`.
+    /// `2^(-1 / surprise_half_life)`, and its `SCALE_REFRESH`-th power.
     record_decay: f64,
+    record_decay_steady: f64,
     /// `cfg.record_factor`, or +inf when the record bypass is off.
     record_factor: f64,
     /// `cfg.min_samples`.
@@ -212,7 +213,8 @@ impl Detector {
         let recompute = cfg.recompute_every.unwrap_or(cfg.window);
         let gate_bypass = cfg.gate_bypass.unwrap_or(f64::INFINITY);
         let record_factor = cfg.record_factor.unwrap_or(f64::INFINITY);
-        let cfg_half_life = cfg.surprise_half_life.max(1);
+        let record_decay =
+            (-std::f64::consts::LN_2 / cfg.surprise_half_life.max(1) as f64).exp();
         // Standard deviation of an EWMA of independent samples, relative to
         // theirs: sqrt(alpha / (2 - alpha)) (the EWMA control chart).
         let smoothing_sd = (cfg.smoothing / (2.0 - cfg.smoothing)).sqrt();
@@ -246,7 +248,8 @@ impl Detector {
             inv_scale: 0.0,
             gate_bypass,
             record: 0.0,
-            record_decay: (-std::f64::consts::LN_2 / cfg_half_life as f64).exp(),
+            record_decay,
+            record_decay_steady: record_decay.powi(SCALE_REFRESH as i32),
             record_factor,
             smoothing_sd,
             refresh_left: 0,
@@ -370,19 +373,14 @@ impl Detector {
         // Record bypass: well beyond the largest recent deviation. While
         // the record is 0 (nothing scored yet) any positive deviation beats
         // it; with the rule off the bound is +inf (or NaN for a zero
-        // record), which no deviation exceeds.
+        // record), which no deviation exceeds. A comparison rather than
+        // `max`: a NaN deviation (only possible with both scale floors set
+        // to 0) keeps the old record. The decay and the cap are applied in
+        // `refresh_scale`.
         let record_break = deviation > self.record * self.record_factor;
-        // Plain comparisons rather than `max`/`min`: a NaN deviation (only
-        // possible with both scale floors set to 0) keeps the old record,
-        // and an infinite one (overflow on extreme inputs) is stored as
-        // `RECORD_CAP`, so the rule cannot be switched off for good.
-        let decayed = self.record * self.record_decay;
-        let capped = if deviation < RECORD_CAP {
-            deviation
-        } else {
-            RECORD_CAP
-        };
-        self.record = if deviation > decayed { capped } else { decayed };
+        if deviation > self.record {
+            self.record = deviation;
+        }
 
         let anomalous = deviation >= self.warning;
         // Non-short-circuit: one well-predicted branch on the rare outcome
@@ -478,11 +476,16 @@ impl Detector {
     fn refresh_scale(&mut self) {
         // Every push until the ring is full; every `SCALE_REFRESH` pushes
         // once the next push leaves it full.
-        self.refresh_left = if self.ring.len() + 1 >= self.ring.capacity() {
-            SCALE_REFRESH
+        // The record decays by one factor per push until the next refresh;
+        // the cap keeps an overflowed (+inf) deviation from switching the
+        // record bypass off for good.
+        let (refresh, decay) = if self.ring.len() + 1 >= self.ring.capacity() {
+            (SCALE_REFRESH, self.record_decay_steady)
         } else {
-            1
+            (1, self.record_decay)
         };
+        self.refresh_left = refresh;
+        self.record = self.record.min(RECORD_CAP) * decay;
         let floor = self
             .cfg
             .min_scale
@@ -972,15 +975,28 @@ mod tests {
     #[test]
     fn anomaly_detector_record_survives_an_infinite_deviation() {
         // 1e308 against a baseline of ones (scale floored at 0.01) overflows
-        // z to +inf: it alerts, and the record keeps a finite cap instead
-        // of +inf, which would switch the record bypass off for good.
-        let mut d = plain(16).with_record_factor(Some(1.5)).build().unwrap();
+        // z to +inf: it alerts, and the record ends up at a finite cap
+        // instead of +inf, which would switch the record bypass off for
+        // good.
+        let mut d = plain(16)
+            .with_surprise(0.0, 16, 2880)
+            .with_record_factor(Some(1.5))
+            .build()
+            .unwrap();
         for _ in 0..16 {
             let _ = d.observe(1.0);
         }
         let a = d.observe(1e308).expect("alerts");
         assert_eq!(a.z, f64::INFINITY);
-        assert_eq!(d.snapshot().record, RECORD_CAP);
+        // The huge sample leaves the 16-slot window, and the cap is applied
+        // at every scale refresh (every 8 pushes).
+        for _ in 0..32 {
+            let _ = d.observe(1.0);
+        }
+        let record = d.snapshot().record;
+        assert!(record <= RECORD_CAP, "{record}");
+        // Decayed by at most 40 pushes of half-life 2880 since the cap.
+        assert!(record >= RECORD_CAP * 0.99, "{record}");
     }
 
     #[test]
