@@ -373,14 +373,12 @@ impl Detector {
         // Record bypass: well beyond the largest recent deviation. While
         // the record is 0 (nothing scored yet) any positive deviation beats
         // it; with the rule off the bound is +inf (or NaN for a zero
-        // record), which no deviation exceeds. A comparison rather than
-        // `max`: a NaN deviation (only possible with both scale floors set
-        // to 0) keeps the old record. The decay and the cap are applied in
+        // record), which no deviation exceeds. `max` is branch-free and
+        // keeps the old record if the deviation is NaN (only possible with
+        // both scale floors set to 0). The decay and the cap are applied in
         // `refresh_scale`.
         let record_break = deviation > self.record * self.record_factor;
-        if deviation > self.record {
-            self.record = deviation;
-        }
+        self.record = self.record.max(deviation);
 
         let anomalous = deviation >= self.warning;
         // Non-short-circuit: one well-predicted branch on the rare outcome
