@@ -373,12 +373,17 @@ impl Detector {
         // Record bypass: well beyond the largest recent deviation. While
         // the record is 0 (nothing scored yet) any positive deviation beats
         // it; with the rule off the bound is +inf (or NaN for a zero
-        // record), which no deviation exceeds. `max` is branch-free and
-        // keeps the old record if the deviation is NaN (only possible with
-        // both scale floors set to 0). The decay and the cap are applied in
-        // `refresh_scale`.
+        // record), which no deviation exceeds. The select below is one
+        // `maxsd`, without a branch, and keeps the old record if the
+        // deviation is NaN (only possible with both scale floors set to 0);
+        // `f64::max` would add its NaN handling on top. The decay and the
+        // cap are applied in `refresh_scale`.
         let record_break = deviation > self.record * self.record_factor;
-        self.record = self.record.max(deviation);
+        self.record = if deviation > self.record {
+            deviation
+        } else {
+            self.record
+        };
 
         let anomalous = deviation >= self.warning;
         // Non-short-circuit: one well-predicted branch on the rare outcome
