@@ -213,8 +213,7 @@ impl Detector {
         let recompute = cfg.recompute_every.unwrap_or(cfg.window);
         let gate_bypass = cfg.gate_bypass.unwrap_or(f64::INFINITY);
         let record_factor = cfg.record_factor.unwrap_or(f64::INFINITY);
-        let record_decay =
-            (-std::f64::consts::LN_2 / cfg.surprise_half_life.max(1) as f64).exp();
+        let record_decay = (-std::f64::consts::LN_2 / cfg.surprise_half_life.max(1) as f64).exp();
         // Standard deviation of an EWMA of independent samples, relative to
         // theirs: sqrt(alpha / (2 - alpha)) (the EWMA control chart).
         let smoothing_sd = (cfg.smoothing / (2.0 - cfg.smoothing)).sqrt();
