@@ -2,10 +2,18 @@
 //! `/metrics`, `/health`, `/metrics/summary` served on loopback. Prints a one-line summary
 //! every few seconds; exits cleanly on Ctrl-C or after `--duration SECS`.
 //!
+//! An anomaly monitor watches the p99 of each operation's request latency, one interval
+//! snapshot per `--anomaly-tick` (default 1 s, warm-up 60 ticks). Alerts are printed, counted
+//! in `dwcp_anomaly_detections_total` and logged through `tracing`. `--incident-at SECS`
+//! injects a latency incident (every request 20 times slower for `--incident-for SECS`,
+//! default 5) to see one.
+//!
 //! ```text
 //! cargo run --release --example dwcp_manager -- [--listen 127.0.0.1:9898] [--duration SECS]
-//!                                              [--token TOKEN] [--every SECS]
+//!     [--token TOKEN] [--every SECS] [--anomaly-tick SECS] [--incident-at SECS]
+//!     [--incident-for SECS]
 //! curl -s http://127.0.0.1:9898/metrics | head
+//! curl -s http://127.0.0.1:9898/metrics | grep dwcp_anomaly
 //! ```
 
 use std::net::SocketAddr;
@@ -14,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dwcp_support::Rng;
+use dwcp_telemetry::anomaly::{AnomalyMonitor, DetectorConfig, Direction, Statistic};
 use dwcp_telemetry::export::prometheus::PrometheusServer;
 use dwcp_telemetry::{CounterFamily, GaugeFamily, HistogramFamily, Registry, Snapshot};
 
@@ -27,7 +36,16 @@ struct Args {
     duration: Option<Duration>,
     token: Option<String>,
     every: Duration,
+    anomaly_tick: Duration,
+    incident_at: Option<Duration>,
+    incident_for: Duration,
 }
+
+/// Latency multiplier during an injected incident.
+const INCIDENT_SLOWDOWN: f64 = 20.0;
+
+/// Ticks of baseline before the p99 detectors score (a minute at the default tick).
+const ANOMALY_WARM_UP: usize = 60;
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -35,6 +53,16 @@ fn parse_args() -> Result<Args, String> {
         duration: None,
         token: None,
         every: Duration::from_secs(5),
+        anomaly_tick: Duration::from_secs(1),
+        incident_at: None,
+        incident_for: Duration::from_secs(5),
+    };
+    let secs = |name: &str, v: String, min: f64| -> Result<Duration, String> {
+        let s: f64 = v.parse().map_err(|e| format!("{name} {v}: {e}"))?;
+        if !s.is_finite() {
+            return Err(format!("{name} {v}: not a finite number of seconds"));
+        }
+        Ok(Duration::from_secs_f64(s.max(min)))
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -44,20 +72,22 @@ fn parse_args() -> Result<Args, String> {
                 let v = value("--listen")?;
                 args.listen = v.parse().map_err(|e| format!("--listen {v}: {e}"))?;
             }
-            "--duration" => {
-                let v = value("--duration")?;
-                let s: f64 = v.parse().map_err(|e| format!("--duration {v}: {e}"))?;
-                args.duration = Some(Duration::from_secs_f64(s.max(0.0)));
+            "--duration" => args.duration = Some(secs("--duration", value("--duration")?, 0.0)?),
+            "--every" => args.every = secs("--every", value("--every")?, 0.1)?,
+            "--anomaly-tick" => {
+                args.anomaly_tick = secs("--anomaly-tick", value("--anomaly-tick")?, 0.01)?;
             }
-            "--every" => {
-                let v = value("--every")?;
-                let s: f64 = v.parse().map_err(|e| format!("--every {v}: {e}"))?;
-                args.every = Duration::from_secs_f64(s.max(0.1));
+            "--incident-at" => {
+                args.incident_at = Some(secs("--incident-at", value("--incident-at")?, 0.0)?);
+            }
+            "--incident-for" => {
+                args.incident_for = secs("--incident-for", value("--incident-for")?, 0.0)?;
             }
             "--token" => args.token = Some(value("--token")?),
             "-h" | "--help" => {
                 return Err(
-                    "usage: dwcp_manager [--listen ADDR] [--duration SECS] [--every SECS] [--token TOKEN]"
+                    "usage: dwcp_manager [--listen ADDR] [--duration SECS] [--every SECS] \
+                     [--token TOKEN] [--anomaly-tick SECS] [--incident-at SECS] [--incident-for SECS]"
                         .to_owned(),
                 )
             }
@@ -158,7 +188,7 @@ impl Metrics {
 
 /// One simulated worker: requests with log-normal latencies, ~1 % errors, a breaker that
 /// opens on error bursts and a recovery after it.
-fn worker(id: u64, m: Metrics, stop: Arc<AtomicBool>) {
+fn worker(id: u64, m: Metrics, stop: Arc<AtomicBool>, incident: Arc<AtomicBool>) {
     let mut rng = Rng::new(0xD3C9_0000 + id);
     // Bind every handle once; the loop only does atomic adds.
     let ops: Vec<_> = OPERATIONS
@@ -195,8 +225,13 @@ fn worker(id: u64, m: Metrics, stop: Arc<AtomicBool>) {
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let (lat, ok, failed) = &ops[(rng.next_u64() % ops.len() as u64) as usize];
-        // Log-normal around 2 ms.
-        let ns = (2e6 * (0.8 * rng.normal()).exp()) as u64;
+        // Log-normal around 2 ms, 20 times slower during an injected incident.
+        let slowdown = if incident.load(Ordering::Relaxed) {
+            INCIDENT_SLOWDOWN
+        } else {
+            1.0
+        };
+        let ns = (slowdown * 2e6 * (0.8 * rng.normal()).exp()) as u64;
         lat.record(ns);
         let (clat, cops, cerr, crec, cattempt) = &comps[(rng.next_u64() % 6) as usize];
         clat.record(ns / 3);
@@ -248,6 +283,46 @@ fn total(c: &CounterFamily, label_sets: &[[&str; 2]]) -> u64 {
     label_sets.iter().map(|l| c.with_labels(l).get()).sum()
 }
 
+/// One p99 detector per operation on `dwcp_request_duration_seconds`, fed by interval
+/// snapshots on a background thread every `tick`. Only slower counts (`Direction::Up`); the
+/// baseline spans `ANOMALY_WARM_UP` ticks before anything is scored; no seasonal channel (its
+/// default period assumes 5-minute samples).
+fn watch_latency(
+    registry: &Registry,
+    m: &Metrics,
+    tick: Duration,
+) -> Result<dwcp_telemetry::anomaly::MonitorHandle, Box<dyn std::error::Error>> {
+    let mut monitor = AnomalyMonitor::new(registry)?;
+    for op in OPERATIONS {
+        let detector = DetectorConfig::new()
+            .with_direction(Direction::Up)
+            .with_min_samples(ANOMALY_WARM_UP)
+            .with_season(None)
+            .build()?;
+        monitor.watch_histogram(
+            &format!("dwcp_request_duration_seconds:p99:{op}"),
+            &m.request_duration.with_labels(&[op]),
+            Statistic::Quantile(0.99),
+            detector,
+        )?;
+    }
+    monitor.on_anomaly(|metric, a| {
+        println!(
+            "dwcp_manager: anomaly {metric} {} z={:.1} p99={:.3}ms baseline={:.3}ms",
+            a.severity.as_str(),
+            a.z,
+            a.value / 1e6,
+            a.baseline_mean / 1e6
+        );
+    });
+    println!(
+        "dwcp_manager: watching p99 of dwcp_request_duration_seconds per operation every {:.2}s \
+         (warm-up {ANOMALY_WARM_UP} ticks)",
+        tick.as_secs_f64()
+    );
+    Ok(monitor.spawn(tick)?)
+}
+
 fn main() {
     let args = match parse_args() {
         Ok(a) => a,
@@ -274,14 +349,33 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let addr = server.local_addr();
 
     let stop = Arc::new(AtomicBool::new(false));
+    let incident = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..2)
         .map(|id| {
-            let (m, stop) = (metrics.clone(), stop.clone());
+            let (m, stop, incident) = (metrics.clone(), stop.clone(), incident.clone());
             std::thread::Builder::new()
                 .name(format!("worker-{id}"))
-                .spawn(move || worker(id, m, stop))
+                .spawn(move || worker(id, m, stop, incident))
         })
         .collect::<Result<_, _>>()?;
+    let monitor = watch_latency(&registry, &metrics, args.anomaly_tick)?;
+    if let Some(at) = args.incident_at {
+        let (incident, lasts) = (incident.clone(), args.incident_for);
+        // Simulated trouble on a timer thread; detached, it ends with the process.
+        std::thread::Builder::new()
+            .name("incident".into())
+            .spawn(move || {
+                std::thread::sleep(at);
+                incident.store(true, Ordering::Relaxed);
+                println!(
+                    "dwcp_manager: incident: requests {INCIDENT_SLOWDOWN}x slower for {:.1}s",
+                    lasts.as_secs_f64()
+                );
+                std::thread::sleep(lasts);
+                incident.store(false, Ordering::Relaxed);
+                println!("dwcp_manager: incident over");
+            })?;
+    }
 
     let started = Instant::now();
     let request_sets: Vec<[&str; 2]> = OPERATIONS
@@ -360,6 +454,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for w in workers {
         let _ = w.join();
     }
+    monitor.stop();
     server.shutdown();
     let requests = total(&metrics.requests, &request_sets);
     println!(

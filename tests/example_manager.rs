@@ -1,5 +1,6 @@
 //! The main example, run as a process: it serves the seeds' metrics on the address it prints,
-//! and exits cleanly after `--duration` and on Ctrl-C (SIGINT).
+//! exits cleanly after `--duration` and on Ctrl-C (SIGINT), and its anomaly monitor pages on
+//! an injected latency incident.
 
 mod prom_support;
 
@@ -64,15 +65,21 @@ fn start(bin: &PathBuf, extra: &[&str]) -> Running {
             }
         }
     });
-    let first = lines
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the example prints its address");
-    let addr = first
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    // The address is on the "serving http://…" line; lines before it are set-up notes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .expect("the example prints its address");
+        if let Some(rest) = line.split("http://").nth(1) {
+            break rest
+                .split('/')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("no address in {line:?}"));
+        }
+    };
     Running { child, lines, addr }
 }
 
@@ -158,4 +165,101 @@ fn ctrl_c_exits_cleanly() {
         lines.last().is_some_and(|l| l.contains("stopped after")),
         "{lines:?}"
     );
+}
+
+/// `value` of the first sample line of `text` that starts with `prefix`.
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn detects_an_injected_latency_incident() {
+    let Some(bin) = example_binary() else { return };
+    // Detectors tick every 50 ms and score after 60 ticks (3 s); the incident starts at 8 s,
+    // leaving room for a slow CI machine, and makes every request 20 times slower for 2 s.
+    let mut r = start(
+        &bin,
+        &[
+            "--duration",
+            "11",
+            "--anomaly-tick",
+            "0.05",
+            "--incident-at",
+            "8",
+            "--incident-for",
+            "2",
+        ],
+    );
+    // While it runs: the z-score gauges exist for the three operations.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = get(r.addr, "/metrics").body;
+        let gauges = ["migrate", "replicate", "health_check"]
+            .iter()
+            .filter(|op| {
+                text.contains(&format!(
+                    "dwcp_anomaly_zscore{{version=\"3.0.0\",metric=\"dwcp_request_duration_seconds:p99:{op}\"}}"
+                ))
+            })
+            .count();
+        if gauges == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no z-score gauges in\n{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // After the incident starts, the critical detections counter of some operation reaches 1
+    // (all three should; one is enough even if a chance alert just before the incident put
+    // another in its cooldown).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let critical = |text: &str| -> f64 {
+        ["migrate", "replicate", "health_check"]
+            .iter()
+            .filter_map(|op| {
+                sample(
+                    text,
+                    &format!(
+                        "dwcp_anomaly_detections_total{{version=\"3.0.0\",metric=\"dwcp_request_duration_seconds:p99:{op}\",severity=\"critical\"}}"
+                    ),
+                )
+            })
+            .sum()
+    };
+    loop {
+        let text = get(r.addr, "/metrics").body;
+        if critical(&text) >= 1.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no critical detection in\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, lines) = wait_exit(&mut r, Duration::from_secs(30));
+    assert_eq!(code, 0, "{lines:?}");
+    // The printed alert comes after the incident's start, with a p99 far above its baseline.
+    let all: Vec<&String> = lines.iter().collect();
+    let start_at = all
+        .iter()
+        .position(|l| l.contains("incident: requests 20x slower"))
+        .unwrap_or_else(|| panic!("no incident line in {lines:?}"));
+    let alert = all[start_at..]
+        .iter()
+        .find(|l| {
+            l.contains("anomaly dwcp_request_duration_seconds:p99:") && l.contains("critical")
+        })
+        .unwrap_or_else(|| panic!("no alert after the incident in {lines:?}"));
+    let ms = |key: &str| -> f64 {
+        alert
+            .split(key)
+            .nth(1)
+            .and_then(|s| s.split("ms").next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {alert}"))
+    };
+    assert!(ms("p99=") > 5.0 * ms("baseline="), "{alert}");
 }

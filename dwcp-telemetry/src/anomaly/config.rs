@@ -177,8 +177,9 @@ pub struct DetectorConfig {
     /// large as any it has produced, so a lone spike on a spiky series can
     /// still page. The record decays with the gate's half-life
     /// (`surprise_half_life`), so one huge incident does not mute the rule
-    /// for ever. `None`: no record bypass. Must be >= 1. Default
-    /// `Some(1.5)`.
+    /// for ever, and never falls below `warning`, so the bypass always
+    /// needs at least `record_factor * warning`. `None`: no record bypass.
+    /// Must be >= 1. Default `Some(1.5)`.
     pub record_factor: Option<f64>,
     /// Samples averaged by the surprise gate, 1..=32. Default 16.
     pub surprise_short: usize,

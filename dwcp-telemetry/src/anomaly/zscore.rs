@@ -101,8 +101,8 @@ pub struct Snapshot {
     /// NaN or infinite inputs, ignored.
     pub invalid: u64,
     /// Largest recent deviation (|z| or its one-sided version), decaying
-    /// with the surprise gate's half-life: the level the record bypass
-    /// compares against (times `record_factor`).
+    /// with the surprise gate's half-life and never below `warning`: the
+    /// level the record bypass compares against (times `record_factor`).
     pub record: f64,
 }
 
@@ -212,6 +212,7 @@ impl Detector {
     pub(crate) fn from_valid_config(cfg: DetectorConfig) -> Self {
         let recompute = cfg.recompute_every.unwrap_or(cfg.window);
         let gate_bypass = cfg.gate_bypass.unwrap_or(f64::INFINITY);
+        let warning = cfg.warning;
         let record_factor = cfg.record_factor.unwrap_or(f64::INFINITY);
         let record_decay = (-std::f64::consts::LN_2 / cfg.surprise_half_life.max(1) as f64).exp();
         // Standard deviation of an EWMA of independent samples, relative to
@@ -246,7 +247,7 @@ impl Detector {
             scale: 0.0,
             inv_scale: 0.0,
             gate_bypass,
-            record: 0.0,
+            record: warning,
             record_decay,
             record_decay_steady: record_decay.powi(SCALE_REFRESH as i32),
             record_factor,
@@ -369,10 +370,9 @@ impl Detector {
             true
         };
 
-        // Record bypass: well beyond the largest recent deviation. While
-        // the record is 0 (nothing scored yet) any positive deviation beats
-        // it; with the rule off the bound is +inf (or NaN for a zero
-        // record), which no deviation exceeds. The select below is one
+        // Record bypass: well beyond the largest recent deviation (at least
+        // `warning`, so at least `record_factor * warning`). With the rule
+        // off the bound is +inf, which no deviation exceeds. The select below is one
         // `maxsd`, without a branch, and keeps the old record if the
         // deviation is NaN (only possible with both scale floors set to 0);
         // `f64::max` would add its NaN handling on top. The decay and the
@@ -487,7 +487,10 @@ impl Detector {
             (1, self.record_decay)
         };
         self.refresh_left = refresh;
-        self.record = self.record.min(RECORD_CAP) * decay;
+        // Floored at `warning`: before the series has deviated much (right
+        // after the warm-up, say), the bypass still needs `record_factor`
+        // times the warning level, not just any anomalous sample.
+        self.record = (self.record.min(RECORD_CAP) * decay).max(self.warning);
         let floor = self
             .cfg
             .min_scale
@@ -552,7 +555,7 @@ impl Detector {
         self.has_smoothed = false;
         self.in_incident = false;
         self.incident_len = 0;
-        self.record = 0.0;
+        self.record = self.warning;
         self.gate.reset();
         self.season.reset();
         self.cooldown_left = 0;
