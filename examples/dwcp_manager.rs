@@ -285,8 +285,9 @@ fn total(c: &CounterFamily, label_sets: &[[&str; 2]]) -> u64 {
 
 /// One p99 detector per operation on `dwcp_request_duration_seconds`, fed by interval
 /// snapshots on a background thread every `tick`. Only slower counts (`Direction::Up`); the
-/// baseline spans `ANOMALY_WARM_UP` ticks before anything is scored; no seasonal channel (its
-/// default period assumes 5-minute samples).
+/// baseline spans `ANOMALY_WARM_UP` ticks before anything is scored. The configuration is
+/// adapted to the tick (`for_sample_interval`: at one second a day does not fit in the
+/// window, so there is no seasonal channel).
 fn watch_latency(
     registry: &Registry,
     m: &Metrics,
@@ -294,10 +295,9 @@ fn watch_latency(
 ) -> Result<dwcp_telemetry::anomaly::MonitorHandle, Box<dyn std::error::Error>> {
     let mut monitor = AnomalyMonitor::new(registry)?;
     for op in OPERATIONS {
-        let detector = DetectorConfig::new()
+        let detector = DetectorConfig::for_sample_interval(tick)?
             .with_direction(Direction::Up)
             .with_min_samples(ANOMALY_WARM_UP)
-            .with_season(None)
             .build()?;
         monitor.watch_histogram(
             &format!("dwcp_request_duration_seconds:p99:{op}"),

@@ -84,6 +84,10 @@ pub enum ConfigError {
     /// The record factor must be finite and at least 1.
     #[error("record factor must be finite and >= 1, got {0}")]
     InvalidRecordFactor(f64),
+    /// The sample interval given to [`DetectorConfig::for_sample_interval`]
+    /// is zero.
+    #[error("sample interval must be longer than zero")]
+    ZeroSampleInterval,
     /// The smoothing factor must be in `(0, 1]`.
     #[error("smoothing factor must be within (0, 1], got {0}")]
     InvalidSmoothing(f64),
@@ -239,6 +243,47 @@ impl DetectorConfig {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The default configuration adapted to samples taken every `interval`
+    /// (the defaults assume 5 minutes):
+    ///
+    /// - the seasonal period is one day of samples when at least 4 and fewer
+    ///   than the default window (1024) fit in a day: 288 at 5 minutes, 48
+    ///   at 30 minutes, 24 hourly; otherwise (every minute or faster, or
+    ///   slower than every 6 hours) the seasonal channel is off;
+    /// - the warm-up spans that period, or 288 samples without one.
+    ///
+    /// Counts in samples (cooldown, incident length, gate half-life) keep
+    /// their defaults. Set the window first if you change it: call
+    /// [`with_window`](Self::with_window) and [`with_season`](Self::with_season)
+    /// yourself afterwards for a window other than the default.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dwcp_telemetry::anomaly::DetectorConfig;
+    ///
+    /// let half_hourly = DetectorConfig::for_sample_interval(Duration::from_secs(1800)).unwrap();
+    /// assert_eq!((half_hourly.season, half_hourly.min_samples), (Some(48), 48));
+    /// let every_second = DetectorConfig::for_sample_interval(Duration::from_secs(1)).unwrap();
+    /// assert_eq!((every_second.season, every_second.min_samples), (None, 288));
+    /// assert!(DetectorConfig::for_sample_interval(Duration::ZERO).is_err());
+    /// ```
+    pub fn for_sample_interval(interval: std::time::Duration) -> Result<Self, ConfigError> {
+        const DAY_NS: u128 = 86_400 * 1_000_000_000;
+        const MIN_SEASON: usize = 4;
+        let ns = interval.as_nanos();
+        if ns == 0 {
+            return Err(ConfigError::ZeroSampleInterval);
+        }
+        // Rounded to the nearest whole number of samples per day.
+        let per_day = usize::try_from((DAY_NS + ns / 2) / ns).unwrap_or(usize::MAX);
+        let config = Self::default();
+        Ok(if (MIN_SEASON..config.window).contains(&per_day) {
+            config.with_season(Some(per_day)).with_min_samples(per_day)
+        } else {
+            config.with_season(None).with_min_samples(288)
+        })
     }
 
     /// Sets the baseline window (ring capacity, samples).
@@ -485,6 +530,35 @@ mod tests {
     }
 
     #[test]
+    fn anomaly_config_for_sample_interval() {
+        use std::time::Duration;
+        let at = |secs: u64| {
+            let c = DetectorConfig::for_sample_interval(Duration::from_secs(secs)).unwrap();
+            c.validate().unwrap();
+            (c.season, c.min_samples)
+        };
+        assert_eq!(at(300), (Some(288), 288)); // the defaults' cadence
+        assert_eq!(
+            DetectorConfig::for_sample_interval(Duration::from_secs(300)).unwrap(),
+            DetectorConfig::default()
+        );
+        assert_eq!(at(1800), (Some(48), 48));
+        assert_eq!(at(3600), (Some(24), 24));
+        assert_eq!(at(6 * 3600), (Some(4), 4));
+        assert_eq!(at(7 * 3600), (None, 288)); // 3.4 samples a day: too few for a season
+        assert_eq!(at(90), (Some(960), 960));
+        assert_eq!(at(60), (None, 288)); // 1440 a day: longer than the window
+        assert_eq!(at(1), (None, 288));
+        // 7 minutes: 205.7 a day, rounded.
+        assert_eq!(at(420), (Some(206), 206));
+        // Sub-second and huge intervals do not overflow.
+        let fast = DetectorConfig::for_sample_interval(Duration::from_nanos(1)).unwrap();
+        assert_eq!(fast.season, None);
+        let slow = DetectorConfig::for_sample_interval(Duration::MAX).unwrap();
+        assert_eq!(slow.season, None);
+    }
+
+    #[test]
     fn anomaly_config_errors() {
         let c = DetectorConfig::new;
         assert_eq!(
@@ -567,6 +641,10 @@ mod tests {
             ConfigError::InvalidRecordFactor(v) if v.is_nan()
         ));
         assert!(c().with_record_factor(None).build().is_ok());
+        assert_eq!(
+            DetectorConfig::for_sample_interval(std::time::Duration::ZERO).unwrap_err(),
+            ConfigError::ZeroSampleInterval
+        );
         assert!(c().with_record_factor(Some(1.0)).build().is_ok());
         assert_eq!(
             c().with_recompute_every(Some(0)).build().unwrap_err(),
