@@ -113,7 +113,10 @@ pub struct Snapshot {
 /// samples: `z = (x - mean) / max(sd, floors)`. A sample is anomalous when
 /// `|z|` (`z` or `-z` for a one-sided detector) reaches `warning` and the
 /// surprise gate agrees that the recent run of |z| is unusual for this
-/// series. The first anomalous sample raises one [`Anomaly`] and opens an
+/// series, or the deviation is `record_factor` times the largest recent one,
+/// or it reaches `gate_bypass`. (With a seasonal channel the deviation is
+/// the larger of the plain and the weighted seasonal one.) The first
+/// anomalous sample raises one [`Anomaly`] and opens an
 /// incident, which lasts until `|z|` falls below `clear` (or for at most
 /// `max_incident` samples); no second alert is raised during the incident
 /// or within `cooldown` samples of the alert. Those anomalous samples are
