@@ -375,11 +375,11 @@ impl Detector {
 
         // Record bypass: well beyond the largest recent deviation (at least
         // `warning`, so at least `record_factor * warning`). With the rule
-        // off the bound is +inf, which no deviation exceeds. The select below is one
-        // `maxsd`, without a branch, and keeps the old record if the
-        // deviation is NaN (only possible with both scale floors set to 0);
-        // `f64::max` would add its NaN handling on top. The decay and the
-        // cap are applied in `refresh_scale`.
+        // off the bound is +inf, which no deviation exceeds. The select
+        // below is one `maxsd`, without a branch, and keeps the old record
+        // if the deviation is NaN (only possible with both scale floors set
+        // to 0); `f64::max` would add its NaN handling on top. The decay,
+        // the floor and the cap are applied in `refresh_scale`.
         let record_break = deviation > self.record * self.record_factor;
         self.record = if deviation > self.record {
             deviation
@@ -962,18 +962,18 @@ mod tests {
             }
             (at, before)
         };
-        // Without the rule the gate silences the big spike too (the first
-        // spike alerts: nothing had ever deviated before it).
+        // Without the rule the gate silences the big spike too. (The first
+        // spike alerts either way: its z ≈ 39 against a spike-free baseline
+        // reaches the fixed bypass of 20.)
         let (off, _) = run(None);
         assert_eq!(off, vec![49]);
         // With it, the unprecedented spike pages; the routine ones stay quiet.
         let (on, record) = run(Some(1.5));
         assert_eq!(on, vec![49, 12_049]);
-        // The record before the big spike is the routine spikes' deviation
-        // (the first spike's z ≈ 39 against a spike-free baseline has
-        // decayed away over 12_000 samples of half-life 2880).
-        // Measured: 6.884 (spike z against a 1024-sample baseline that holds
-        // 20 or 21 spikes).
+        // The record before the big spike is the routine spikes' deviation,
+        // measured 6.884 (a spike's z against a 1024-sample baseline that
+        // holds 20 or 21 spikes): the first spike's 39 has decayed away over
+        // 12_000 samples of half-life 2880.
         assert!((6.8..7.0).contains(&record), "record {record}");
         // Factor 3: the big spike is not 3x the routine ones.
         let (strict, _) = run(Some(3.0));
