@@ -59,10 +59,11 @@ fn parse_args() -> Result<Args, String> {
     };
     let secs = |name: &str, v: String, min: f64| -> Result<Duration, String> {
         let s: f64 = v.parse().map_err(|e| format!("{name} {v}: {e}"))?;
-        if !s.is_finite() {
-            return Err(format!("{name} {v}: not a finite number of seconds"));
+        if s.is_nan() {
+            return Err(format!("{name} {v}: not a number of seconds"));
         }
-        Ok(Duration::from_secs_f64(s.max(min)))
+        Duration::try_from_secs_f64(s.max(min))
+            .map_err(|e| format!("{name} {v}: not a usable number of seconds ({e})"))
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
