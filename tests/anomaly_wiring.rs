@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use dwcp_telemetry::anomaly::{
     AnomalyMonitor, DetectorConfig, Direction, Severity, Statistic, WatchError, DETECTIONS_METRIC,
-    ZSCORE_METRIC,
+    INVALID_METRIC, ZSCORE_METRIC,
 };
 use dwcp_telemetry::{Registry, Value};
 
@@ -154,6 +154,53 @@ fn gauges_and_plain_values_can_be_watched() {
     assert_eq!(monitor.detections("mempool"), 1);
     assert_eq!(monitor.detections("throughput"), 1);
     assert!(monitor.observe("unknown", 1.0).is_none());
+}
+
+#[test]
+fn non_finite_samples_are_ignored_and_counted_on_metrics() {
+    let reg = Registry::builder().build().unwrap();
+    let depth = reg
+        .gauge("bullshark_mempool_size", "")
+        .register()
+        .unwrap()
+        .handle();
+    let mut monitor = AnomalyMonitor::new(&reg).unwrap();
+    let det = || {
+        DetectorConfig::new()
+            .with_window(32)
+            .with_min_samples(8)
+            .build()
+            .unwrap()
+    };
+    monitor.watch_gauge("mempool", &depth, det()).unwrap();
+    monitor.watch_values("throughput", det()).unwrap();
+    for i in 0..20 {
+        // (A gauge rejects NaN itself, keeping its value; ±∞ it stores.)
+        depth.set(match i {
+            5 => f64::INFINITY,
+            6 => f64::NEG_INFINITY,
+            _ => 100.0 + f64::from(i % 3),
+        });
+        assert!(monitor.tick().is_empty());
+        let tp = if i == 7 { f64::NAN } else { 1_000.0 };
+        assert!(monitor.observe("throughput", tp).is_none());
+    }
+    // Ignored by the detectors (their baselines hold only finite samples)...
+    let mempool = monitor.detector("mempool").unwrap().snapshot();
+    assert_eq!((mempool.invalid, mempool.observed), (2, 18));
+    assert!((mempool.mean - 101.0).abs() < 0.2, "{}", mempool.mean);
+    let throughput = monitor.detector("throughput").unwrap().snapshot();
+    assert_eq!((throughput.invalid, throughput.observed), (1, 19));
+    // ...and counted where the on-call sees them.
+    assert_eq!(
+        counter(&reg, INVALID_METRIC, &["mempool"]),
+        Some(Value::Counter(2))
+    );
+    assert_eq!(
+        counter(&reg, INVALID_METRIC, &["throughput"]),
+        Some(Value::Counter(1))
+    );
+    assert_eq!(monitor.detections("mempool"), 0);
 }
 
 #[test]

@@ -40,6 +40,6 @@ pub use ring::RollingWindow;
 pub use sink::{AnomalyObserver, FnObserver, NoopObserver, TracingObserver, WatchedSignal};
 pub use wiring::{
     AnomalyMonitor, MonitorHandle, RegistryObserver, Statistic, WatchError, DETECTIONS_METRIC,
-    ZSCORE_METRIC,
+    INVALID_METRIC, ZSCORE_METRIC,
 };
 pub use zscore::{Anomaly, Detector, DetectorState, Direction, Severity, Snapshot};

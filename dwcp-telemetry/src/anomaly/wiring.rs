@@ -44,6 +44,8 @@ use crate::RegistrationError;
 pub const DETECTIONS_METRIC: &str = "dwcp_anomaly_detections_total";
 /// Name of the z-score gauge.
 pub const ZSCORE_METRIC: &str = "dwcp_anomaly_zscore";
+/// Name of the self-metric counting non-finite samples a watch ignored.
+pub const INVALID_METRIC: &str = "dwcp_telemetry_anomaly_invalid_samples_total";
 
 /// Which number a histogram watch takes from each interval snapshot.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -76,6 +78,7 @@ pub struct RegistryObserver {
     warning: Counter,
     critical: Counter,
     zscore: Gauge,
+    invalid: Counter,
 }
 
 impl RegistryObserver {
@@ -88,6 +91,7 @@ impl RegistryObserver {
                 .detections
                 .with_labels(&[metric, Severity::Critical.as_str()]),
             zscore: families.zscore.with_labels(&[metric]),
+            invalid: families.invalid.with_labels(&[metric]),
         }
     }
 }
@@ -109,6 +113,7 @@ impl AnomalyObserver for RegistryObserver {
 struct Families {
     detections: CounterFamily,
     zscore: GaugeFamily,
+    invalid: CounterFamily,
 }
 
 enum Source {
@@ -160,8 +165,10 @@ impl fmt::Debug for AnomalyMonitor {
 }
 
 impl AnomalyMonitor {
-    /// A monitor registering `dwcp_anomaly_detections_total{metric, severity}` and
-    /// `dwcp_anomaly_zscore{metric}` in `registry` (both also carry `version`).
+    /// A monitor registering `dwcp_anomaly_detections_total{metric, severity}`,
+    /// `dwcp_anomaly_zscore{metric}` and the self-metric
+    /// `dwcp_telemetry_anomaly_invalid_samples_total{metric}` (NaN or infinite samples a watch
+    /// ignored: a gauge set to NaN, say) in `registry`; all carry `version` too.
     pub fn new(registry: &Registry) -> Result<Self, RegistrationError> {
         let detections = registry
             .counter(
@@ -177,8 +184,19 @@ impl AnomalyMonitor {
             )
             .labels(["metric"])
             .register()?;
+        let invalid = registry
+            .counter(
+                INVALID_METRIC,
+                "Non-finite samples (NaN, +Inf, -Inf) fed to an anomaly detector and ignored.",
+            )
+            .labels(["metric"])
+            .register()?;
         Ok(AnomalyMonitor {
-            families: Families { detections, zscore },
+            families: Families {
+                detections,
+                zscore,
+                invalid,
+            },
             watches: Vec::new(),
             callbacks: Vec::new(),
         })
@@ -277,6 +295,10 @@ impl AnomalyMonitor {
     }
 
     fn feed(w: &mut Watch, callbacks: &[Arc<dyn AnomalyObserver>], value: f64) -> Option<Anomaly> {
+        if !value.is_finite() {
+            // The detector counts and ignores it too; this makes it visible on `/metrics`.
+            w.observer.invalid.inc();
+        }
         let alert = w.signal.observe(value);
         if w.signal.detector().last_was_scored() {
             w.observer
