@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use dwcp_telemetry::anomaly::nab::{self, Evaluation, PROFILES};
-use dwcp_telemetry::anomaly::DetectorConfig;
+use dwcp_telemetry::anomaly::{DetectorConfig, Direction};
 
 fn print_report(title: &str, e: &Evaluation, per_file: bool, windows_of: &[nab::Series]) {
     println!("== {title}");
@@ -99,6 +99,12 @@ fn apply_override(config: DetectorConfig, spec: &str) -> Result<DetectorConfig, 
         "warning" => config.with_warning(f()?),
         "critical" => config.with_critical(f()?),
         "clear" => config.with_clear(f()?),
+        "direction" => config.with_direction(match value {
+            "both" => Direction::Both,
+            "up" => Direction::Up,
+            "down" => Direction::Down,
+            _ => return Err(format!("direction: {value:?} is not both, up or down")),
+        }),
         "min_samples" => config.with_min_samples(n()?),
         "cooldown" => config.with_cooldown(n()?),
         "max_incident" => config.with_max_incident(opt_n()?),
