@@ -8,7 +8,7 @@ use dwcp_telemetry::anomaly::{
     AnomalyMonitor, DetectorConfig, Direction, Severity, Statistic, WatchError, DETECTIONS_METRIC,
     INVALID_METRIC, ZSCORE_METRIC,
 };
-use dwcp_telemetry::{Registry, Value};
+use dwcp_telemetry::{Gauge, Registry, Value};
 
 /// A minimal `tracing` subscriber that counts WARN events from the anomaly target.
 struct CountWarnings(Arc<AtomicUsize>);
@@ -117,10 +117,11 @@ fn a_latency_spike_raises_one_alert_everywhere() {
     assert!(monitor.detector("p99").unwrap().snapshot().alerts == 1);
 }
 
-#[test]
-fn gauges_and_plain_values_can_be_watched() {
+/// A registry with a gauge, and a monitor watching it as "mempool" plus a plain-values watch
+/// "throughput", both with small detectors (window 32, warm-up 8).
+fn gauge_and_values_monitor() -> (Registry, Gauge, AnomalyMonitor) {
     let reg = Registry::builder().build().unwrap();
-    let mempool = reg
+    let gauge = reg
         .gauge("bullshark_mempool_size", "")
         .register()
         .unwrap()
@@ -133,8 +134,14 @@ fn gauges_and_plain_values_can_be_watched() {
             .build()
             .unwrap()
     };
-    monitor.watch_gauge("mempool", &mempool, det()).unwrap();
+    monitor.watch_gauge("mempool", &gauge, det()).unwrap();
     monitor.watch_values("throughput", det()).unwrap();
+    (reg, gauge, monitor)
+}
+
+#[test]
+fn gauges_and_plain_values_can_be_watched() {
+    let (_reg, mempool, mut monitor) = gauge_and_values_monitor();
     let mut alerts = 0;
     for i in 0..40 {
         mempool.set(if i == 39 {
@@ -158,22 +165,7 @@ fn gauges_and_plain_values_can_be_watched() {
 
 #[test]
 fn non_finite_samples_are_ignored_and_counted_on_metrics() {
-    let reg = Registry::builder().build().unwrap();
-    let depth = reg
-        .gauge("bullshark_mempool_size", "")
-        .register()
-        .unwrap()
-        .handle();
-    let mut monitor = AnomalyMonitor::new(&reg).unwrap();
-    let det = || {
-        DetectorConfig::new()
-            .with_window(32)
-            .with_min_samples(8)
-            .build()
-            .unwrap()
-    };
-    monitor.watch_gauge("mempool", &depth, det()).unwrap();
-    monitor.watch_values("throughput", det()).unwrap();
+    let (reg, depth, mut monitor) = gauge_and_values_monitor();
     for i in 0..20 {
         // (A gauge rejects NaN itself, keeping its value; ±∞ it stores.)
         depth.set(match i {
