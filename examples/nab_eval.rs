@@ -180,14 +180,14 @@ fn main() -> ExitCode {
             }
         };
     }
-    if let Err(e) = config.validate() {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
-    }
     println!("default config: {config:?}");
-    let fixed = nab::evaluate(&corpus, |s| {
-        nab::run_detector(config.clone().build().expect("validated"), &s.values)
-    });
+    let fixed = match nab::evaluate_config(&corpus, &config) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     print_report(
         if overrides.is_empty() {
             "fixed defaults"
@@ -201,14 +201,17 @@ fn main() -> ExitCode {
 
     if flag("--loco") {
         let grid = nab::loco_grid();
-        let evals: Vec<Evaluation> = grid
+        let evals: Vec<Evaluation> = match grid
             .iter()
-            .map(|c| {
-                nab::evaluate(&corpus, |s| {
-                    nab::run_detector(c.clone().build().expect("grid is valid"), &s.values)
-                })
-            })
-            .collect();
+            .map(|c| nab::evaluate_config(&corpus, c))
+            .collect()
+        {
+            Ok(evals) => evals,
+            Err(e) => {
+                eprintln!("error: invalid grid configuration: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let (best, best_eval) = evals
             .iter()
             .enumerate()

@@ -12,7 +12,8 @@ const EXPECTED_STANDARD: f64 = 62.302827470066816;
 const EXPECTED_LOW_FP: f64 = 52.86409460192332;
 const EXPECTED_LOW_FN: f64 = 67.59582437398394;
 
-fn evaluate_defaults() -> Evaluation {
+/// The NAB subset shipped in `data/nab/`: 35 series, 55 windows.
+fn corpus() -> Vec<nab::Series> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/nab");
     let corpus = nab::load_corpus(
         &root.join("data"),
@@ -21,10 +22,11 @@ fn evaluate_defaults() -> Evaluation {
     .expect("data/nab is part of the repository");
     assert_eq!(corpus.len(), 35);
     assert_eq!(corpus.iter().map(|s| s.windows.len()).sum::<usize>(), 55);
-    let config = DetectorConfig::default();
-    nab::evaluate(&corpus, |s| {
-        nab::run_detector(config.clone().build().unwrap(), &s.values)
-    })
+    corpus
+}
+
+fn evaluate_defaults() -> Evaluation {
+    nab::evaluate_config(&corpus(), &DetectorConfig::default()).unwrap()
 }
 
 #[test]
@@ -90,21 +92,12 @@ fn nab_scorer_hand_built_cases() {
 /// that one. Pinned like the defaults; docs/ANOMALY.md reports it.
 #[test]
 fn nab_leave_one_category_out() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/nab");
-    let corpus = nab::load_corpus(
-        &root.join("data"),
-        &root.join("labels/combined_windows.json"),
-    )
-    .unwrap();
+    let corpus = corpus();
     let grid = nab::loco_grid();
     assert_eq!(grid.len(), 243);
     let evals: Vec<Evaluation> = grid
         .iter()
-        .map(|c| {
-            nab::evaluate(&corpus, |s| {
-                nab::run_detector(c.clone().build().unwrap(), &s.values)
-            })
-        })
+        .map(|c| nab::evaluate_config(&corpus, c).unwrap())
         .collect();
     let loco = nab::leave_one_category_out(&evals, 0);
     println!("{loco}");

@@ -419,6 +419,19 @@ pub struct Evaluation {
     pub files: Vec<FileResult>,
 }
 
+/// Streams every series of the corpus through a fresh detector built from `config` and scores
+/// its alerts: [`evaluate`] with [`run_detector`]. An invalid `config` is an error, before any
+/// series is read.
+pub fn evaluate_config(
+    corpus: &[Series],
+    config: &DetectorConfig,
+) -> Result<Evaluation, super::ConfigError> {
+    config.validate()?;
+    Ok(evaluate(corpus, |s| {
+        run_detector(Detector::from_valid_config(config.clone()), &s.values)
+    }))
+}
+
 /// Scores `alerts_of(series)` on every series of the corpus.
 pub fn evaluate<F>(corpus: &[Series], mut alerts_of: F) -> Evaluation
 where
