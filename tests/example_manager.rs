@@ -95,6 +95,28 @@ fn wait_exit(r: &mut Running, within: Duration) -> (i32, Vec<String>) {
     }
 }
 
+/// Polls `/metrics` every 100 ms until `ready(text)` holds; panics with the last text (and
+/// `what` was awaited) after `within`.
+fn wait_for_metrics(
+    addr: SocketAddr,
+    within: Duration,
+    what: &str,
+    ready: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let text = get(addr, "/metrics").body;
+        if ready(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not on /metrics within {within:?}; last scrape:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn serves_seed_metrics_and_stops_after_duration() {
     let Some(bin) = example_binary() else { return };
@@ -117,16 +139,12 @@ fn serves_seed_metrics_and_stops_after_duration() {
         ));
     }
     // The workers bind their series as they start: poll until all are there.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = get(r.addr, "/metrics").body;
-        match expected.iter().find(|e| !text.contains(e.as_str())) {
-            None => break,
-            Some(missing) => {
-                assert!(Instant::now() < deadline, "missing {missing} in\n{text}")
-            }
-        }
-    }
+    wait_for_metrics(
+        r.addr,
+        Duration::from_secs(20),
+        "every seed metric",
+        |text| expected.iter().all(|e| text.contains(e.as_str())),
+    );
     let health: serde_json::Value = serde_json::from_str(&get(r.addr, "/health").body).unwrap();
     assert_eq!(health["status"], "ok");
     let summary: serde_json::Value =
@@ -194,27 +212,21 @@ fn detects_an_injected_latency_incident() {
         ],
     );
     // While it runs: the z-score gauges exist for the three operations.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = get(r.addr, "/metrics").body;
-        let gauges = ["migrate", "replicate", "health_check"]
-            .iter()
-            .filter(|op| {
-                text.contains(&format!(
-                    "dwcp_anomaly_zscore{{version=\"3.0.0\",metric=\"dwcp_request_duration_seconds:p99:{op}\"}}"
-                ))
-            })
-            .count();
-        if gauges == 3 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no z-score gauges in\n{text}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_metrics(
+        r.addr,
+        Duration::from_secs(20),
+        "three z-score gauges",
+        |text| {
+            ["migrate", "replicate", "health_check"].iter().all(|op| {
+            text.contains(&format!(
+                "dwcp_anomaly_zscore{{version=\"3.0.0\",metric=\"dwcp_request_duration_seconds:p99:{op}\"}}"
+            ))
+        })
+        },
+    );
     // After the incident starts, the critical detections counter of some operation reaches 1
     // (all three should; one is enough even if a chance alert just before the incident put
     // another in its cooldown).
-    let deadline = Instant::now() + Duration::from_secs(30);
     let critical = |text: &str| -> f64 {
         ["migrate", "replicate", "health_check"]
             .iter()
@@ -228,17 +240,12 @@ fn detects_an_injected_latency_incident() {
             })
             .sum()
     };
-    loop {
-        let text = get(r.addr, "/metrics").body;
-        if critical(&text) >= 1.0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no critical detection in\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_metrics(
+        r.addr,
+        Duration::from_secs(30),
+        "a critical detection",
+        |text| critical(text) >= 1.0,
+    );
     let (code, lines) = wait_exit(&mut r, Duration::from_secs(30));
     assert_eq!(code, 0, "{lines:?}");
     // The printed alert comes after the incident's start, with a p99 far above its baseline.
