@@ -103,6 +103,7 @@ pub struct Snapshot {
     /// Largest recent deviation (|z| or its one-sided version), decaying
     /// with the surprise gate's half-life and never below `warning`: the
     /// level the record bypass compares against (times `record_factor`).
+    /// Stays at `warning` when the surprise gate is off (nothing to bypass).
     pub record: f64,
 }
 
@@ -367,23 +368,44 @@ impl Detector {
         let side = |v: f64| f64::from_bits((v.to_bits() & self.sign_keep) ^ self.sign_flip);
         let deviation = side(z).max(side(season_z));
 
+        // With the gate off every sample is "surprising" and the record
+        // (a bypass of the gate) has nothing to do.
         let surprising = if self.gate_on {
-            self.gate.update(deviation, self.surprise_sq)
+            self.gate.update(deviation, self.surprise_sq) | self.record_break(deviation)
         } else {
             true
         };
 
-        // Record bypass: well beyond the largest recent deviation (at least
-        // `warning`, so at least `record_factor * warning`). With the rule
-        // off the bound is +inf, which no deviation exceeds. The record
-        // stays within `[warning, RECORD_CAP]`: the two selects below are a
-        // `minsd` and a `maxsd`, without a branch; an overflowed (+inf)
-        // deviation is stored as the cap, so it cannot switch the rule off
-        // for good, and a NaN one (only possible with both scale floors set
-        // to 0) passes the first select and fails the second, keeping the
-        // old record. `f64::min`/`max` would add NaN handling on top. The
-        // decay and the floor are applied in `refresh_scale`.
-        let record_break = deviation > self.record * self.record_factor;
+        let anomalous = deviation >= self.warning;
+        // Non-short-circuit: one well-predicted branch on the rare outcome
+        // instead of one on `anomalous`, which a series hovering around the
+        // warning level flips often.
+        let gated = anomalous & (surprising | (deviation >= self.gate_bypass));
+        // Quiet sample outside any incident or cooldown: nothing to update.
+        let alert = if gated | self.in_incident | (self.cooldown_left > 0) {
+            self.incident(gated, z, value, deviation, mean, scale)
+        } else {
+            None
+        };
+
+        self.season.set_flag(slot, anomalous);
+        alert
+    }
+
+    /// Record bypass of the surprise gate: is `deviation` well beyond the
+    /// largest recent one (at least `warning`, so at least `record_factor *
+    /// warning`)? Also raises the record. With the rule off the bound is
+    /// +inf, which no deviation exceeds. The record stays within
+    /// `[warning, RECORD_CAP]`: the two selects below are a `minsd` and a
+    /// `maxsd`, without a branch; an overflowed (+inf) deviation is stored
+    /// as the cap, so it cannot switch the rule off for good, and a NaN one
+    /// (only possible with both scale floors set to 0) passes the first
+    /// select and fails the second, keeping the old record. `f64::min`/`max`
+    /// would add NaN handling on top. The decay and the floor are applied in
+    /// `refresh_scale`.
+    #[inline(always)]
+    fn record_break(&mut self, deviation: f64) -> bool {
+        let broken = deviation > self.record * self.record_factor;
         let capped = if deviation > RECORD_CAP {
             RECORD_CAP
         } else {
@@ -394,21 +416,7 @@ impl Detector {
         } else {
             self.record
         };
-
-        let anomalous = deviation >= self.warning;
-        // Non-short-circuit: one well-predicted branch on the rare outcome
-        // instead of one on `anomalous`, which a series hovering around the
-        // warning level flips often.
-        let gated = anomalous & (surprising | record_break | (deviation >= self.gate_bypass));
-        // Quiet sample outside any incident or cooldown: nothing to update.
-        let alert = if gated | self.in_incident | (self.cooldown_left > 0) {
-            self.incident(gated, z, value, deviation, mean, scale)
-        } else {
-            None
-        };
-
-        self.season.set_flag(slot, anomalous);
-        alert
+        broken
     }
 
     /// Cooldown, incident and alert bookkeeping for a sample that is gated
@@ -997,7 +1005,7 @@ mod tests {
         // instead of +inf, which would switch the record bypass off for
         // good.
         let mut d = plain(16)
-            .with_surprise(0.0, 16, 2880)
+            .with_surprise(1.5, 16, 2880)
             .with_record_factor(Some(1.5))
             .build()
             .unwrap();
