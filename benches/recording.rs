@@ -160,11 +160,11 @@ impl MetricsExp {
 
 fn dwcp_histogram(reg: &Registry, name: &str, exact_sum: bool) -> Histogram {
     reg.histogram(name, "Per-component latency")
-        .labels(["component"])
+        .dynamic_labels(["component"])
         .exact_sum(exact_sum)
         .register()
         .expect("register histogram")
-        .with_labels(&["amst"])
+        .with_labels_or_overflow(&["amst"])
 }
 
 fn dwcp_registry() -> Registry {

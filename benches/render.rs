@@ -27,13 +27,13 @@ fn dwcp(c: &mut Criterion, table: &[u64]) {
     let reg = Registry::builder().version("3.0.0").build().unwrap();
     let fam = reg
         .histogram(NAME, "Latency")
-        .labels(["series"])
+        .dynamic_labels(["series"])
         .buckets(bounds())
         .cardinality_limit(SERIES + 1)
         .register()
         .unwrap();
     for s in 0..SERIES {
-        let h = fam.with_labels(&[&s.to_string()]);
+        let h = fam.with_labels_or_overflow(&[&s.to_string()]);
         for v in samples(table, s) {
             h.record(v);
         }

@@ -121,7 +121,7 @@ impl Metrics {
                     "dwcp_request_duration_seconds",
                     "Request duration in seconds",
                 )
-                .labels(["operation"])
+                .dynamic_labels(["operation"])
                 .buckets(vec![
                     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0,
                 ])
@@ -131,57 +131,57 @@ impl Metrics {
                     "dwcp_requests_total",
                     "Total requests by operation and status",
                 )
-                .labels(["operation", "status"])
+                .dynamic_labels(["operation", "status"])
                 .register()?,
             errors: reg
                 .counter("dwcp_errors_total", "Total errors by type")
-                .labels(["type"])
+                .dynamic_labels(["type"])
                 .register()?,
             breaker_state: reg
                 .gauge(
                     "dwcp_circuit_breaker_state",
                     "Circuit breaker state (0=closed, 1=open, 2=half-open)",
                 )
-                .labels(["circuit"])
+                .dynamic_labels(["circuit"])
                 .register()?,
             breaker_trips: reg
                 .counter(
                     "dwcp_circuit_breaker_trips_total",
                     "Total number of circuit breaker trips",
                 )
-                .labels(["circuit"])
+                .dynamic_labels(["circuit"])
                 .register()?,
             recovery_duration: reg
                 .histogram(
                     "dwcp_recovery_duration_seconds",
                     "Duration of recovery operations in seconds",
                 )
-                .labels(["component"])
+                .dynamic_labels(["component"])
                 .register()?, // the seeds' buckets 0.1 … 30 s by default for this name
             recovery_attempts: reg
                 .counter(
                     "dwcp_recovery_attempts_total",
                     "Total number of recovery attempts",
                 )
-                .labels(["component", "success"])
+                .dynamic_labels(["component", "success"])
                 .register()?,
             component_latency: reg
                 .histogram(
                     "dwcp_v3_component_latency_seconds",
                     "DWCP v3 component latency",
                 )
-                .labels(["component"])
+                .dynamic_labels(["component"])
                 .register()?,
             component_operations: reg
                 .counter(
                     "dwcp_v3_component_operations_total",
                     "DWCP v3 component operations",
                 )
-                .labels(["component"])
+                .dynamic_labels(["component"])
                 .register()?,
             component_errors: reg
                 .counter("dwcp_v3_component_errors_total", "DWCP v3 component errors")
-                .labels(["component"])
+                .dynamic_labels(["component"])
                 .register()?,
         })
     }
@@ -196,9 +196,9 @@ fn worker(id: u64, m: Metrics, stop: Arc<AtomicBool>, incident: Arc<AtomicBool>)
         .iter()
         .map(|op| {
             (
-                m.request_duration.with_labels(&[op]),
-                m.requests.with_labels(&[op, "success"]),
-                m.requests.with_labels(&[op, "error"]),
+                m.request_duration.with_labels_or_overflow(&[op]),
+                m.requests.with_labels_or_overflow(&[op, "success"]),
+                m.requests.with_labels_or_overflow(&[op, "error"]),
             )
         })
         .collect();
@@ -206,21 +206,21 @@ fn worker(id: u64, m: Metrics, stop: Arc<AtomicBool>, incident: Arc<AtomicBool>)
         .iter()
         .map(|c| {
             (
-                m.component_latency.with_labels(&[c]),
-                m.component_operations.with_labels(&[c]),
-                m.component_errors.with_labels(&[c]),
-                m.recovery_duration.with_labels(&[c]),
-                m.recovery_attempts.with_labels(&[c, "true"]),
+                m.component_latency.with_labels_or_overflow(&[c]),
+                m.component_operations.with_labels_or_overflow(&[c]),
+                m.component_errors.with_labels_or_overflow(&[c]),
+                m.recovery_duration.with_labels_or_overflow(&[c]),
+                m.recovery_attempts.with_labels_or_overflow(&[c, "true"]),
             )
         })
         .collect();
     let errors: Vec<_> = ERROR_TYPES
         .iter()
-        .map(|t| m.errors.with_labels(&[t]))
+        .map(|t| m.errors.with_labels_or_overflow(&[t]))
         .collect();
     let circuit = CIRCUITS[(id as usize) % CIRCUITS.len()];
-    let breaker = m.breaker_state.with_labels(&[circuit]);
-    let trips = m.breaker_trips.with_labels(&[circuit]);
+    let breaker = m.breaker_state.with_labels_or_overflow(&[circuit]);
+    let trips = m.breaker_trips.with_labels_or_overflow(&[circuit]);
     breaker.set(0.0);
     let mut recent_errors = 0u32;
     let mut n = 0u64;
@@ -271,7 +271,7 @@ fn worker(id: u64, m: Metrics, stop: Arc<AtomicBool>, incident: Arc<AtomicBool>)
 fn all_requests(m: &Metrics) -> Option<Snapshot> {
     let mut merged: Option<Snapshot> = None;
     for op in OPERATIONS {
-        let s = m.request_duration.with_labels(&[op]).snapshot();
+        let s = m.request_duration.with_labels_or_overflow(&[op]).snapshot();
         match &mut merged {
             None => merged = Some(s),
             Some(acc) => acc.merge(&s).ok()?,
@@ -281,7 +281,10 @@ fn all_requests(m: &Metrics) -> Option<Snapshot> {
 }
 
 fn total(c: &CounterFamily, label_sets: &[[&str; 2]]) -> u64 {
-    label_sets.iter().map(|l| c.with_labels(l).get()).sum()
+    label_sets
+        .iter()
+        .map(|l| c.with_labels_or_overflow(l).get())
+        .sum()
 }
 
 /// One p99 detector per operation on `dwcp_request_duration_seconds`, fed by interval
@@ -302,7 +305,7 @@ fn watch_latency(
             .build()?;
         monitor.watch_histogram(
             &format!("dwcp_request_duration_seconds:p99:{op}"),
-            &m.request_duration.with_labels(&[op]),
+            &m.request_duration.with_labels_or_overflow(&[op]),
             Statistic::Quantile(0.99),
             detector,
         )?;
@@ -426,7 +429,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let errors: u64 = request_sets
                 .iter()
                 .filter(|l| l[1] == "error")
-                .map(|l| metrics.requests.with_labels(l).get())
+                .map(|l| metrics.requests.with_labels_or_overflow(l).get())
                 .sum();
             let secs = last_at.elapsed().as_secs_f64();
             last_at = Instant::now();

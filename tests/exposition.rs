@@ -19,12 +19,12 @@ fn sample_registry() -> Registry {
     let reg = Registry::builder().version("3.0.0").build().unwrap();
     let lat = reg
         .histogram("dwcp_request_duration_seconds", "Request latency")
-        .labels(["operation"])
+        .dynamic_labels(["operation"])
         .buckets(vec![0.001, 0.01, 0.1, 1.0])
         .exact_sum(true)
         .register()
         .unwrap();
-    let h = lat.with_labels(&["migrate"]);
+    let h = lat.with_labels_or_overflow(&["migrate"]);
     for ns in [
         500_000,
         500_000,
@@ -38,20 +38,20 @@ fn sample_registry() -> Registry {
     }
     let req = reg
         .counter("dwcp_requests_total", "Requests by operation and status")
-        .labels(["operation", "status"])
+        .dynamic_labels(["operation", "status"])
         .register()
         .unwrap();
-    req.with_labels(&["migrate", "ok"]).inc_by(41);
-    req.with_labels(&["migrate", "error"]).inc();
+    req.with_labels_or_overflow(&["migrate", "ok"]).inc_by(41);
+    req.with_labels_or_overflow(&["migrate", "error"]).inc();
     let cb = reg
         .gauge(
             "dwcp_circuit_breaker_state",
             "Circuit breaker state (0=closed, 1=open, 2=half-open)",
         )
-        .labels(["circuit"])
+        .dynamic_labels(["circuit"])
         .register()
         .unwrap();
-    cb.with_labels(&["database"]).set(2.0);
+    cb.with_labels_or_overflow(&["database"]).set(2.0);
     reg
 }
 
@@ -110,7 +110,7 @@ fn hostile_label_values_and_help_are_escaped() {
     let reg = Registry::builder().version("3.0.0").build().unwrap();
     let c = reg
         .counter("dwcp_errors", "Errors \"by\" type\\kind\nsecond line")
-        .labels(["type"])
+        .dynamic_labels(["type"])
         .register()
         .unwrap();
     for v in [
@@ -121,7 +121,7 @@ fn hostile_label_values_and_help_are_escaped() {
         "ünï ✓ 日本",
         "",
     ] {
-        c.with_labels(&[v]).inc();
+        c.with_labels_or_overflow(&[v]).inc();
     }
     let text = encode(&reg, Format::Text);
     assert_eq!(
@@ -147,17 +147,17 @@ fn gauges_spell_nan_and_infinities() {
     let reg = Registry::builder().version("v\"1").build().unwrap();
     let g = reg
         .gauge("dwcp_ratio", "r")
-        .labels(["k"])
+        .dynamic_labels(["k"])
         .unit(Unit::Ratio)
         .register()
         .unwrap();
     // `Gauge::set(NaN)` is rejected (and counted) by the core, so NaN can only reach the
     // encoder from a snapshot built elsewhere: set it on the collected value.
-    g.with_labels(&["nan"]).set(1.0);
-    g.with_labels(&["pinf"]).set(f64::INFINITY);
-    g.with_labels(&["ninf"]).set(f64::NEG_INFINITY);
-    g.with_labels(&["frac"]).set(-0.125);
-    g.with_labels(&["tiny"]).set(1e-300);
+    g.with_labels_or_overflow(&["nan"]).set(1.0);
+    g.with_labels_or_overflow(&["pinf"]).set(f64::INFINITY);
+    g.with_labels_or_overflow(&["ninf"]).set(f64::NEG_INFINITY);
+    g.with_labels_or_overflow(&["frac"]).set(-0.125);
+    g.with_labels_or_overflow(&["tiny"]).set(1e-300);
     let mut families: Vec<FamilySnapshot> = reg
         .collect()
         .into_iter()
@@ -206,11 +206,11 @@ fn recovery_durations_get_the_seed_buckets() {
             "dwcp_recovery_duration_seconds",
             "Duration of recovery operations in seconds",
         )
-        .labels(["component"])
+        .dynamic_labels(["component"])
         .register()
         .unwrap();
-    rec.with_labels(&["amst"]).record_secs(0.3);
-    rec.with_labels(&["amst"]).record_secs(7.0);
+    rec.with_labels_or_overflow(&["amst"]).record_secs(0.3);
+    rec.with_labels_or_overflow(&["amst"]).record_secs(7.0);
     let text = encode(&reg, Format::Text);
     let les: Vec<&str> = text
         .lines()
@@ -279,12 +279,12 @@ fn invalid_names_are_rejected_at_registration() {
     assert!(reg.counter("9lives", "h").register().is_err());
     assert!(reg
         .gauge("ok_name", "h")
-        .labels(["bad-label"])
+        .dynamic_labels(["bad-label"])
         .register()
         .is_err());
     assert!(reg
         .histogram("ok_hist", "h")
-        .labels(["le"])
+        .dynamic_labels(["le"])
         .register()
         .is_err());
 }
@@ -300,7 +300,7 @@ fn streaming_render_equals_snapshot_encoding() {
         .unwrap();
     let est = reg
         .histogram("est_seconds", "estimated sum")
-        .labels(["k"])
+        .dynamic_labels(["k"])
         .buckets(vec![-1.0, 0.0, 1e-6, 0.001, 0.5, 3600.0, 1e12])
         .register()
         .unwrap();
@@ -315,13 +315,13 @@ fn streaming_render_equals_snapshot_encoding() {
     let mut rng = dwcp_support::Rng::new(7);
     for i in 0..10 {
         // 10 label sets past a limit of 3: the rest land in the overflow series.
-        let h = est.with_labels(&[&format!("s{i}")]);
+        let h = est.with_labels_or_overflow(&[&format!("s{i}")]);
         for _ in 0..500 {
             h.record((rng.unit() * 1e10) as u64);
         }
         exact.handle().record(rng.next_u64() % 5_000_000);
     }
-    est.with_labels(&["zero"]).record(0);
+    est.with_labels_or_overflow(&["zero"]).record(0);
     for format in [Format::Text, Format::OpenMetrics] {
         let mut from_snapshots = String::new();
         TextEncoder::new(format).encode(&reg.collect(), &reg.const_labels(), &mut from_snapshots);

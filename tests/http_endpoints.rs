@@ -15,24 +15,24 @@ fn registry() -> Registry {
     let reg = Registry::builder().version("3.0.0").build().unwrap();
     let lat = reg
         .histogram("dwcp_request_duration_seconds", "Request latency")
-        .labels(["operation"])
+        .dynamic_labels(["operation"])
         .register()
         .unwrap();
-    let h = lat.with_labels(&["migrate"]);
+    let h = lat.with_labels_or_overflow(&["migrate"]);
     for ms in 1..=100u64 {
         h.record(ms * 1_000_000);
     }
     reg.counter("dwcp_requests_total", "Requests")
-        .labels(["operation", "status"])
+        .dynamic_labels(["operation", "status"])
         .register()
         .unwrap()
-        .with_labels(&["migrate", "ok"])
+        .with_labels_or_overflow(&["migrate", "ok"])
         .inc_by(200);
     reg.counter("dwcp_errors_total", "Errors")
-        .labels(["type"])
+        .dynamic_labels(["type"])
         .register()
         .unwrap()
-        .with_labels(&["timeout"])
+        .with_labels_or_overflow(&["timeout"])
         .inc_by(10);
     reg
 }
@@ -103,7 +103,7 @@ fn health_and_summary() {
     let snap = reg
         .existing_histogram("dwcp_request_duration_seconds")
         .unwrap()
-        .with_labels(&["migrate"])
+        .with_labels_or_overflow(&["migrate"])
         .snapshot();
     assert_eq!(
         lat["p99"].as_f64().unwrap(),
@@ -123,11 +123,11 @@ fn health_and_summary() {
     // The next window sees only what was added since.
     reg.existing_counter("dwcp_requests_total")
         .unwrap()
-        .with_labels(&["migrate", "ok"])
+        .with_labels_or_overflow(&["migrate", "ok"])
         .inc_by(40);
     reg.existing_counter("dwcp_errors_total")
         .unwrap()
-        .with_labels(&["timeout"])
+        .with_labels_or_overflow(&["timeout"])
         .inc_by(10);
     // HEAD does not close the window.
     assert_eq!(request(addr, "HEAD", "/metrics/summary", &[]).status, 200);

@@ -75,20 +75,20 @@ fn recording_does_not_allocate() {
     let registry = Registry::builder().version("3.0.0").build().unwrap();
     let family = registry
         .histogram("dwcp_request_duration_seconds", "Request duration")
-        .labels(["operation"])
+        .dynamic_labels(["operation"])
         .register()
         .unwrap();
-    let h = family.with_labels(&["migrate"]);
+    let h = family.with_labels_or_overflow(&["migrate"]);
     let c = registry
         .counter("dwcp_requests_total", "Requests")
         .register()
         .unwrap()
-        .with_labels(&[]);
+        .with_labels_or_overflow(&[]);
     let g = registry
         .gauge("dwcp_circuit_breaker_state", "Breaker")
         .register()
         .unwrap()
-        .with_labels(&[]);
+        .with_labels_or_overflow(&[]);
     let values: Vec<u64> = dwcp_support::latency_table(4096);
     // The first pass installs the regions these values fall in (allocations expected),
     // including those of 0 and of the clamped maximum.

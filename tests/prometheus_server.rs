@@ -23,35 +23,35 @@ fn prometheus_scrapes_and_agrees() {
     let reg = Registry::builder().version("3.0.0").build().unwrap();
     let lat = reg
         .histogram("dwcp_request_duration_seconds", "Request latency")
-        .labels(["operation"])
+        .dynamic_labels(["operation"])
         .exact_sum(true)
         .register()
         .unwrap()
-        .with_labels(&["migrate"]);
+        .with_labels_or_overflow(&["migrate"]);
     let requests = reg
         .counter("dwcp_requests_total", "Requests")
-        .labels(["operation", "status"])
+        .dynamic_labels(["operation", "status"])
         .register()
         .unwrap()
-        .with_labels(&["migrate", "ok"]);
+        .with_labels_or_overflow(&["migrate", "ok"]);
     let hostile = "q\"uote \\back\nnew ✓";
     let errors = reg
         .counter("dwcp_errors_total", "Errors")
-        .labels(["type"])
+        .dynamic_labels(["type"])
         .register()
         .unwrap()
-        .with_labels(&[hostile]);
+        .with_labels_or_overflow(&[hostile]);
     // Hostile values everywhere, so Prometheus' OpenMetrics parser sees all of them.
     let weird = reg
         .gauge("dwcp_weird_values", "Help with \"quotes\", \\ and\nnewline")
-        .labels(["v"])
+        .dynamic_labels(["v"])
         .register()
         .unwrap();
     for (i, v) in ["", "\"", "\\", "\n", "\t", "✓ 日本", "}{,=", "__overflow__"]
         .iter()
         .enumerate()
     {
-        weird.with_labels(&[v]).set(match i {
+        weird.with_labels_or_overflow(&[v]).set(match i {
             0 => f64::INFINITY,
             1 => f64::NEG_INFINITY,
             2 => 1e-300,
@@ -64,10 +64,10 @@ fn prometheus_scrapes_and_agrees() {
             "dwcp_circuit_breaker_state",
             "Circuit breaker state (0=closed, 1=open, 2=half-open)",
         )
-        .labels(["circuit"])
+        .dynamic_labels(["circuit"])
         .register()
         .unwrap()
-        .with_labels(&["database"]);
+        .with_labels_or_overflow(&["database"]);
 
     let server = PrometheusServer::builder(reg.clone())
         .bind("127.0.0.1:0".parse().unwrap())

@@ -23,12 +23,12 @@ fn hostile_registry() -> Registry {
             "dwcp_request_duration_seconds",
             "Request latency \"quoted\" \\ back\nslash",
         )
-        .labels(["operation"])
+        .dynamic_labels(["operation"])
         .register()
         .unwrap();
     let comp = reg
         .histogram("dwcp_v3_component_latency_seconds", "Component latency")
-        .labels(["component"])
+        .dynamic_labels(["component"])
         .buckets(vec![
             0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
         ])
@@ -36,12 +36,12 @@ fn hostile_registry() -> Registry {
         .unwrap();
     let req = reg
         .counter("dwcp_requests_total", "Requests")
-        .labels(["operation", "status"])
+        .dynamic_labels(["operation", "status"])
         .register()
         .unwrap();
     let errs = reg
         .counter("dwcp_errors", "Errors by type (registered without _total)")
-        .labels(["type"])
+        .dynamic_labels(["type"])
         .register()
         .unwrap();
     let cb = reg
@@ -49,12 +49,12 @@ fn hostile_registry() -> Registry {
             "dwcp_circuit_breaker_state",
             "Circuit breaker state (0=closed, 1=open, 2=half-open)",
         )
-        .labels(["circuit"])
+        .dynamic_labels(["circuit"])
         .register()
         .unwrap();
     let mem = reg
         .gauge("dwcp_memory_usage_bytes", "Memory")
-        .labels(["type"])
+        .dynamic_labels(["type"])
         .register()
         .unwrap();
     let hostile = [
@@ -67,20 +67,22 @@ fn hostile_registry() -> Registry {
         "}{,=\\\"\n",
     ];
     for (i, v) in hostile.iter().enumerate() {
-        lat.with_labels(&[v]).record(1_000 * (i as u64 + 1) * 997);
-        req.with_labels(&[v, "ok"]).inc_by(i as u64 + 1);
-        errs.with_labels(&[v]).inc();
-        cb.with_labels(&[v]).set(i as f64 / 3.0);
+        lat.with_labels_or_overflow(&[v])
+            .record(1_000 * (i as u64 + 1) * 997);
+        req.with_labels_or_overflow(&[v, "ok"]).inc_by(i as u64 + 1);
+        errs.with_labels_or_overflow(&[v]).inc();
+        cb.with_labels_or_overflow(&[v]).set(i as f64 / 3.0);
     }
     for c in ["amst", "hde", "pba", "acp", "ass", "itp"] {
-        let h = comp.with_labels(&[c]);
+        let h = comp.with_labels_or_overflow(&[c]);
         for us in [50u64, 120, 800, 4_000, 90_000, 2_000_000] {
             h.record(us * 1_000);
         }
     }
-    mem.with_labels(&["heap"]).set(f64::INFINITY);
-    mem.with_labels(&["stack"]).set(f64::NEG_INFINITY);
-    mem.with_labels(&["rss"]).set(3.5e9);
+    mem.with_labels_or_overflow(&["heap"]).set(f64::INFINITY);
+    mem.with_labels_or_overflow(&["stack"])
+        .set(f64::NEG_INFINITY);
+    mem.with_labels_or_overflow(&["rss"]).set(3.5e9);
     reg
 }
 
@@ -341,13 +343,13 @@ fn build(case: usize, specs: &[FamilySpec]) -> (String, Expected) {
             Kind::Counter(adds) => {
                 let fam = reg
                     .counter(&name, &f.help)
-                    .labels(label_names.clone())
+                    .dynamic_labels(label_names.clone())
                     .register()
                     .unwrap();
                 for (j, n) in adds.iter().enumerate() {
                     let vals = &f.label_values[j];
                     let refs: Vec<&str> = vals.iter().map(String::as_str).collect();
-                    fam.with_labels(&refs).inc_by(*n);
+                    fam.with_labels_or_overflow(&refs).inc_by(*n);
                     *expected
                         .entry(key(&format!("{name}_total"), vals, None))
                         .or_insert(0.0) += *n as f64;
@@ -356,13 +358,13 @@ fn build(case: usize, specs: &[FamilySpec]) -> (String, Expected) {
             Kind::Gauge(sets) => {
                 let fam = reg
                     .gauge(&name, &f.help)
-                    .labels(label_names.clone())
+                    .dynamic_labels(label_names.clone())
                     .register()
                     .unwrap();
                 for (j, v) in sets.iter().enumerate() {
                     let vals = &f.label_values[j];
                     let refs: Vec<&str> = vals.iter().map(String::as_str).collect();
-                    let g = fam.with_labels(&refs);
+                    let g = fam.with_labels_or_overflow(&refs);
                     if v.is_nan() {
                         g.set(0.0);
                         nan_series.push((name.clone(), vals.clone()));
@@ -376,7 +378,7 @@ fn build(case: usize, specs: &[FamilySpec]) -> (String, Expected) {
             Kind::Histogram(series) => {
                 let fam = reg
                     .histogram(&name, &f.help)
-                    .labels(label_names.clone())
+                    .dynamic_labels(label_names.clone())
                     .exact_sum(true)
                     .register()
                     .unwrap();
@@ -384,7 +386,7 @@ fn build(case: usize, specs: &[FamilySpec]) -> (String, Expected) {
                 for (j, values) in series.iter().enumerate() {
                     let vals = &f.label_values[j];
                     let refs: Vec<&str> = vals.iter().map(String::as_str).collect();
-                    let h = fam.with_labels(&refs);
+                    let h = fam.with_labels_or_overflow(&refs);
                     let t = totals.entry(vals.clone()).or_default();
                     for &v in values {
                         h.record(v);

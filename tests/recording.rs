@@ -53,7 +53,7 @@ fn concurrent_counters_gauges_and_series_creation_are_exact() {
     let reg = Registry::builder().build().unwrap();
     let fam = reg
         .counter("dwcp_requests_total", "")
-        .labels(["component"])
+        .dynamic_labels(["component"])
         .register()
         .unwrap();
     let gauge = reg
@@ -68,7 +68,7 @@ fn concurrent_counters_gauges_and_series_creation_are_exact() {
                 // Every thread races to create the same six series, then records.
                 let handles: Vec<_> = ["amst", "hde", "pba", "acp", "ass", "itp"]
                     .iter()
-                    .map(|c| fam.with_labels(&[c]))
+                    .map(|c| fam.with_labels_or_overflow(&[c]))
                     .collect();
                 for i in 0..PER_THREAD {
                     handles[(i % 6) as usize].inc();
@@ -80,10 +80,13 @@ fn concurrent_counters_gauges_and_series_creation_are_exact() {
     assert_eq!(fam.series_count(), 6);
     let total: u64 = ["amst", "hde", "pba", "acp", "ass", "itp"]
         .iter()
-        .map(|c| fam.with_labels(&[c]).get())
+        .map(|c| fam.with_labels_or_overflow(&[c]).get())
         .sum();
     assert_eq!(total, THREADS * PER_THREAD);
-    assert_eq!(fam.with_labels(&["amst"]).get(), THREADS * 16_667);
+    assert_eq!(
+        fam.with_labels_or_overflow(&["amst"]).get(),
+        THREADS * 16_667
+    );
     assert_eq!(gauge.get(), 0.0);
 }
 
@@ -254,10 +257,13 @@ fn interval_snapshots_and_merges_across_series() {
     let reg = Registry::builder().build().unwrap();
     let fam = reg
         .histogram("dwcp_v3_component_latency_seconds", "")
-        .labels(["component"])
+        .dynamic_labels(["component"])
         .register()
         .unwrap();
-    let (a, b) = (fam.with_labels(&["amst"]), fam.with_labels(&["hde"]));
+    let (a, b) = (
+        fam.with_labels_or_overflow(&["amst"]),
+        fam.with_labels_or_overflow(&["hde"]),
+    );
     let mut window = a.interval();
     for v in [1_000, 2_000, 3_000] {
         a.record(v);

@@ -17,19 +17,19 @@ fn invalid_names_are_clear_errors() {
     }
     let err = reg
         .counter("ok_total", "")
-        .labels(["bad-label"])
+        .dynamic_labels(["bad-label"])
         .register()
         .unwrap_err();
     assert!(matches!(err, RegistrationError::LabelName { ref name, .. } if name == "bad-label"));
     let err = reg
         .histogram("h", "")
-        .labels(["le"])
+        .dynamic_labels(["le"])
         .register()
         .unwrap_err();
     assert!(matches!(err, RegistrationError::LabelName { ref name, .. } if name == "le"));
     let err = reg
         .histogram("h", "")
-        .labels(["version"])
+        .dynamic_labels(["version"])
         .register()
         .unwrap_err();
     assert!(
@@ -38,7 +38,7 @@ fn invalid_names_are_clear_errors() {
     );
     let err = reg
         .counter("c", "")
-        .labels(["a", "a"])
+        .dynamic_labels(["a", "a"])
         .register()
         .unwrap_err();
     assert!(matches!(err, RegistrationError::DuplicateLabel { .. }));
@@ -77,16 +77,16 @@ fn registration_is_idempotent_and_conflicts_are_errors() {
     let reg = Registry::builder().build().unwrap();
     let a = reg
         .counter("dwcp_errors_total", "")
-        .labels(["component"])
+        .dynamic_labels(["component"])
         .register()
         .unwrap();
     let b = reg
         .counter("dwcp_errors_total", "")
-        .labels(["component"])
+        .dynamic_labels(["component"])
         .register()
         .unwrap();
-    a.with_labels(&["amst"]).inc();
-    assert_eq!(b.with_labels(&["amst"]).get(), 1, "same family");
+    a.with_labels_or_overflow(&["amst"]).inc();
+    assert_eq!(b.with_labels_or_overflow(&["amst"]).get(), 1, "same family");
     let err = reg.gauge("dwcp_errors_total", "").register().unwrap_err();
     assert_eq!(
         err,
@@ -98,7 +98,7 @@ fn registration_is_idempotent_and_conflicts_are_errors() {
     );
     assert!(reg
         .counter("dwcp_errors_total", "")
-        .labels(["other"])
+        .dynamic_labels(["other"])
         .register()
         .is_err());
 }
@@ -122,11 +122,12 @@ fn cardinality_flood_is_bounded_and_nothing_is_lost() {
     let reg = Registry::builder().cardinality_limit(100).build().unwrap();
     let fam = reg
         .histogram("dwcp_request_duration_seconds", "")
-        .labels(["path"])
+        .dynamic_labels(["path"])
         .register()
         .unwrap();
     for i in 0..10_000 {
-        fam.with_labels(&[&format!("/hostile/{i}")]).record(1_000);
+        fam.with_labels_or_overflow(&[&format!("/hostile/{i}")])
+            .record(1_000);
     }
     assert_eq!(fam.series_count(), 100);
     assert_eq!(fam.overflow().snapshot().count(), 9_900);
@@ -138,8 +139,13 @@ fn cardinality_flood_is_bounded_and_nothing_is_lost() {
         }
     );
     // Existing label sets keep working at the cap.
-    fam.with_labels(&["/hostile/5"]).record(1_000);
-    assert_eq!(fam.with_labels(&["/hostile/5"]).snapshot().count(), 2);
+    fam.with_labels_or_overflow(&["/hostile/5"]).record(1_000);
+    assert_eq!(
+        fam.with_labels_or_overflow(&["/hostile/5"])
+            .snapshot()
+            .count(),
+        2
+    );
 
     let families = reg.collect();
     let main = &families[0];
@@ -166,7 +172,7 @@ fn cardinality_flood_is_bounded_and_nothing_is_lost() {
     // Per-family limit overrides the registry default.
     let small = reg
         .counter("c_total", "")
-        .labels(["k"])
+        .dynamic_labels(["k"])
         .cardinality_limit(2)
         .register()
         .unwrap();
@@ -178,10 +184,10 @@ fn wrong_label_arity_records_into_overflow_and_is_counted() {
     let reg = Registry::builder().build().unwrap();
     let fam = reg
         .counter("dwcp_requests_total", "")
-        .labels(["component", "status"])
+        .dynamic_labels(["component", "status"])
         .register()
         .unwrap();
-    fam.with_labels(&["amst"]).inc_by(3);
+    fam.with_labels_or_overflow(&["amst"]).inc_by(3);
     assert_eq!(
         fam.try_with_labels(&["a", "b", "c"]).unwrap_err(),
         LabelError::Arity {
@@ -208,7 +214,7 @@ fn wrong_label_arity_records_into_overflow_and_is_counted() {
 #[test]
 fn hostile_label_values_are_stored_verbatim() {
     let reg = Registry::builder().build().unwrap();
-    let fam = reg.gauge("g", "").labels(["v"]).register().unwrap();
+    let fam = reg.gauge("g", "").dynamic_labels(["v"]).register().unwrap();
     let hostile = [
         "",
         "a\"b",
@@ -219,7 +225,7 @@ fn hostile_label_values_are_stored_verbatim() {
         "\0",
     ];
     for (i, v) in hostile.iter().enumerate() {
-        fam.with_labels(&[v]).set(i as f64);
+        fam.with_labels_or_overflow(&[v]).set(i as f64);
     }
     let families = reg.collect();
     let got: Vec<(String, f64)> = families[0]
@@ -290,12 +296,16 @@ fn timers_record_elapsed_time() {
 #[test]
 fn oversize_label_values_are_cut_and_counted() {
     let reg = Registry::builder().max_label_value_len(8).build().unwrap();
-    let fam = reg.counter("c_total", "").labels(["k"]).register().unwrap();
-    fam.with_labels(&["short"]).inc();
-    fam.with_labels(&[&"x".repeat(1_000_000)]).inc();
+    let fam = reg
+        .counter("c_total", "")
+        .dynamic_labels(["k"])
+        .register()
+        .unwrap();
+    fam.with_labels_or_overflow(&["short"]).inc();
+    fam.with_labels_or_overflow(&[&"x".repeat(1_000_000)]).inc();
     // 7 ASCII bytes then a 2-byte char straddling the limit: cut before it.
-    fam.with_labels(&["abcdefgé-more"]).inc();
-    fam.with_labels(&["xxxxxxxxyyyy"]).inc(); // same first 8 bytes as the long one
+    fam.with_labels_or_overflow(&["abcdefgé-more"]).inc();
+    fam.with_labels_or_overflow(&["xxxxxxxxyyyy"]).inc(); // same first 8 bytes as the long one
     let families = reg.collect();
     let got: Vec<(String, Value)> = families[0]
         .series

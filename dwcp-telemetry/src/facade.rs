@@ -149,7 +149,7 @@ impl DwcpRecorder {
     ) -> Option<F::Handle> {
         let family = family?;
         Some(if family.descriptor().label_names() == names {
-            family.with_labels(&refs(values))
+            family.with_labels_or_overflow(&refs(values))
         } else {
             self.mismatch();
             family.overflow()
@@ -175,7 +175,7 @@ impl DwcpRecorder {
 trait FacadeFamily {
     type Handle;
     fn descriptor(&self) -> &crate::registry::Descriptor;
-    fn with_labels(&self, values: &[&str]) -> Self::Handle;
+    fn with_labels_or_overflow(&self, values: &[&str]) -> Self::Handle;
     fn overflow(&self) -> Self::Handle;
 }
 
@@ -186,8 +186,8 @@ macro_rules! facade_family {
             fn descriptor(&self) -> &crate::registry::Descriptor {
                 <$family>::descriptor(self)
             }
-            fn with_labels(&self, values: &[&str]) -> $handle {
-                <$family>::with_labels(self, values)
+            fn with_labels_or_overflow(&self, values: &[&str]) -> $handle {
+                <$family>::with_labels_or_overflow(self, values)
             }
             fn overflow(&self) -> $handle {
                 <$family>::overflow(self)
@@ -235,7 +235,7 @@ impl Recorder for DwcpRecorder {
             .registry
             .counter(name.clone(), help)
             .unit(to_unit(unit, Unit::None))
-            .labels(names.clone())
+            .dynamic_labels(names.clone())
             .register()
             .ok()
             .or_else(|| self.registry.existing_counter(&name));
@@ -256,7 +256,7 @@ impl Recorder for DwcpRecorder {
             .registry
             .gauge(name.clone(), help)
             .unit(to_unit(unit, Unit::None))
-            .labels(names.clone())
+            .dynamic_labels(names.clone())
             .register()
             .ok()
             .or_else(|| self.registry.existing_gauge(&name));
@@ -277,7 +277,7 @@ impl Recorder for DwcpRecorder {
             .registry
             .histogram(name.clone(), help)
             .unit(to_unit(unit, Unit::Seconds))
-            .labels(names.clone())
+            .dynamic_labels(names.clone())
             .register()
             .ok()
             .or_else(|| self.registry.existing_histogram(&name));

@@ -13,9 +13,9 @@
 //! let registry = Registry::builder().version("3.0.0").build()?;
 //! let latency = registry
 //!     .histogram("dwcp_request_duration_seconds", "Request latency")
-//!     .labels(["component"])
+//!     .dynamic_labels(["component"])
 //!     .register()?;
-//! let amst = latency.with_labels(&["amst"]); // bind once
+//! let amst = latency.with_labels_or_overflow(&["amst"]); // bind once
 //! for us in [120, 250, 900] {
 //!     amst.record(us * 1_000); // nanoseconds
 //! }
@@ -43,10 +43,10 @@
 //! let registry = Registry::builder().version("3.0.0").build()?;
 //! let recovery = registry
 //!     .histogram("dwcp_recovery_duration_seconds", "Time to recover")
-//!     .labels(["component"])
+//!     .dynamic_labels(["component"])
 //!     .exact_sum(true)
 //!     .register()?;
-//! let amst = recovery.with_labels(&["amst"]);
+//! let amst = recovery.with_labels_or_overflow(&["amst"]);
 //! amst.record(400_000_000); // 0.4 s
 //! amst.record(3_000_000_000); // 3 s
 //! let text = render(&registry, Format::Text);
@@ -94,6 +94,7 @@ pub mod export;
 #[cfg(feature = "metrics-facade")]
 pub mod facade;
 pub mod histogram;
+pub mod labels;
 pub mod metric;
 pub mod registry;
 mod sync;

@@ -94,15 +94,19 @@ fn loom_counter_and_gauge_are_exact() {
 fn loom_new_series_race_creates_one_series() {
     loom::model(|| {
         let reg = Registry::builder().build().unwrap();
-        let fam = reg.counter("c_total", "").labels(["k"]).register().unwrap();
+        let fam = reg
+            .counter("c_total", "")
+            .dynamic_labels(["k"])
+            .register()
+            .unwrap();
         let t = {
             let fam = fam.clone();
-            thread::spawn(move || fam.with_labels(&["a"]).inc())
+            thread::spawn(move || fam.with_labels_or_overflow(&["a"]).inc())
         };
-        fam.with_labels(&["a"]).inc();
+        fam.with_labels_or_overflow(&["a"]).inc();
         t.join().unwrap();
         assert_eq!(fam.series_count(), 1);
-        assert_eq!(fam.with_labels(&["a"]).get(), 2);
+        assert_eq!(fam.with_labels_or_overflow(&["a"]).get(), 2);
     });
 }
 
@@ -110,12 +114,16 @@ fn loom_new_series_race_creates_one_series() {
 fn loom_cardinality_cap_holds_under_races() {
     loom::model(|| {
         let reg = Registry::builder().cardinality_limit(1).build().unwrap();
-        let fam = reg.counter("c_total", "").labels(["k"]).register().unwrap();
+        let fam = reg
+            .counter("c_total", "")
+            .dynamic_labels(["k"])
+            .register()
+            .unwrap();
         let t = {
             let fam = fam.clone();
-            thread::spawn(move || fam.with_labels(&["a"]).inc())
+            thread::spawn(move || fam.with_labels_or_overflow(&["a"]).inc())
         };
-        fam.with_labels(&["b"]).inc();
+        fam.with_labels_or_overflow(&["b"]).inc();
         t.join().unwrap();
         // Exactly one label set got the slot; the other went to the overflow series.
         assert_eq!(fam.series_count(), 1);

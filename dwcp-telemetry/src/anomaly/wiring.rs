@@ -86,12 +86,12 @@ impl RegistryObserver {
         RegistryObserver {
             warning: families
                 .detections
-                .with_labels(&[metric, Severity::Warning.as_str()]),
+                .with_labels_or_overflow(&[metric, Severity::Warning.as_str()]),
             critical: families
                 .detections
-                .with_labels(&[metric, Severity::Critical.as_str()]),
-            zscore: families.zscore.with_labels(&[metric]),
-            invalid: families.invalid.with_labels(&[metric]),
+                .with_labels_or_overflow(&[metric, Severity::Critical.as_str()]),
+            zscore: families.zscore.with_labels_or_overflow(&[metric]),
+            invalid: families.invalid.with_labels_or_overflow(&[metric]),
         }
     }
 }
@@ -175,21 +175,21 @@ impl AnomalyMonitor {
                 DETECTIONS_METRIC,
                 "Anomalies detected by the z-score detectors, by watched signal and severity.",
             )
-            .labels(["metric", "severity"])
+            .dynamic_labels(["metric", "severity"])
             .register()?;
         let zscore = registry
             .gauge(
                 ZSCORE_METRIC,
                 "Latest z-score of each watched signal against its rolling baseline.",
             )
-            .labels(["metric"])
+            .dynamic_labels(["metric"])
             .register()?;
         let invalid = registry
             .counter(
                 INVALID_METRIC,
                 "Non-finite samples (NaN, +Inf, -Inf) fed to an anomaly detector and ignored.",
             )
-            .labels(["metric"])
+            .dynamic_labels(["metric"])
             .register()?;
         Ok(AnomalyMonitor {
             families: Families {

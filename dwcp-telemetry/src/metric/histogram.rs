@@ -21,10 +21,10 @@ pub(crate) struct HistogramCell {
 /// let reg = Registry::builder().version("3.0.0").build().unwrap();
 /// let lat = reg
 ///     .histogram("dwcp_v3_component_latency_seconds", "Per-component latency")
-///     .labels(["component"])
+///     .dynamic_labels(["component"])
 ///     .register()
 ///     .unwrap();
-/// let amst = lat.with_labels(&["amst"]);
+/// let amst = lat.with_labels_or_overflow(&["amst"]);
 /// amst.record(250_000);                            // 250 µs in ns
 /// amst.record_duration(Duration::from_millis(2));
 /// amst.record_secs(0.001);                         // 1 ms

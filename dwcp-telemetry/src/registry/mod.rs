@@ -5,12 +5,12 @@
 //! let reg = Registry::builder().version("3.0.0").cardinality_limit(2).build().unwrap();
 //! let ops = reg
 //!     .counter("dwcp_v3_component_operations_total", "Operations per component")
-//!     .labels(["component"])
+//!     .dynamic_labels(["component"])
 //!     .register()
 //!     .unwrap();
-//! ops.with_labels(&["amst"]).inc();
-//! ops.with_labels(&["hde"]).inc();
-//! ops.with_labels(&["pba"]).inc(); // third label set: past the limit of 2
+//! ops.with_labels_or_overflow(&["amst"]).inc();
+//! ops.with_labels_or_overflow(&["hde"]).inc();
+//! ops.with_labels_or_overflow(&["pba"]).inc(); // third label set: past the limit of 2
 //! assert_eq!(ops.series_count(), 2);
 //! assert_eq!(ops.overflow().get(), 1); // recorded, not lost
 //! ```
@@ -402,8 +402,9 @@ impl<'r, K> MetricBuilder<'r, K> {
         }
     }
 
-    /// Label names (values are given per series, in this order). `version` is implicit.
-    pub fn labels<I, S>(mut self, names: I) -> Self
+    /// Label names known only at run time (values are given per series, in this order).
+    /// `version` is implicit.
+    pub fn dynamic_labels<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -541,7 +542,7 @@ macro_rules! family_handle {
             /// keep it: recording through it does no lookup. A wrong number of values, or a
             /// new label set past the cardinality limit, gives the overflow series (counted
             /// in the self-metrics) instead of failing.
-            pub fn with_labels(&self, values: &[&str]) -> $handle {
+            pub fn with_labels_or_overflow(&self, values: &[&str]) -> $handle {
                 self.core.get(values)
             }
 
@@ -550,7 +551,7 @@ macro_rules! family_handle {
                 self.core.try_get(values)
             }
 
-            /// The handle of a family without labels (same as `with_labels(&[])`).
+            /// The handle of a family without labels (same as `with_labels_or_overflow(&[])`).
             pub fn handle(&self) -> $handle {
                 self.core.get(&[])
             }
@@ -607,6 +608,24 @@ pub fn set_global(registry: Registry) -> Result<(), Registry> {
 impl Registry {
     pub(crate) fn tallies(&self) -> &RegistryTallies {
         &self.inner.tallies
+    }
+
+    /// A counter of the library's own (a `dwcp_telemetry_*` self-metric, which user
+    /// registrations may not use), bound to one value of its one label. Registering the same
+    /// name again returns the same family. Never fails: a refused registration (it cannot
+    /// happen for the library's constant names) gives a no-op counter.
+    #[allow(dead_code)] // used by the HTTP server (feature `http`)
+    pub(crate) fn self_counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        label: &'static str,
+        value: &str,
+    ) -> Counter {
+        match self.counter(name, help).dynamic_labels([label]).register() {
+            Ok(f) => f.with_labels_or_overflow(&[value]),
+            Err(_) => Counter::noop(),
+        }
     }
 
     /// The descriptor of a registered metric, if any.

@@ -95,9 +95,9 @@ impl Format {
 /// let registry = Registry::builder().version("3.0.0").build()?;
 /// let errors = registry
 ///     .counter("dwcp_errors_total", "Errors by type")
-///     .labels(["type"])
+///     .dynamic_labels(["type"])
 ///     .register()?;
-/// errors.with_labels(&["timeout \"slow\""]).inc_by(3);
+/// errors.with_labels_or_overflow(&["timeout \"slow\""]).inc_by(3);
 /// let text = render(&registry, Format::Text);
 /// let expected = concat!(
 ///     "# HELP dwcp_errors_total Errors by type\n",
