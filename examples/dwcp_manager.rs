@@ -157,7 +157,7 @@ impl Metrics {
                     "Duration of recovery operations in seconds",
                 )
                 .dynamic_labels(["component"])
-                .register()?, // the seeds' buckets 0.1 … 30 s by default for this name
+                .register()?, // the seeds' buckets 0.1 … 30 s, from `dwcp_defaults()`
             recovery_attempts: reg
                 .counter(
                     "dwcp_recovery_attempts_total",
@@ -342,7 +342,10 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let registry = Registry::builder().version("3.0.0").build()?;
+    let registry = Registry::builder()
+        .version("3.0.0")
+        .dwcp_defaults()
+        .build()?;
     let metrics = Metrics::register(&registry)?;
 
     let mut server = PrometheusServer::builder(registry.clone()).bind(args.listen);

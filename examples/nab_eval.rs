@@ -7,13 +7,13 @@
 //!
 //! Every series is streamed causally through a fresh detector built with
 //! `DetectorConfig::default()`; the alerts are scored with NAB's rules by
-//! `dwcp_telemetry::anomaly::nab`. With `--loco`, each category is also
+//! `dwcp_support::nab` (the workspace's test support crate). With `--loco`, each category is also
 //! scored with parameters tuned on the other categories only.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use dwcp_telemetry::anomaly::nab::{self, Evaluation, PROFILES};
+use dwcp_support::nab::{self, Evaluation, PROFILES};
 use dwcp_telemetry::anomaly::{DetectorConfig, Direction};
 
 fn print_report(title: &str, e: &Evaluation, per_file: bool, windows_of: &[nab::Series]) {
@@ -113,15 +113,15 @@ fn apply_override(config: DetectorConfig, spec: &str) -> Result<DetectorConfig, 
         "baseline_clip" => config.with_baseline_clip(opt_f()?),
         "smoothing" => config.with_smoothing(f()?),
         "surprise" => {
-            let (short, half_life) = (config.surprise_short, config.surprise_half_life);
+            let (short, half_life) = (config.surprise_short(), config.surprise_half_life());
             config.with_surprise(f()?, short, half_life)
         }
         "surprise_short" => {
-            let (t, half_life) = (config.surprise, config.surprise_half_life);
+            let (t, half_life) = (config.surprise(), config.surprise_half_life());
             config.with_surprise(t, n()?, half_life)
         }
         "surprise_half_life" => {
-            let (t, short) = (config.surprise, config.surprise_short);
+            let (t, short) = (config.surprise(), config.surprise_short());
             config.with_surprise(t, short, n()?)
         }
         "gate_bypass" => config.with_gate_bypass(opt_f()?),
@@ -227,7 +227,12 @@ fn main() -> ExitCode {
             let c = &grid[*pick];
             println!(
                 "  {cat:<24} tuned: warning {} surprise {} cooldown {} season {:?} weight {} record {:?}",
-                c.warning, c.surprise, c.cooldown, c.season, c.season_weight, c.record_factor
+                c.warning(),
+                c.surprise(),
+                c.cooldown(),
+                c.season(),
+                c.season_weight(),
+                c.record_factor()
             );
         }
         println!(

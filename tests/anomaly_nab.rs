@@ -1,9 +1,10 @@
 //! The anomaly detector on the real NAB data shipped in `data/nab/`, scored
-//! by `dwcp_telemetry::anomaly::nab` (the same code as `examples/nab_eval.rs`).
+//! by `dwcp_support::nab` in `tests/support/nab.rs` (the same code as
+//! `examples/nab_eval.rs`).
 
 use std::path::PathBuf;
 
-use dwcp_telemetry::anomaly::nab::{self, Evaluation, Window, REWARD_LOW_FN, STANDARD};
+use dwcp_support::nab::{self, Evaluation, Window, REWARD_LOW_FN, STANDARD};
 use dwcp_telemetry::anomaly::DetectorConfig;
 
 /// Standard-profile NAB score of `DetectorConfig::default()`, as measured.
@@ -117,7 +118,7 @@ fn nab_leave_one_category_out() {
     );
     // Every fold keeps the record bypass at 1.5.
     for (_, pick, _) in &loco.folds {
-        assert_eq!(grid[*pick].record_factor, Some(1.5));
+        assert_eq!(grid[*pick].record_factor(), Some(1.5));
     }
     assert!(
         (loco.score() - EXPECTED_LOCO).abs() < 1e-6,
@@ -129,3 +130,32 @@ fn nab_leave_one_category_out() {
 
 /// Standard-profile LOCO score over `nab::loco_grid()`, as measured.
 const EXPECTED_LOCO: f64 = 63.1735297255709;
+
+/// The loader decodes JSON escapes in the labels file (`\u00e9` is `é`, a
+/// surrogate pair one character), so a file whose name needs them is found
+/// and its windows are read.
+#[test]
+fn nab_loader_decodes_unicode_escapes() {
+    let dir = std::env::temp_dir().join(format!("dwcp_nab_escapes_{}", std::process::id()));
+    let category = dir.join("caf\u{e9}");
+    std::fs::create_dir_all(&category).unwrap();
+    let mut csv = String::from("timestamp,value\n");
+    for i in 0..10 {
+        csv.push_str(&format!("2014-01-01 00:0{i}:00,{i}\n"));
+    }
+    std::fs::write(category.join("s\u{e9}rie \u{1F600}.csv"), csv).unwrap();
+    let labels = dir.join("labels.json");
+    std::fs::write(
+        &labels,
+        r#"{"caf\u00e9/s\u00e9rie \ud83d\ude00.csv": [["2014-01-01 00:02:00.000000", "2014-01-01 00:04:00"]]}"#,
+    )
+    .unwrap();
+    let corpus = nab::load_corpus(&dir, &labels);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let corpus = corpus.expect("the escaped name resolves to the file on disk");
+    assert_eq!(corpus.len(), 1);
+    assert_eq!(corpus[0].name, "caf\u{e9}/s\u{e9}rie \u{1F600}.csv");
+    assert_eq!(corpus[0].category, "caf\u{e9}");
+    assert_eq!(corpus[0].values.len(), 10);
+    assert_eq!(corpus[0].windows, [Window { start: 2, end: 4 }]);
+}

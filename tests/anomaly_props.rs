@@ -147,8 +147,8 @@ proptest! {
         match cfg.clone().build() {
             Ok(d) => {
                 prop_assert!(checked.is_ok());
-                prop_assert!(d.config().window >= 2 && d.config().window <= MAX_WINDOW);
-                prop_assert!(d.config().warning.is_finite() && d.config().warning > 0.0);
+                prop_assert!(d.config().window() >= 2 && d.config().window() <= MAX_WINDOW);
+                prop_assert!(d.config().warning().is_finite() && d.config().warning() > 0.0);
             }
             Err(e) => {
                 // Compared as text: a rejected NaN makes the errors unequal under `==`.
@@ -166,9 +166,9 @@ proptest! {
         cfg in valid_config(),
         xs in prop::collection::vec(hostile_f64(), 0..600),
     ) {
-        let warning = cfg.warning;
-        let min_samples = cfg.min_samples;
-        let window = cfg.window;
+        let warning = cfg.warning();
+        let min_samples = cfg.min_samples();
+        let window = cfg.window();
         let mut d = cfg.build().unwrap();
         let (mut finite, mut invalid, mut alerts, mut scored) = (0u64, 0u64, 0u64, 0u64);
         for &x in &xs {

@@ -186,6 +186,7 @@ fn gauges_spell_nan_and_infinities() {
 fn unit_line_only_when_the_name_carries_the_unit() {
     let reg = Registry::builder().version("1").build().unwrap();
     reg.histogram("rpc_latency", "no unit suffix")
+        .unit(Unit::Seconds)
         .register()
         .unwrap()
         .handle()
@@ -200,7 +201,11 @@ fn unit_line_only_when_the_name_carries_the_unit() {
 
 #[test]
 fn recovery_durations_get_the_seed_buckets() {
-    let reg = Registry::builder().version("3.0.0").build().unwrap();
+    let reg = Registry::builder()
+        .version("3.0.0")
+        .dwcp_defaults()
+        .build()
+        .unwrap();
     let rec = reg
         .histogram(
             "dwcp_recovery_duration_seconds",
@@ -301,7 +306,7 @@ fn streaming_render_equals_snapshot_encoding() {
     let est = reg
         .histogram("est_seconds", "estimated sum")
         .dynamic_labels(["k"])
-        .buckets(vec![-1.0, 0.0, 1e-6, 0.001, 0.5, 3600.0, 1e12])
+        .buckets(vec![0.0, 1e-6, 0.001, 0.5, 3600.0, 1e12])
         .register()
         .unwrap();
     let exact = reg
@@ -328,5 +333,5 @@ fn streaming_render_equals_snapshot_encoding() {
         assert_eq!(render(&reg, format), from_snapshots);
     }
     assert!(render(&reg, Format::Text)
-        .contains("est_seconds_bucket{version=\"3.0.0\",k=\"__overflow__\",le=\"-1\"} 0\n"));
+        .contains("est_seconds_bucket{version=\"3.0.0\",k=\"__overflow__\",le=\"0\"} 1\n"));
 }

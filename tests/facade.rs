@@ -81,7 +81,7 @@ fn facade_sanitises_and_counts_what_it_cannot_honour() {
         metrics::counter!("dwcp_errors_total", "kind" => "timeout").increment(4);
         // Same name, other kind: refused, counted.
         metrics::gauge!("dwcp_errors_total").set(1.0);
-        // `version` comes from the registry; a per-call one is dropped.
+        // `version` comes from the registry; a per-call one is renamed `version_`, counted.
         metrics::counter!("v_total", "version" => "9.9").increment(1);
     });
     let families = reg.collect();
@@ -103,16 +103,23 @@ fn facade_sanitises_and_counts_what_it_cannot_honour() {
         ]
     );
     assert_eq!(
-        values(&families, self_metrics::LABEL_ERRORS),
-        vec![(vec![], Value::Counter(1))]
-    );
-    assert_eq!(
-        values(&families, self_metrics::REGISTRATION_ERRORS),
-        vec![(vec![], Value::Counter(1))]
+        values(&families, self_metrics::FACADE_ADJUSTMENTS),
+        vec![
+            (vec!["kind_conflict".to_string()], Value::Counter(1)),
+            (vec!["label_mismatch".to_string()], Value::Counter(1)),
+            (
+                vec!["reserved_label_renamed".to_string()],
+                Value::Counter(1)
+            ),
+        ]
     );
     assert_eq!(
         values(&families, "v_total"),
-        vec![(vec![], Value::Counter(1))]
+        vec![(vec!["9.9".to_string()], Value::Counter(1))]
+    );
+    assert_eq!(
+        reg.descriptor_of("v_total").unwrap().label_names(),
+        ["version_"]
     );
 }
 

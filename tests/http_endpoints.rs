@@ -264,8 +264,22 @@ fn slowloris_is_cut_off() {
     assert_eq!(get(addr, "/health").status, 200);
 }
 
+/// The value of `dwcp_telemetry_http_connections_rejected_total{reason}` on `/metrics`.
+fn rejected(addr: SocketAddr, reason: &str) -> u64 {
+    let body = get(addr, "/metrics").body;
+    let label = format!("reason=\"{reason}\"");
+    body.lines()
+        .find(|l| {
+            l.starts_with("dwcp_telemetry_http_connections_rejected_total{") && l.contains(&label)
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .unwrap_or_else(|| panic!("no rejected counter for {reason} in:\n{body}"))
+}
+
 #[test]
-fn connection_cap_answers_503() {
+fn connection_cap_evicts_a_connection_waiting_for_its_head() {
     let server = PrometheusServer::builder(registry())
         .bind("127.0.0.1:0".parse().unwrap())
         .max_connections(1)
@@ -276,12 +290,58 @@ fn connection_cap_answers_503() {
     // Hold the only slot with an unfinished request.
     let mut hog = TcpStream::connect(addr).unwrap();
     hog.write_all(b"GET /metrics HTTP/1.1\r\n").unwrap();
-    // The hog's connection is accepted asynchronously: poll until the cap is observed.
+    std::thread::sleep(Duration::from_millis(50));
+    // The new request is served: the hog, still waiting for its head, makes room.
+    let started = Instant::now();
+    assert_eq!(get(addr, "/health").status, 200);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    hog.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = Vec::new();
+    let _ = hog.read_to_end(&mut buf); // closed (EOF or reset), well before its 10 s deadline
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(rejected(addr, "evicted_idle") >= 1);
+    assert_eq!(rejected(addr, "at_capacity"), 0);
+}
+
+#[test]
+fn connection_cap_answers_503_when_every_connection_is_busy() {
+    // A body far larger than what loopback socket buffers absorb, so a client that never
+    // reads keeps its connection busy writing the response.
+    let reg = registry();
+    let help = "h".repeat(4096);
+    for i in 0..4000 {
+        reg.counter(&format!("big_family_{i}_total"), &help)
+            .register()
+            .unwrap()
+            .handle()
+            .inc();
+    }
+    let server = PrometheusServer::builder(reg)
+        .bind("127.0.0.1:0".parse().unwrap())
+        .max_connections(1)
+        .start_background()
+        .unwrap();
+    let addr = server.local_addr();
+    let mut slow_reader = TcpStream::connect(addr).unwrap();
+    slow_reader
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    // Wait for the response to start, then read no more.
+    slow_reader
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut first = [0u8; 12];
+    slow_reader.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    // The slow reader's connection is busy (never evictable): the next one waits 1 s for a
+    // slot, then gets 503 with Retry-After.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
+        let started = Instant::now();
         let r = get(addr, "/health");
         if r.status == 503 {
             assert_eq!(r.header("retry-after"), Some("1"));
+            assert!(started.elapsed() < Duration::from_secs(3));
             break;
         }
         assert!(
@@ -290,11 +350,12 @@ fn connection_cap_answers_503() {
             r.status
         );
     }
-    drop(hog);
+    drop(slow_reader);
     let deadline = Instant::now() + Duration::from_secs(10);
     while get(addr, "/health").status != 200 {
         assert!(Instant::now() < deadline, "slot never freed");
     }
+    assert!(rejected(addr, "at_capacity") >= 1);
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod prom_support;
 use std::collections::HashMap;
 
 use dwcp_telemetry::export::prometheus::{render, Format, TextEncoder};
-use dwcp_telemetry::{FamilySnapshot, Registry, Value};
+use dwcp_telemetry::{FamilySnapshot, Registry, Unit, Value};
 use proptest::prelude::*;
 
 use prom_support::{have, promtool_check};
@@ -333,7 +333,13 @@ fn build(case: usize, specs: &[FamilySpec]) -> (String, Expected) {
         let label_names: Vec<String> = (0..f.label_count).map(|l| format!("l{l}")).collect();
         let key = |sample: &str, vals: &[String], extra: Option<(&str, String)>| {
             let mut labels = vec![version.clone()];
-            labels.extend(label_names.iter().cloned().zip(vals.iter().cloned()));
+            // A carriage return is exported as an escaped line feed (see escape_label_value).
+            labels.extend(
+                label_names
+                    .iter()
+                    .cloned()
+                    .zip(vals.iter().map(|v| v.replace('\r', "\n"))),
+            );
             if let Some((k, v)) = extra {
                 labels.push((k.to_owned(), v));
             }
@@ -378,6 +384,7 @@ fn build(case: usize, specs: &[FamilySpec]) -> (String, Expected) {
             Kind::Histogram(series) => {
                 let fam = reg
                     .histogram(&name, &f.help)
+                    .unit(Unit::Seconds)
                     .dynamic_labels(label_names.clone())
                     .exact_sum(true)
                     .register()

@@ -92,8 +92,8 @@ fn registration_is_idempotent_and_conflicts_are_errors() {
         err,
         RegistrationError::Conflict {
             name: "dwcp_errors_total".into(),
-            existing: "counter",
-            existing_labels: vec!["component".into()],
+            differs: "kind",
+            existing_kind: "counter",
         }
     );
     assert!(reg
@@ -294,35 +294,57 @@ fn timers_record_elapsed_time() {
 }
 
 #[test]
-fn oversize_label_values_are_cut_and_counted() {
-    let reg = Registry::builder().max_label_value_len(8).build().unwrap();
+fn oversize_label_values_are_shortened_with_a_hash_and_counted() {
+    let reg = Registry::builder().max_label_value_len(32).build().unwrap();
     let fam = reg
         .counter("c_total", "")
         .dynamic_labels(["k"])
         .register()
         .unwrap();
+    let long = "x".repeat(1_000_000);
+    let sibling = format!("{}yyyy", "x".repeat(40)); // same first 32 bytes as `long`
+    let straddle = format!("{}é{}", "a".repeat(14), "-more".repeat(6)); // é at bytes 14..16
+                                                                        // The fallible form says what is wrong.
+    assert_eq!(
+        fam.try_with_labels(&[&long]).unwrap_err(),
+        LabelError::ValueTooLong {
+            metric: "c_total".into(),
+            label: "k".into(),
+            len: 1_000_000,
+            max: 32
+        }
+    );
     fam.with_labels_or_overflow(&["short"]).inc();
-    fam.with_labels_or_overflow(&[&"x".repeat(1_000_000)]).inc();
-    // 7 ASCII bytes then a 2-byte char straddling the limit: cut before it.
-    fam.with_labels_or_overflow(&["abcdefgé-more"]).inc();
-    fam.with_labels_or_overflow(&["xxxxxxxxyyyy"]).inc(); // same first 8 bytes as the long one
+    fam.with_labels_or_overflow(&[&long]).inc();
+    fam.with_labels_or_overflow(&[&long]).inc();
+    fam.with_labels_or_overflow(&[&straddle]).inc();
+    fam.with_labels_or_overflow(&[&sibling]).inc();
     let families = reg.collect();
     let got: Vec<(String, Value)> = families[0]
         .series
         .iter()
         .map(|s| (s.label_values[0].clone(), s.value.clone()))
         .collect();
-    assert_eq!(
-        got,
-        vec![
-            ("short".into(), Value::Counter(1)),
-            ("xxxxxxxx".into(), Value::Counter(2)),
-            ("abcdefg".into(), Value::Counter(1)),
-        ]
-    );
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(got[0], ("short".into(), Value::Counter(1)));
+    // Cut at max − 17 bytes (a char boundary at or below), then `~` and 16 hex digits.
+    let shape = |v: &str, prefix: &str| {
+        v.len() <= 32
+            && v.starts_with(prefix)
+            && v.as_bytes()[prefix.len()] == b'~'
+            && v[prefix.len() + 1..].len() == 16
+            && v[prefix.len() + 1..].bytes().all(|b| b.is_ascii_hexdigit())
+    };
+    assert!(shape(&got[1].0, &"x".repeat(15)), "{got:?}");
+    assert_eq!(got[1].1, Value::Counter(2));
+    assert!(shape(&got[2].0, &"a".repeat(14)), "{got:?}");
+    assert!(shape(&got[3].0, &"x".repeat(15)), "{got:?}");
+    // Two long values sharing a prefix stay two series.
+    assert_ne!(got[1].0, got[3].0);
     let truncated = families
         .iter()
         .find(|f| f.descriptor.name() == self_metrics::LABELS_TRUNCATED)
         .unwrap();
-    assert_eq!(truncated.series[0].value, Value::Counter(3));
+    assert_eq!(truncated.series[0].value, Value::Counter(4));
+    assert!(Registry::builder().max_label_value_len(31).build().is_err());
 }

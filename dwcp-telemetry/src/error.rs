@@ -2,6 +2,7 @@
 
 /// A histogram or registry configuration that cannot be honoured.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// Significant digits outside 1..=5.
     #[error("histogram precision must be 1 to 5 significant digits, got {0}")]
@@ -17,9 +18,25 @@ pub enum ConfigError {
     /// A cardinality limit of zero would leave no room for any series.
     #[error("cardinality limit must be at least 1")]
     CardinalityLimit,
-    /// Export buckets must be finite, non-empty and strictly ascending.
-    #[error("histogram buckets must be a non-empty, strictly ascending list of finite numbers")]
+    /// Export buckets must be finite, non-negative, non-empty and strictly ascending.
+    #[error("histogram buckets must be a non-empty, strictly ascending list of finite, non-negative numbers (stored values are never negative)")]
     Buckets,
+    /// A fully populated series of this layout would need more memory than the registry's
+    /// per-series cap.
+    #[error("a histogram series at {sigfig} significant digits up to {max_value} needs up to {asked} bytes, over the cap of {limit}; lower the precision or the maximum, or raise RegistryBuilder::max_series_bytes")]
+    SeriesMemory {
+        /// Significant digits asked for.
+        sigfig: u8,
+        /// Highest trackable value asked for.
+        max_value: u64,
+        /// Bytes a fully populated series would take.
+        asked: usize,
+        /// The cap.
+        limit: usize,
+    },
+    /// The longest label value must leave room for a shortened value and its hash suffix.
+    #[error("max_label_value_len must be at least 32 bytes, got {0}")]
+    LabelValueLen(usize),
     /// `hdrhistogram` refused the conversion (should not happen for a valid layout).
     #[error("hdrhistogram conversion failed: {0}")]
     Hdr(String),
@@ -35,6 +52,7 @@ pub enum ConfigError {
 
 /// Why a metric could not be registered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RegistrationError {
     /// The metric name is not `[a-zA-Z_:][a-zA-Z0-9_:]*`.
     #[error(
@@ -59,15 +77,42 @@ pub enum RegistrationError {
         /// The repeated label name.
         name: String,
     },
-    /// The name is taken by a metric of another kind or with other label names.
-    #[error("metric {name:?} is already registered as a {existing} with labels {existing_labels:?}; register it once and share the family")]
+    /// The name is registered already with another definition.
+    #[error("metric {name:?} is already registered with another {differs} (existing: a {existing_kind}); register it once and share the family")]
     Conflict {
         /// The metric name.
         name: String,
-        /// Kind and labels of the existing registration.
-        existing: &'static str,
-        /// Label names of the existing registration.
-        existing_labels: Vec<String>,
+        /// What differs: `kind`, `label names`, `help`, `unit`, `buckets`, …
+        differs: &'static str,
+        /// The kind of the existing registration.
+        existing_kind: &'static str,
+    },
+    /// A metric label repeats one of the registry's constant labels.
+    #[error("label {label:?} of metric {metric:?} is already a constant label of the registry (RegistryBuilder::const_label); a series would carry it twice")]
+    ConstLabelClash {
+        /// The metric being registered.
+        metric: String,
+        /// The label name both use.
+        label: String,
+    },
+    /// The name is in the prefix reserved for the library's self-metrics.
+    #[error("metric name {0:?} uses the prefix `dwcp_telemetry_`, reserved for the library's own metrics; choose another name")]
+    ReservedName(String),
+    /// The family would write a sample or metadata name another family already writes.
+    #[error("metric {name:?} would export {exported:?}, which metric {existing:?} already exports (counters export `<base>_total`, histograms `_bucket`, `_sum`, `_count`); rename one of them")]
+    NameCollision {
+        /// The metric being registered.
+        name: String,
+        /// The exposition name both would write.
+        exported: String,
+        /// The family registered first.
+        existing: String,
+    },
+    /// The registry holds its maximum number of families.
+    #[error("the registry holds its maximum of {limit} metric families; raise RegistryBuilder::max_families or reuse families")]
+    TooManyFamilies {
+        /// The configured cap.
+        limit: usize,
     },
     /// A histogram option was invalid.
     #[error(transparent)]
@@ -76,6 +121,7 @@ pub enum RegistrationError {
 
 /// Why a label set could not be bound to a series.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LabelError {
     /// The number of label values differs from the family's label names.
     #[error("metric {metric:?} takes {expected} label values, got {got}")]
@@ -86,6 +132,18 @@ pub enum LabelError {
         expected: usize,
         /// How many values were given.
         got: usize,
+    },
+    /// A label value is longer than the registry's maximum label value length.
+    #[error("label {label:?} of metric {metric:?} has a {len}-byte value, over the maximum of {max}; with_labels_or_overflow would shorten it (with a hash suffix)")]
+    ValueTooLong {
+        /// The metric.
+        metric: String,
+        /// The label.
+        label: String,
+        /// The value's length in bytes.
+        len: usize,
+        /// The maximum.
+        max: usize,
     },
     /// The family already holds its cardinality limit of distinct label sets.
     #[error("metric {metric:?} reached its cardinality limit of {limit} label sets; further sets record into the overflow series")]

@@ -1,19 +1,42 @@
 //! `metrics::Recorder` for a [`Registry`]: `metrics::counter!`, `gauge!` and `histogram!` from
 //! any crate land in the registry.
 //!
-//! - `histogram!` values are **seconds** (the `metrics` convention) and are stored as integer
-//!   nanoseconds, exported as seconds. If `describe_histogram!` gave a unit other than
-//!   seconds before first use, values are stored as given (rounded to integers).
-//! - Names and label names that Prometheus would refuse are sanitised (invalid characters
-//!   become `_`), since the facade cannot return an error.
-//! - A name first used with one set of label names and later with another records the
-//!   mismatching calls into the family's overflow series
-//!   (`dwcp_telemetry_label_errors_total` counts them).
-//! - A name used as two kinds: the second kind records nowhere and is counted in
-//!   `dwcp_telemetry_registration_errors_total`.
+//! **Install before use.** Like every `metrics` recorder, this one sees only calls made
+//! after [`DwcpRecorder::install`]: a `counter!` before it goes to `metrics`' no-op recorder
+//! and is lost. Install it first thing in `main`.
 //!
-//! Every `counter!(...)` call looks the series up (that is how the facade works); keep the
-//! returned handle to record without a lookup.
+//! Units follow the registry's rule ([`Unit::from_name`](crate::Unit::from_name)), or
+//! `describe_histogram!`'s unit when the description comes before first use:
+//! - a histogram named `*_seconds` (or described in a time unit) takes **seconds** (the
+//!   `metrics` convention; milliseconds etc. if so described), stored as nanoseconds and
+//!   exported as seconds;
+//! - `*_bytes` (or described in bytes, KiB, …) takes bytes; `*_ratio` or `Percent` a ratio;
+//! - anything else is stored and exported as given (rounded to an integer).
+//!
+//! A description that comes after first use updates the HELP text only: the unit and
+//! storage of an existing family never change (change them in the description that runs
+//! first, or register the family through the registry).
+//!
+//! The facade cannot return errors, so every call is resolved by a rule and counted in
+//! `dwcp_telemetry_facade_adjustments_total{reason}`:
+//! - names and label names that Prometheus would refuse are sanitised (invalid characters
+//!   become `_`);
+//! - a label named `le` or `quantile` (histograms), `version`, or a registry constant label
+//!   is renamed with a trailing `_` (`reserved_label_renamed`);
+//! - two label names equal after sanitising: the later one is dropped
+//!   (`label_collision_dropped`);
+//! - a name first used with one set of label names and later with another records the
+//!   mismatching calls into the family's overflow series (`label_mismatch`);
+//! - a name used as two kinds: the second kind records nowhere (`kind_conflict`);
+//! - a family the registry refuses (its family cap, a reserved `dwcp_telemetry_` name, a
+//!   name whose exposition collides with another family's) records nowhere
+//!   (`family_refused`).
+//!
+//! Facade families get their name as HELP unless `describe_*!` gives one.
+//!
+//! Cost: a call for a series this thread has used before is a thread-local cache hit keyed
+//! by the `metrics::Key`'s precomputed hash: no allocation, no global lock, no sanitising.
+//! Only a thread's first call for a key takes the recorder's lock.
 //!
 //! ```
 //! use dwcp_telemetry::{facade::DwcpRecorder, Registry, Value};
@@ -28,15 +51,17 @@
 //! assert!(matches!(&families[1].series[0].value, Value::Histogram(h) if h.count() == 1));
 //! ```
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::sync::{Arc, Mutex};
 
 use metrics::{CounterFn, GaugeFn, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString};
 
 use crate::metric::{CounterCell, GaugeCell, HistogramCell};
 use crate::registry::{
-    sanitize_label_name, sanitize_metric_name, CounterFamily, GaugeFamily, HistogramFamily,
-    Registry, Unit,
+    sanitize_label_name, sanitize_metric_name, MetricKind, Registry, Unit, VERSION_LABEL,
 };
 use crate::sync::Ordering;
 
@@ -74,14 +99,87 @@ impl HistogramFn for ScaledHistogram {
     }
 }
 
+/// The resolved handle of one facade key.
+#[derive(Clone)]
+enum Entry {
+    Counter(metrics::Counter),
+    Gauge(metrics::Gauge),
+    Histogram(metrics::Histogram),
+}
+
+/// What the slow path keeps: descriptions and every key resolved so far.
+#[derive(Default)]
+struct State {
+    described: HashMap<String, (Option<metrics::Unit>, String)>,
+    resolved: HashMap<(MetricKind, Key), Entry>,
+}
+
+static NEXT_RECORDER_ID: StdAtomicU64 = StdAtomicU64::new(1);
+
 /// Implements [`metrics::Recorder`] over a [`Registry`].
 ///
 /// Install it process-wide with [`DwcpRecorder::install`] (or `metrics::set_global_recorder`),
 /// or scope it with `metrics::with_local_recorder`.
-#[derive(Debug)]
 pub struct DwcpRecorder {
     registry: Registry,
-    described: Mutex<HashMap<String, (Option<metrics::Unit>, String)>>,
+    id: u64,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for DwcpRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DwcpRecorder")
+            .field("registry", &self.registry)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hashes a `(recorder id, key hash)` pair whose parts are already well mixed.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = self.0.rotate_left(29) ^ n;
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.0 = self.0.rotate_left(3) ^ u64::from(n);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+/// Entries one thread keeps before it starts over (bounds the cache's memory).
+const THREAD_CACHE_ENTRIES: usize = 4_096;
+
+/// Per-thread cache: `(recorder id, kind, key hash)` → the keys with that hash and their
+/// handles.
+#[derive(Default)]
+struct ThreadCache {
+    map: HashMap<(u64, u8, u64), Vec<(Key, Entry)>, BuildHasherDefault<PreHashed>>,
+    len: usize,
+}
+
+thread_local! {
+    static CACHE: RefCell<ThreadCache> = RefCell::new(ThreadCache::default());
+}
+
+fn kind_tag(kind: MetricKind) -> u8 {
+    match kind {
+        MetricKind::Counter => 0,
+        MetricKind::Gauge => 1,
+        MetricKind::Histogram => 2,
+    }
 }
 
 impl DwcpRecorder {
@@ -90,7 +188,8 @@ impl DwcpRecorder {
     pub fn new(registry: Registry) -> Self {
         DwcpRecorder {
             registry,
-            described: Mutex::new(HashMap::new()),
+            id: NEXT_RECORDER_ID.fetch_add(1, Ordering::Relaxed),
+            state: Mutex::new(State::default()),
         }
     }
 
@@ -99,120 +198,231 @@ impl DwcpRecorder {
         &self.registry
     }
 
-    /// Install as the global `metrics` recorder. Fails if one is already installed.
+    /// Install as the global `metrics` recorder. Fails if one is already installed. Calls
+    /// made before this are lost (they went to `metrics`' no-op recorder).
     pub fn install(self) -> Result<(), metrics::SetRecorderError<Self>> {
         metrics::set_global_recorder(self)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn describe(&self, key: KeyName, unit: Option<metrics::Unit>, description: SharedString) {
         let name = sanitize_metric_name(key.as_str());
         let help = description.into_owned();
-        if let Some(desc) = self.registry.descriptor_of(&name) {
-            desc.set_help(help.clone());
+        if !help.is_empty() {
+            if let Some(desc) = self.registry.descriptor_of(&name) {
+                desc.set_help(help.clone());
+            }
         }
-        self.described
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name, (unit, help));
+        self.state().described.insert(name, (unit, help));
     }
 
-    fn description(&self, name: &str) -> (Option<metrics::Unit>, String) {
-        self.described
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
-            .unwrap_or((None, String::new()))
+    /// The handle for `key`: the thread's cache, else the slow path.
+    #[inline]
+    fn entry(&self, kind: MetricKind, key: &Key) -> Entry {
+        let tag = (self.id, kind_tag(kind), key.get_hash());
+        let hit = CACHE.try_with(|c| {
+            let c = c.borrow();
+            c.map
+                .get(&tag)
+                .and_then(|v| v.iter().find(|(k, _)| k == key).map(|(_, e)| e.clone()))
+        });
+        if let Ok(Some(e)) = hit {
+            return e;
+        }
+        let e = self.resolve(kind, key);
+        let _ = CACHE.try_with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len >= THREAD_CACHE_ENTRIES {
+                c.map.clear();
+                c.len = 0;
+            }
+            c.map.entry(tag).or_default().push((key.clone(), e.clone()));
+            c.len += 1;
+        });
+        e
+    }
+
+    /// Slow path: under the recorder's lock, find or create the family and series.
+    #[cold]
+    fn resolve(&self, kind: MetricKind, key: &Key) -> Entry {
+        let mut state = self.state();
+        if let Some(e) = state.resolved.get(&(kind, key.clone())) {
+            return e.clone();
+        }
+        let e = self.create(&state, kind, key);
+        state.resolved.insert((kind, key.clone()), e.clone());
+        e
+    }
+
+    fn count(&self, reason: &str) {
+        if let Some(i) = crate::registry::FACADE_REASONS
+            .iter()
+            .position(|r| *r == reason)
+        {
+            self.registry.tallies().facade_refusal(i);
+        }
     }
 
     /// Sanitised name, and labels sorted by sanitised name (so label order in the macro does
-    /// not matter).
-    fn split(key: &Key) -> (String, Vec<String>, Vec<String>) {
-        let mut pairs: Vec<(String, String)> = key
-            .labels()
-            .map(|l| (sanitize_label_name(l.key()), l.value().to_owned()))
-            .filter(|(n, _)| n != crate::registry::VERSION_LABEL)
-            .collect();
+    /// not matter), reserved names renamed and collisions dropped (counted).
+    fn split(&self, kind: MetricKind, key: &Key) -> (String, Vec<String>, Vec<String>) {
+        let consts = self.registry.const_labels();
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for l in key.labels() {
+            let mut name = sanitize_label_name(l.key());
+            let reserved = name == VERSION_LABEL
+                || consts.iter().any(|(c, _)| *c == name)
+                || (kind == MetricKind::Histogram && (name == "le" || name == "quantile"))
+                || name == "quantile";
+            if reserved {
+                name.push('_');
+                self.count("reserved_label_renamed");
+            }
+            if pairs.iter().any(|(n, _)| *n == name) {
+                self.count("label_collision_dropped");
+                continue;
+            }
+            pairs.push((name, l.value().to_owned()));
+        }
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        pairs.dedup_by(|a, b| a.0 == b.0);
         let (names, values) = pairs.into_iter().unzip();
         (sanitize_metric_name(key.name()), names, values)
     }
 
-    /// The handle for `values` in `family`, or its overflow series (counted) when the family
-    /// was registered with other label names.
-    fn bind<F: FacadeFamily>(
-        &self,
-        family: Option<F>,
-        names: &[String],
-        values: &[String],
-    ) -> Option<F::Handle> {
-        let family = family?;
-        Some(if family.descriptor().label_names() == names {
-            family.with_labels_or_overflow(&refs(values))
-        } else {
-            self.mismatch();
-            family.overflow()
-        })
-    }
-
-    fn mismatch(&self) {
-        self.registry
-            .tallies()
-            .label_errors
-            .fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn refuse(&self) {
-        self.registry
-            .tallies()
-            .registration_errors
-            .fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// What `bind` needs of the three family types.
-trait FacadeFamily {
-    type Handle;
-    fn descriptor(&self) -> &crate::registry::Descriptor;
-    fn with_labels_or_overflow(&self, values: &[&str]) -> Self::Handle;
-    fn overflow(&self) -> Self::Handle;
-}
-
-macro_rules! facade_family {
-    ($($family:ty => $handle:ty),*) => {$(
-        impl FacadeFamily for $family {
-            type Handle = $handle;
-            fn descriptor(&self) -> &crate::registry::Descriptor {
-                <$family>::descriptor(self)
-            }
-            fn with_labels_or_overflow(&self, values: &[&str]) -> $handle {
-                <$family>::with_labels_or_overflow(self, values)
-            }
-            fn overflow(&self) -> $handle {
-                <$family>::overflow(self)
+    fn create(&self, state: &State, kind: MetricKind, key: &Key) -> Entry {
+        let noop = || match kind {
+            MetricKind::Counter => Entry::Counter(metrics::Counter::noop()),
+            MetricKind::Gauge => Entry::Gauge(metrics::Gauge::noop()),
+            MetricKind::Histogram => Entry::Histogram(metrics::Histogram::noop()),
+        };
+        let (name, names, values) = self.split(kind, key);
+        let (described_unit, described_help) = state
+            .described
+            .get(&name)
+            .cloned()
+            .unwrap_or((None, String::new()));
+        if let Some(existing) = self.registry.descriptor_of(&name) {
+            if existing.kind() != kind {
+                self.count("kind_conflict");
+                return noop();
             }
         }
-    )*};
-}
-
-facade_family!(
-    CounterFamily => crate::Counter,
-    GaugeFamily => crate::Gauge,
-    HistogramFamily => crate::Histogram
-);
-
-fn to_unit(unit: Option<metrics::Unit>, default: Unit) -> Unit {
-    match unit {
-        Some(metrics::Unit::Seconds) => Unit::Seconds,
-        Some(metrics::Unit::Bytes) => Unit::Bytes,
-        Some(_) => Unit::None,
-        None => default,
+        let help = if described_help.is_empty() {
+            name.clone()
+        } else {
+            described_help
+        };
+        let (unit, factor) = facade_unit(kind, &name, described_unit);
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        macro_rules! bind {
+            ($family:expr) => {{
+                let family = match self.registry.descriptor_of(&name) {
+                    Some(_) => $family(self.registry.clone(), None),
+                    None => $family(self.registry.clone(), Some((help, unit, names.clone()))),
+                };
+                match family {
+                    None => {
+                        self.count("family_refused");
+                        return noop();
+                    }
+                    Some(f) if f.descriptor().label_names() != names.as_slice() => {
+                        self.count("label_mismatch");
+                        f.overflow()
+                    }
+                    Some(f) => f.with_labels_or_overflow(&values),
+                }
+            }};
+        }
+        match kind {
+            MetricKind::Counter => {
+                let h = bind!(
+                    |r: Registry, new: Option<(String, Unit, Vec<String>)>| match new {
+                        Some((help, unit, labels)) => r
+                            .counter(name.clone(), help)
+                            .unit(unit)
+                            .dynamic_labels(labels)
+                            .register()
+                            .ok(),
+                        None => r.existing_counter(&name),
+                    }
+                );
+                match h.cell() {
+                    Some(c) => Entry::Counter(metrics::Counter::from_arc(c.clone())),
+                    None => noop(),
+                }
+            }
+            MetricKind::Gauge => {
+                let h = bind!(
+                    |r: Registry, new: Option<(String, Unit, Vec<String>)>| match new {
+                        Some((help, unit, labels)) => r
+                            .gauge(name.clone(), help)
+                            .unit(unit)
+                            .dynamic_labels(labels)
+                            .register()
+                            .ok(),
+                        None => r.existing_gauge(&name),
+                    }
+                );
+                match h.cell() {
+                    Some(c) => Entry::Gauge(metrics::Gauge::from_arc(c.clone())),
+                    None => noop(),
+                }
+            }
+            MetricKind::Histogram => {
+                let h = bind!(
+                    |r: Registry, new: Option<(String, Unit, Vec<String>)>| match new {
+                        Some((help, unit, labels)) => r
+                            .histogram(name.clone(), help)
+                            .unit(unit)
+                            .dynamic_labels(labels)
+                            .register()
+                            .ok(),
+                        None => r.existing_histogram(&name),
+                    }
+                );
+                match h.cell() {
+                    Some(c) => {
+                        // The family may predate this call with another unit: scale into
+                        // whatever it stores.
+                        let stored = c.scale;
+                        let scale = factor * stored;
+                        Entry::Histogram(metrics::Histogram::from_arc(Arc::new(ScaledHistogram {
+                            cell: c.clone(),
+                            scale,
+                        })))
+                    }
+                    None => noop(),
+                }
+            }
+        }
     }
 }
 
-fn refs(values: &[String]) -> Vec<&str> {
-    values.iter().map(String::as_str).collect()
+/// The unit a new facade family gets, and the factor from the facade's values to that unit
+/// (e.g. milliseconds → seconds is 1e-3).
+fn facade_unit(kind: MetricKind, name: &str, described: Option<metrics::Unit>) -> (Unit, f64) {
+    use metrics::Unit as M;
+    let by_name = || match kind {
+        MetricKind::Histogram => Unit::from_name(name),
+        _ => Unit::None,
+    };
+    match described {
+        Some(M::Seconds) => (Unit::Seconds, 1.0),
+        Some(M::Milliseconds) => (Unit::Seconds, 1e-3),
+        Some(M::Microseconds) => (Unit::Seconds, 1e-6),
+        Some(M::Nanoseconds) => (Unit::Seconds, 1e-9),
+        Some(M::Bytes) => (Unit::Bytes, 1.0),
+        Some(M::Kibibytes) => (Unit::Bytes, 1024.0),
+        Some(M::Mebibytes) => (Unit::Bytes, 1024.0 * 1024.0),
+        Some(M::Gibibytes) => (Unit::Bytes, 1024.0 * 1024.0 * 1024.0),
+        Some(M::Tebibytes) => (Unit::Bytes, 1024.0f64.powi(4)),
+        Some(M::Percent) => (Unit::Ratio, 0.01),
+        Some(_) => (Unit::None, 1.0),
+        None => (by_name(), 1.0),
+    }
 }
 
 impl Recorder for DwcpRecorder {
@@ -229,69 +439,23 @@ impl Recorder for DwcpRecorder {
     }
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> metrics::Counter {
-        let (name, names, values) = Self::split(key);
-        let (unit, help) = self.description(&name);
-        let family: Option<CounterFamily> = self
-            .registry
-            .counter(name.clone(), help)
-            .unit(to_unit(unit, Unit::None))
-            .dynamic_labels(names.clone())
-            .register()
-            .ok()
-            .or_else(|| self.registry.existing_counter(&name));
-        let handle = self.bind(family, &names, &values);
-        match handle.as_ref().and_then(|h| h.cell().cloned()) {
-            Some(cell) => metrics::Counter::from_arc(cell),
-            None => {
-                self.refuse();
-                metrics::Counter::noop()
-            }
+        match self.entry(MetricKind::Counter, key) {
+            Entry::Counter(c) => c,
+            _ => metrics::Counter::noop(),
         }
     }
 
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> metrics::Gauge {
-        let (name, names, values) = Self::split(key);
-        let (unit, help) = self.description(&name);
-        let family: Option<GaugeFamily> = self
-            .registry
-            .gauge(name.clone(), help)
-            .unit(to_unit(unit, Unit::None))
-            .dynamic_labels(names.clone())
-            .register()
-            .ok()
-            .or_else(|| self.registry.existing_gauge(&name));
-        let handle = self.bind(family, &names, &values);
-        match handle.as_ref().and_then(|h| h.cell().cloned()) {
-            Some(cell) => metrics::Gauge::from_arc(cell),
-            None => {
-                self.refuse();
-                metrics::Gauge::noop()
-            }
+        match self.entry(MetricKind::Gauge, key) {
+            Entry::Gauge(g) => g,
+            _ => metrics::Gauge::noop(),
         }
     }
 
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> metrics::Histogram {
-        let (name, names, values) = Self::split(key);
-        let (unit, help) = self.description(&name);
-        let family: Option<HistogramFamily> = self
-            .registry
-            .histogram(name.clone(), help)
-            .unit(to_unit(unit, Unit::Seconds))
-            .dynamic_labels(names.clone())
-            .register()
-            .ok()
-            .or_else(|| self.registry.existing_histogram(&name));
-        let scale = match &family {
-            Some(f) if f.descriptor().unit() != Unit::Seconds => 1.0,
-            _ => 1e9,
-        };
-        let handle = self.bind(family, &names, &values);
-        match handle.as_ref().and_then(|h| h.cell().cloned()) {
-            Some(cell) => metrics::Histogram::from_arc(Arc::new(ScaledHistogram { cell, scale })),
-            None => {
-                self.refuse();
-                metrics::Histogram::noop()
-            }
+        match self.entry(MetricKind::Histogram, key) {
+            Entry::Histogram(h) => h,
+            _ => metrics::Histogram::noop(),
         }
     }
 }

@@ -32,15 +32,16 @@
 //! ## Exporting
 //!
 //! With the `prometheus` feature, the registry renders as Prometheus text (or OpenMetrics).
-//! Bucket bounds are chosen per metric at export time; `*recovery_duration*` metrics get the
-//! seeds' 0.1 … 30 s bounds by default:
+//! Bucket bounds are chosen per metric at export time, from the metric's builder, a registry
+//! policy ([`RegistryBuilder::policy`]) or its unit's defaults; `dwcp_defaults()` installs the
+//! seeds' 0.1 … 30 s bounds for recovery durations:
 //!
 #![cfg_attr(feature = "prometheus", doc = "```")]
 #![cfg_attr(not(feature = "prometheus"), doc = "```ignore")]
 //! use dwcp_telemetry::export::prometheus::{render, Format};
 //! use dwcp_telemetry::Registry;
 //!
-//! let registry = Registry::builder().version("3.0.0").build()?;
+//! let registry = Registry::builder().version("3.0.0").dwcp_defaults().build()?;
 //! let recovery = registry
 //!     .histogram("dwcp_recovery_duration_seconds", "Time to recover")
 //!     .dynamic_labels(["component"])
@@ -83,6 +84,7 @@
 //!   [`export::summary`] builds the `/metrics/summary` JSON. No extra dependencies but `itoa`.
 //! - `http` (implies `prometheus`): `export::prometheus::http`, a hyper 1 + tokio server for
 //!   `/metrics`, `/health` and `/metrics/summary`, with limits and optional bearer auth.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
@@ -99,12 +101,18 @@ pub mod metric;
 pub mod registry;
 mod sync;
 
+/// Derives [`LabelSet`](trait@LabelSet) for a struct with named fields (see [`labels`]).
+pub use dwcp_telemetry_macros::LabelSet;
+/// Derives [`LabelValue`](trait@LabelValue) for an enum of unit variants (see [`labels`]).
+pub use dwcp_telemetry_macros::LabelValue;
 pub use error::{ConfigError, LabelError, RegistrationError};
 pub use histogram::{Interval, Layout, Snapshot};
+pub use labels::{DynamicLabels, LabelSet, LabelValue};
 pub use metric::{Counter, Gauge, Histogram, Timer};
 pub use registry::{
     global, set_global, CounterFamily, Descriptor, FamilySnapshot, GaugeFamily, HistogramFamily,
-    MetricKind, Registry, RegistryBuilder, SeriesSnapshot, Unit, Value,
+    HistogramView, MetricKind, MetricPolicy, NameMatch, RegionCounts, Registry, RegistryBuilder,
+    SeriesSnapshot, Unit, Value, Visitor,
 };
 
 #[cfg(all(test, loom))]

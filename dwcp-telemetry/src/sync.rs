@@ -68,3 +68,8 @@ impl<T> ArcCell<T> {
         }
     }
 }
+
+#[cfg(loom)]
+pub(crate) use loom::sync::RwLock;
+#[cfg(not(loom))]
+pub(crate) use std::sync::RwLock;

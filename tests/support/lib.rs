@@ -1,6 +1,8 @@
 //! Support code shared by the workspace's integration tests, examples and benches.
 #![allow(missing_docs)]
 
+pub mod nab;
+
 /// Latency-like samples from about 10 µs to 10 ms (ns), cycled from a fixed table, as in
 /// `../shared/design/PEERS.md`. Deterministic (xorshift with a fixed seed, log-uniform).
 pub fn latency_table(n: usize) -> Vec<u64> {

@@ -101,9 +101,21 @@ pub const DEFAULT_WINDOW: usize = 1024;
 
 /// Configuration of a [`Detector`].
 ///
-/// Every field has a documented default; change it with the `with_*`
-/// setters, then call [`build`](Self::build), which validates the whole
-/// configuration.
+/// Every setting has a documented default; change it with the `with_*`
+/// setters, read it back with the accessor of the same name (e.g.
+/// [`warning`](Self::warning)), then call [`build`](Self::build), which
+/// validates the whole configuration. The fields are private, so settings
+/// can be added without breaking callers.
+///
+/// The everyday settings are [`window`](Self::window),
+/// [`warning`](Self::warning), [`critical`](Self::critical),
+/// [`clear`](Self::clear), [`direction`](Self::direction),
+/// [`min_samples`](Self::min_samples), [`cooldown`](Self::cooldown),
+/// [`max_incident`](Self::max_incident) and [`season`](Self::season) (the
+/// last two also via [`for_sample_interval`](Self::for_sample_interval)).
+/// The others are **tuning-only** knobs: their defaults were chosen on the
+/// NAB corpus (see `docs/ANOMALY.md`) and they are meant for re-running that
+/// benchmark, not for per-signal adjustment.
 ///
 /// ```
 /// use dwcp_telemetry::anomaly::{DetectorConfig, Direction};
@@ -115,84 +127,222 @@ pub const DEFAULT_WINDOW: usize = 1024;
 ///     .with_direction(Direction::Up)
 ///     .build()
 ///     .expect("valid configuration");
-/// assert_eq!(detector.config().window, 512);
+/// assert_eq!(detector.config().window(), 512);
+/// assert_eq!(detector.config().warning(), 3.5);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectorConfig {
+    window: usize,
+    warning: f64,
+    critical: f64,
+    clear: f64,
+    direction: Direction,
+    min_samples: usize,
+    cooldown: usize,
+    max_incident: Option<usize>,
+    min_scale: f64,
+    relative_scale_floor: f64,
+    baseline_clip: Option<f64>,
+    smoothing: f64,
+    surprise: f64,
+    gate_bypass: Option<f64>,
+    record_factor: Option<f64>,
+    surprise_short: usize,
+    surprise_half_life: usize,
+    recompute_every: Option<usize>,
+    season: Option<usize>,
+    season_weight: f64,
+}
+
+/// Read accessors, one per setting; the `with_*` setters change them.
+impl DetectorConfig {
     /// Baseline ring capacity in samples. Default [`DEFAULT_WINDOW`] (1024):
     /// 8 KiB of ring. Longer windows give steadier statistics but adapt
     /// more slowly to a new normal.
-    pub window: usize,
+    #[must_use]
+    #[inline]
+    pub fn window(&self) -> usize {
+        self.window
+    }
+
     /// |z| at or above which a sample is anomalous (severity warning).
     /// Default 3.
-    pub warning: f64,
+    #[must_use]
+    #[inline]
+    pub fn warning(&self) -> f64 {
+        self.warning
+    }
+
     /// |z| at or above which an anomaly is critical. Default 5.
-    pub critical: f64,
+    #[must_use]
+    #[inline]
+    pub fn critical(&self) -> f64 {
+        self.critical
+    }
+
     /// Hysteresis: an incident ends once |z| falls below this level (or
-    /// after `max_incident` samples). Must be <= `warning`. Default 1.
-    pub clear: f64,
+    /// after [`max_incident`](Self::max_incident) samples). Must be <=
+    /// `warning`. Default 1.
+    #[must_use]
+    #[inline]
+    pub fn clear(&self) -> f64 {
+        self.clear
+    }
+
     /// Which deviations count. Default [`Direction::Both`].
-    pub direction: Direction,
+    #[must_use]
+    #[inline]
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
     /// Samples in the baseline before any sample is scored (warm-up).
     /// Default 288 (a day of 5-minute samples: a baseline should span a
     /// daily cycle before it judges one).
-    pub min_samples: usize,
+    #[must_use]
+    #[inline]
+    pub fn min_samples(&self) -> usize {
+        self.min_samples
+    }
+
     /// After an alert, no new alert for this many samples, even if the
     /// incident clears and a new one starts. Default 144.
-    pub cooldown: usize,
+    #[must_use]
+    #[inline]
+    pub fn cooldown(&self) -> usize {
+        self.cooldown
+    }
+
     /// Longest incident, in samples since its alert: after that the incident
     /// is considered over even if |z| never fell below `clear` (a lasting
     /// level shift that the baseline has not absorbed yet), so a deviation
     /// that is still there, and still surprising, may alert again once the
     /// cooldown is over. `None`: incidents end only below `clear`.
     /// Default `Some(144)`.
-    pub max_incident: Option<usize>,
+    #[must_use]
+    #[inline]
+    pub fn max_incident(&self) -> Option<usize> {
+        self.max_incident
+    }
+
     /// Absolute floor on the scale (standard deviation). Default 1e-9.
-    pub min_scale: f64,
+    ///
+    /// Tuning only: a numerical guard, not a per-signal setting.
+    #[must_use]
+    #[inline]
+    pub fn min_scale(&self) -> f64 {
+        self.min_scale
+    }
+
     /// Relative floor on the scale, as a fraction of |baseline mean|.
     /// Default 0.01 (a 1% move of a flat series is not an anomaly by itself).
-    pub relative_scale_floor: f64,
+    ///
+    /// Tuning only: chosen on the NAB corpus.
+    #[must_use]
+    #[inline]
+    pub fn relative_scale_floor(&self) -> f64 {
+        self.relative_scale_floor
+    }
+
     /// Clamp applied to every sample before it enters the baseline:
     /// `mean ± baseline_clip * scale`, so an incident cannot widen the
     /// baseline it is measured against much, yet a lasting level shift is
     /// still learned. `None` inserts raw values. Default `None`.
-    pub baseline_clip: Option<f64>,
+    ///
+    /// Tuning only: off by default, kept for benchmark experiments.
+    #[must_use]
+    #[inline]
+    pub fn baseline_clip(&self) -> Option<f64> {
+        self.baseline_clip
+    }
+
     /// Exponential smoothing of the tested value (an EWMA control chart):
     /// `s = alpha * x + (1 - alpha) * s`, and `z = (s - mean) / (scale *
     /// sqrt(alpha / (2 - alpha)))`, the standard error of an EWMA of
     /// independent samples. The baseline still stores raw samples. A lone
     /// spike then counts for less, and a small lasting shift for more, than
     /// with raw samples. `1.0` tests raw samples. Default 0.5.
-    pub smoothing: f64,
+    ///
+    /// Tuning only: chosen on the NAB corpus.
+    #[must_use]
+    #[inline]
+    pub fn smoothing(&self) -> f64 {
+        self.smoothing
+    }
+
     /// Surprise gate: a sample alerts only if, in addition, the mean |z| of
-    /// the last `surprise_short` samples is at least `surprise` standard
-    /// deviations above the long-run mean of |z| (half-life
-    /// `surprise_half_life`). Deviations that are routine for this series
-    /// then stop paging. `0` disables the gate. Default 1.5.
-    pub surprise: f64,
+    /// the last [`surprise_short`](Self::surprise_short) samples is at least
+    /// `surprise` standard deviations above the long-run mean of |z|
+    /// (half-life [`surprise_half_life`](Self::surprise_half_life)).
+    /// Deviations that are routine for this series then stop paging. `0`
+    /// disables the gate. Default 1.5.
+    ///
+    /// Tuning only: chosen on the NAB corpus (raise [`warning`](Self::warning)
+    /// for fewer pages on one signal).
+    #[must_use]
+    #[inline]
+    pub fn surprise(&self) -> f64 {
+        self.surprise
+    }
+
     /// |z| at or above which a sample alerts even if the surprise gate
     /// disagrees: a safety net so that an enormous excursion always pages.
     /// `None`: never bypass. Must be >= `warning`. Default `Some(20.0)`.
-    pub gate_bypass: Option<f64>,
+    ///
+    /// Tuning only.
+    #[must_use]
+    #[inline]
+    pub fn gate_bypass(&self) -> Option<f64> {
+        self.gate_bypass
+    }
+
     /// Record bypass of the surprise gate: a sample whose deviation exceeds
     /// `record_factor` times the largest deviation this detector has scored
     /// recently passes the gate even if the recent run of |z| is not
     /// unusual. No routine of the series explains a deviation half again as
     /// large as any it has produced, so a lone spike on a spiky series can
     /// still page. The record decays with the gate's half-life
-    /// (`surprise_half_life`), so one huge incident does not mute the rule
-    /// for ever, and never falls below `warning`, so the bypass always
-    /// needs at least `record_factor * warning`. `None`: no record bypass.
-    /// Must be >= 1. Default `Some(1.5)`.
-    pub record_factor: Option<f64>,
+    /// ([`surprise_half_life`](Self::surprise_half_life)), so one huge
+    /// incident does not mute the rule for ever, and never falls below
+    /// `warning`, so the bypass always needs at least `record_factor *
+    /// warning`. `None`: no record bypass. Must be >= 1. Default `Some(1.5)`.
+    ///
+    /// Tuning only: chosen on the NAB corpus.
+    #[must_use]
+    #[inline]
+    pub fn record_factor(&self) -> Option<f64> {
+        self.record_factor
+    }
+
     /// Samples averaged by the surprise gate, 1..=32. Default 16.
-    pub surprise_short: usize,
-    /// Half-life of the surprise gate's long-run statistics, in samples.
-    /// Default 2880.
-    pub surprise_half_life: usize,
+    ///
+    /// Tuning only.
+    #[must_use]
+    #[inline]
+    pub fn surprise_short(&self) -> usize {
+        self.surprise_short
+    }
+
+    /// Half-life of the surprise gate's long-run statistics (and of the
+    /// record), in samples. Default 2880.
+    ///
+    /// Tuning only.
+    #[must_use]
+    #[inline]
+    pub fn surprise_half_life(&self) -> usize {
+        self.surprise_half_life
+    }
+
     /// Pushes between exact recomputes of mean and variance. `None`: the
-    /// window (O(1) amortised).
-    pub recompute_every: Option<usize>,
+    /// window (O(1) amortised). Default `None`.
+    ///
+    /// Tuning only: trades drift against cost, not detection.
+    #[must_use]
+    #[inline]
+    pub fn recompute_every(&self) -> Option<usize> {
+        self.recompute_every
+    }
+
     /// Seasonal channel: period in samples (`None` = off). Each sample is
     /// also scored by the z-score of its seasonal residual `x[t] - x[t -
     /// season]` against an exponentially weighted mean and variance of past
@@ -200,15 +350,26 @@ pub struct DetectorConfig {
     /// channel is inactive when the period is not shorter than the window).
     /// A past sample that was itself anomalous is not used as a reference.
     /// The deviation is the larger of the plain and the weighted seasonal
-    /// one. Default `Some(288)`: one day of 5-minute samples.
-    pub season: Option<usize>,
+    /// one. Default `Some(288)`: one day of 5-minute samples; see
+    /// [`for_sample_interval`](Self::for_sample_interval) for other cadences.
+    #[must_use]
+    #[inline]
+    pub fn season(&self) -> Option<usize> {
+        self.season
+    }
+
     /// Weight of the seasonal z-score against the plain one, in `(0, 1]`:
     /// the seasonal deviation counts as `season_weight * z_seasonal`, i.e.
     /// it needs `warning / season_weight` standard deviations to alert.
-    /// Default 0.6 (a seasonal residual needs 5σ at `warning = 3`; chosen
-    /// on the NAB corpus among 1, 0.8, 0.7, 0.65 and 0.6, see
-    /// `docs/ANOMALY.md`).
-    pub season_weight: f64,
+    /// Default 0.6 (a seasonal residual needs 5σ at `warning = 3`).
+    ///
+    /// Tuning only: chosen on the NAB corpus among 1, 0.8, 0.7, 0.65 and
+    /// 0.6, see `docs/ANOMALY.md`.
+    #[must_use]
+    #[inline]
+    pub fn season_weight(&self) -> f64 {
+        self.season_weight
+    }
 }
 
 impl Default for DetectorConfig {
@@ -264,9 +425,9 @@ impl DetectorConfig {
     /// use dwcp_telemetry::anomaly::DetectorConfig;
     ///
     /// let half_hourly = DetectorConfig::for_sample_interval(Duration::from_secs(1800)).unwrap();
-    /// assert_eq!((half_hourly.season, half_hourly.min_samples), (Some(48), 48));
+    /// assert_eq!((half_hourly.season(), half_hourly.min_samples()), (Some(48), 48));
     /// let every_second = DetectorConfig::for_sample_interval(Duration::from_secs(1)).unwrap();
-    /// assert_eq!((every_second.season, every_second.min_samples), (None, 288));
+    /// assert_eq!((every_second.season(), every_second.min_samples()), (None, 288));
     /// assert!(DetectorConfig::for_sample_interval(Duration::ZERO).is_err());
     /// ```
     pub fn for_sample_interval(interval: std::time::Duration) -> Result<Self, ConfigError> {
@@ -342,29 +503,32 @@ impl DetectorConfig {
         self
     }
 
-    /// Sets the absolute scale floor.
+    /// Sets the absolute scale floor. Tuning only, see [`min_scale`](Self::min_scale).
     #[must_use]
     pub fn with_min_scale(mut self, floor: f64) -> Self {
         self.min_scale = floor;
         self
     }
 
-    /// Sets the scale floor relative to |mean|.
+    /// Sets the scale floor relative to |mean|. Tuning only, see
+    /// [`relative_scale_floor`](Self::relative_scale_floor).
     #[must_use]
     pub fn with_relative_scale_floor(mut self, fraction: f64) -> Self {
         self.relative_scale_floor = fraction;
         self
     }
 
-    /// Sets (or disables, with `None`) the clamp applied to anomalous samples
-    /// before they enter the baseline.
+    /// Sets (or disables, with `None`) the clamp applied to samples before
+    /// they enter the baseline. Tuning only, see
+    /// [`baseline_clip`](Self::baseline_clip).
     #[must_use]
     pub fn with_baseline_clip(mut self, sigmas: Option<f64>) -> Self {
         self.baseline_clip = sigmas;
         self
     }
 
-    /// Sets the exponential smoothing factor of the tested value (`1.0` = off).
+    /// Sets the exponential smoothing factor of the tested value (`1.0` =
+    /// off). Tuning only, see [`smoothing`](Self::smoothing).
     #[must_use]
     pub fn with_smoothing(mut self, alpha: f64) -> Self {
         self.smoothing = alpha;
@@ -372,7 +536,8 @@ impl DetectorConfig {
     }
 
     /// Sets the surprise gate: threshold (`0` = off), short run length
-    /// (1..=32) and long-run half-life in samples.
+    /// (1..=32) and long-run half-life in samples. Tuning only, see
+    /// [`surprise`](Self::surprise).
     #[must_use]
     pub fn with_surprise(mut self, threshold: f64, short: usize, half_life: usize) -> Self {
         self.surprise = threshold;
@@ -382,7 +547,7 @@ impl DetectorConfig {
     }
 
     /// Sets the |z| above which the surprise gate is bypassed (`None` =
-    /// never).
+    /// never). Tuning only, see [`gate_bypass`](Self::gate_bypass).
     #[must_use]
     pub fn with_gate_bypass(mut self, sigmas: Option<f64>) -> Self {
         self.gate_bypass = sigmas;
@@ -391,14 +556,15 @@ impl DetectorConfig {
 
     /// Sets the record bypass factor (`None` = no record bypass): a
     /// deviation above `factor` times the largest recent one passes the
-    /// surprise gate.
+    /// surprise gate. Tuning only, see [`record_factor`](Self::record_factor).
     #[must_use]
     pub fn with_record_factor(mut self, factor: Option<f64>) -> Self {
         self.record_factor = factor;
         self
     }
 
-    /// Sets the period of the exact recompute (`None` = the window).
+    /// Sets the period of the exact recompute (`None` = the window). Tuning
+    /// only, see [`recompute_every`](Self::recompute_every).
     #[must_use]
     pub fn with_recompute_every(mut self, pushes: Option<usize>) -> Self {
         self.recompute_every = pushes;
@@ -412,7 +578,8 @@ impl DetectorConfig {
         self
     }
 
-    /// Sets the seasonal channel's weight, in `(0, 1]`.
+    /// Sets the seasonal channel's weight, in `(0, 1]`. Tuning only, see
+    /// [`season_weight`](Self::season_weight).
     #[must_use]
     pub fn with_season_weight(mut self, weight: f64) -> Self {
         self.season_weight = weight;

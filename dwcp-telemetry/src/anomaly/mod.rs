@@ -8,8 +8,9 @@
 //! and reports alerts and z-scores to an [`AnomalyObserver`] (a callback, a
 //! `tracing` event, or the registry glue).
 //!
-//! The [`nab`] module scores detectors on the Numenta Anomaly Benchmark.
-//! See `docs/ANOMALY.md` for the design and the measured results.
+//! See `docs/ANOMALY.md` for the design and the results measured on the
+//! Numenta Anomaly Benchmark (the scoring harness is test support code in the
+//! repository, not part of this crate).
 //!
 //! ```
 //! use dwcp_telemetry::anomaly::{DetectorConfig, Direction, WatchedSignal};
@@ -28,7 +29,6 @@
 //! ```
 
 mod config;
-pub mod nab;
 mod ring;
 mod sink;
 mod surprise;

@@ -190,6 +190,7 @@ impl AnomalyMonitor {
                 "Non-finite samples (NaN, +Inf, -Inf) fed to an anomaly detector and ignored.",
             )
             .dynamic_labels(["metric"])
+            .library_owned()
             .register()?;
         Ok(AnomalyMonitor {
             families: Families {

@@ -214,36 +214,36 @@ impl Detector {
     }
 
     pub(crate) fn from_valid_config(cfg: DetectorConfig) -> Self {
-        let recompute = cfg.recompute_every.unwrap_or(cfg.window);
-        let gate_bypass = cfg.gate_bypass.unwrap_or(f64::INFINITY);
-        let warning = cfg.warning;
-        let record_factor = cfg.record_factor.unwrap_or(f64::INFINITY);
-        let record_decay = (-std::f64::consts::LN_2 / cfg.surprise_half_life.max(1) as f64).exp();
+        let recompute = cfg.recompute_every().unwrap_or(cfg.window());
+        let gate_bypass = cfg.gate_bypass().unwrap_or(f64::INFINITY);
+        let warning = cfg.warning();
+        let record_factor = cfg.record_factor().unwrap_or(f64::INFINITY);
+        let record_decay = (-std::f64::consts::LN_2 / cfg.surprise_half_life().max(1) as f64).exp();
         // Standard deviation of an EWMA of independent samples, relative to
         // theirs: sqrt(alpha / (2 - alpha)) (the EWMA control chart).
-        let smoothing_sd = (cfg.smoothing / (2.0 - cfg.smoothing)).sqrt();
-        let gate = SurpriseGate::new(cfg.surprise_short, cfg.surprise_half_life);
-        let period = cfg.season.filter(|&p| p < cfg.window).unwrap_or(0);
-        let season = Season::new(period, cfg.window, cfg.season_weight / smoothing_sd);
+        let smoothing_sd = (cfg.smoothing() / (2.0 - cfg.smoothing())).sqrt();
+        let gate = SurpriseGate::new(cfg.surprise_short(), cfg.surprise_half_life());
+        let period = cfg.season().filter(|&p| p < cfg.window()).unwrap_or(0);
+        let season = Season::new(period, cfg.window(), cfg.season_weight() / smoothing_sd);
         let mut detector = Self {
             season,
-            ring: RollingWindow::new(cfg.window, recompute),
-            alpha: cfg.smoothing,
-            warning: cfg.warning,
-            surprise_sq: cfg.surprise * cfg.surprise,
-            min_samples: cfg.min_samples,
-            clip: cfg.baseline_clip,
-            sign_keep: if cfg.direction == Direction::Both {
+            ring: RollingWindow::new(cfg.window(), recompute),
+            alpha: cfg.smoothing(),
+            warning: cfg.warning(),
+            surprise_sq: cfg.surprise() * cfg.surprise(),
+            min_samples: cfg.min_samples(),
+            clip: cfg.baseline_clip(),
+            sign_keep: if cfg.direction() == Direction::Both {
                 !SIGN
             } else {
                 !0
             },
-            sign_flip: if cfg.direction == Direction::Down {
+            sign_flip: if cfg.direction() == Direction::Down {
                 SIGN
             } else {
                 0
             },
-            gate_on: cfg.surprise > 0.0,
+            gate_on: cfg.surprise() > 0.0,
             cfg,
             smoothed: 0.0,
             has_smoothed: false,
@@ -438,7 +438,11 @@ impl Detector {
 
         if self.in_incident {
             self.incident_len += 1;
-            if self.cfg.max_incident.is_some_and(|m| self.incident_len > m) {
+            if self
+                .cfg
+                .max_incident()
+                .is_some_and(|m| self.incident_len > m)
+            {
                 self.in_incident = false;
             }
         }
@@ -451,7 +455,7 @@ impl Detector {
                 alert = Some(self.raise(z, value, deviation, mean, scale));
             }
             self.in_incident = true;
-        } else if self.in_incident && deviation < self.cfg.clear {
+        } else if self.in_incident && deviation < self.cfg.clear() {
             self.in_incident = false;
         }
         alert
@@ -470,10 +474,10 @@ impl Detector {
     #[cold]
     fn raise(&mut self, z: f64, value: f64, deviation: f64, mean: f64, scale: f64) -> Anomaly {
         self.alerts += 1;
-        self.cooldown_left = self.cfg.cooldown;
+        self.cooldown_left = self.cfg.cooldown();
         self.incident_len = 0;
         Anomaly {
-            severity: if deviation >= self.cfg.critical {
+            severity: if deviation >= self.cfg.critical() {
                 Severity::Critical
             } else {
                 Severity::Warning
@@ -510,8 +514,8 @@ impl Detector {
         self.record = (self.record * decay).max(self.warning);
         let floor = self
             .cfg
-            .min_scale
-            .max(self.cfg.relative_scale_floor * self.ring.mean().abs());
+            .min_scale()
+            .max(self.cfg.relative_scale_floor() * self.ring.mean().abs());
         self.scale = self.ring.sample_sd().max(floor);
         self.inv_scale = 1.0 / (self.scale * self.smoothing_sd);
         if self.season.period > 0 {
@@ -522,7 +526,7 @@ impl Detector {
     /// Current state.
     #[must_use]
     pub fn state(&self) -> DetectorState {
-        if self.ring.len() < self.cfg.min_samples {
+        if self.ring.len() < self.cfg.min_samples() {
             DetectorState::Warming
         } else if self.in_incident {
             DetectorState::Anomalous
@@ -1148,7 +1152,7 @@ mod tests {
         );
         let d = Detector::default();
         assert_eq!(d.config(), &DetectorConfig::default());
-        assert_eq!(d.config().season, Some(288));
+        assert_eq!(d.config().season(), Some(288));
         assert_eq!(d.heap_bytes(), 1024 * 8 + 1024);
         assert_eq!(Severity::Critical.as_str(), "critical");
         assert_eq!(Direction::Down.as_str(), "down");

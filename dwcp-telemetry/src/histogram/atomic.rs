@@ -22,6 +22,8 @@ pub(crate) struct BadInput {
     pub(crate) nan: AtomicU64,
     /// Negative values (including −∞), not recorded.
     pub(crate) negative: AtomicU64,
+    /// Exact-sum additions that would have passed `u64::MAX` (pinned there).
+    pub(crate) sum_saturated: AtomicU64,
 }
 
 /// Counts of values that were clamped, zero, or rejected, as seen in a [`Snapshot`].
@@ -35,6 +37,9 @@ pub struct BadInputCounts {
     pub nan: u64,
     /// Negative values (including −∞), rejected (not recorded).
     pub negative: u64,
+    /// Exact-sum additions that reached `u64::MAX` and were pinned there (the values
+    /// themselves were recorded).
+    pub sum_saturated: u64,
 }
 
 /// A thread-safe HDR histogram of `u64` values with a fixed footprint per touched region.
@@ -147,10 +152,23 @@ impl AtomicHistogram {
         let exact_sum = self.exact_sum;
         counter.fetch_add(count, Ordering::Relaxed);
         if exact_sum {
-            self.written
-                .sum
-                .fetch_add(value.saturating_mul(count), Ordering::Relaxed);
+            let add = value.saturating_mul(count);
+            let before = self.written.sum.fetch_add(add, Ordering::Relaxed);
+            if before.checked_add(add).is_none() {
+                self.saturate_sum();
+            }
         }
+    }
+
+    /// The exact sum wrapped: pin it at `u64::MAX` and count it.
+    #[cold]
+    #[inline(never)]
+    fn saturate_sum(&self) {
+        self.written.sum.store(u64::MAX, Ordering::Relaxed);
+        self.written
+            .bad
+            .sum_saturated
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Record a duration given in seconds as `f64` (the `metrics` facade's unit). NaN and
@@ -285,7 +303,7 @@ impl AtomicHistogram {
     /// ascending order. Within a region all slots have the same width
     /// ([`Layout::width_of`]), so slot `first + j` starts at `lowest_of(first) + j · width`.
     /// For exporters that fold whole regions without branching on each slot; only loads.
-    pub fn for_each_region_slots(&self, mut f: impl FnMut(usize, &[AtomicU64])) {
+    pub(crate) fn for_each_region_slots(&self, mut f: impl FnMut(usize, &[AtomicU64])) {
         let shift = self.layout.region_shift();
         self.for_each_region(|r, region| f(r << shift, region));
     }
@@ -305,6 +323,7 @@ impl AtomicHistogram {
             zero: self.written.bad.zero.load(Ordering::Relaxed),
             nan: self.written.bad.nan.load(Ordering::Relaxed),
             negative: self.written.bad.negative.load(Ordering::Relaxed),
+            sum_saturated: self.written.bad.sum_saturated.load(Ordering::Relaxed),
         }
     }
 

@@ -200,6 +200,10 @@ impl Snapshot {
             zero: self.bad.zero.saturating_sub(earlier.bad.zero),
             nan: self.bad.nan.saturating_sub(earlier.bad.nan),
             negative: self.bad.negative.saturating_sub(earlier.bad.negative),
+            sum_saturated: self
+                .bad
+                .sum_saturated
+                .saturating_sub(earlier.bad.sum_saturated),
         };
         Snapshot::from_parts(self.layout, bins, exact_sum, bad)
     }
@@ -242,14 +246,18 @@ impl Snapshot {
             }
         }
         self.exact_sum = match (self.exact_sum, other.exact_sum) {
-            (Some(x), Some(y)) => Some(x.wrapping_add(y)),
+            (Some(x), Some(y)) => Some(x.saturating_add(y)),
             _ => None,
         };
         self.bad = BadInputCounts {
-            clamped: self.bad.clamped + other.bad.clamped,
-            zero: self.bad.zero + other.bad.zero,
-            nan: self.bad.nan + other.bad.nan,
-            negative: self.bad.negative + other.bad.negative,
+            clamped: self.bad.clamped.saturating_add(other.bad.clamped),
+            zero: self.bad.zero.saturating_add(other.bad.zero),
+            nan: self.bad.nan.saturating_add(other.bad.nan),
+            negative: self.bad.negative.saturating_add(other.bad.negative),
+            sum_saturated: self
+                .bad
+                .sum_saturated
+                .saturating_add(other.bad.sum_saturated),
         };
         self.count = self.count.saturating_add(other.count);
         self.bins = merged;

@@ -10,6 +10,8 @@ pub(crate) struct CounterCell {
     /// Set on a family's overflow series: then every record is also tallied here.
     pub(crate) overflow: bool,
     pub(crate) overflow_records: AtomicU64,
+    /// Additions that would have passed `u64::MAX` (the value was pinned there).
+    pub(crate) saturated: AtomicU64,
 }
 
 impl CounterCell {
@@ -25,10 +27,22 @@ impl CounterCell {
         // Read the flag before the locked add: a load after it would wait for the add to
         // complete (measured: 4.3 → 3.0 ns per increment).
         let overflow = self.overflow;
-        self.value.fetch_add(n, Ordering::Relaxed);
+        let before = self.value.fetch_add(n, Ordering::Relaxed);
+        if before.checked_add(n).is_none() {
+            self.saturate();
+        }
         if overflow {
             self.overflow_records.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The add wrapped: pin the total at `u64::MAX` and count it. (A concurrent reader may
+    /// see the wrapped value for the few nanoseconds until the store.)
+    #[cold]
+    #[inline(never)]
+    fn saturate(&self) {
+        self.value.store(u64::MAX, Ordering::Relaxed);
+        self.saturated.fetch_add(1, Ordering::Relaxed);
     }
 
     #[inline]
@@ -42,6 +56,9 @@ impl CounterCell {
 }
 
 /// A monotonic counter bound to one label set. Exported with a `_total` suffix.
+///
+/// The total saturates at `u64::MAX` instead of wrapping; each such addition is counted in
+/// `dwcp_telemetry_saturated_total{metric}`.
 ///
 /// ```
 /// use dwcp_telemetry::Registry;

@@ -49,7 +49,13 @@ impl GaugeCell {
         }
         let mut cur = self.bits.load(Ordering::Relaxed);
         loop {
-            let next = (f64::from_bits(cur) + d).to_bits();
+            let sum = f64::from_bits(cur) + d;
+            if sum.is_nan() {
+                // +∞ + −∞: refuse the addition, keep the value, count it as a NaN write.
+                self.rejected_nan.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            let next = sum.to_bits();
             match self
                 .bits
                 .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
@@ -68,8 +74,10 @@ impl GaugeCell {
 
 /// A gauge bound to one label set: a value that goes up and down.
 ///
-/// NaN writes are refused and counted (`dwcp_telemetry_values_rejected_total{reason="nan"}`);
-/// ±∞ are stored, since Prometheus represents them (`+Inf`/`-Inf`).
+/// NaN writes are refused and counted (`dwcp_telemetry_values_adjusted_total{reason="nan"}`);
+/// ±∞ are stored, since Prometheus represents them (`+Inf`/`-Inf`). An addition whose result
+/// would be NaN (adding −∞ to +∞) is refused the same way: the gauge keeps its value, so it
+/// never exports NaN.
 ///
 /// ```
 /// use dwcp_telemetry::Registry;

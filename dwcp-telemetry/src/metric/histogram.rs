@@ -11,6 +11,8 @@ pub(crate) struct HistogramCell {
     pub(crate) hist: AtomicHistogram,
     /// Set on a family's overflow series; its sample count is the number of overflowed records.
     pub(crate) overflow: bool,
+    /// Stored integers per unit of the family ([`crate::Unit::storage_scale`]).
+    pub(crate) scale: f64,
 }
 
 /// A histogram bound to one label set. Values are `u64`; for latencies, integer nanoseconds.
@@ -45,18 +47,14 @@ impl Histogram {
         Histogram { cell: Some(cell) }
     }
 
-    /// A stand-alone histogram, not in any registry (useful in tests and tools).
+    /// A stand-alone histogram of durations (`observe` takes seconds), not in any registry
+    /// (useful in tests and tools).
     pub fn standalone(layout: Layout) -> Self {
         Histogram::from_cell(Arc::new(HistogramCell {
             hist: AtomicHistogram::new(layout),
             overflow: false,
+            scale: 1e9,
         }))
-    }
-
-    /// The histogram behind this handle (`None` for a no-op handle), for exporters that read
-    /// slots in place ([`AtomicHistogram::for_each_nonzero`]).
-    pub fn atomic(&self) -> Option<&AtomicHistogram> {
-        self.cell.as_deref().map(|c| &c.hist)
     }
 
     pub(crate) fn cell(&self) -> Option<&Arc<HistogramCell>> {
@@ -91,8 +89,20 @@ impl Histogram {
         self.record(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     }
 
-    /// Record seconds given as `f64`. NaN and negative values are rejected and counted;
-    /// returns whether the value was recorded.
+    /// Record a value in the family's unit: seconds for durations (stored as ns), bytes,
+    /// a ratio (stored as millionths), or a plain number (rounded to an integer). NaN and
+    /// negative values are rejected and counted; returns whether the value was recorded.
+    #[inline]
+    pub fn observe(&self, value: f64) -> bool {
+        match &self.cell {
+            Some(c) => c.hist.record_f64(value, c.scale),
+            None => false,
+        }
+    }
+
+    /// Record seconds given as `f64` (for duration histograms; see [`Histogram::observe`]
+    /// for other units). NaN and negative values are rejected and counted; returns whether
+    /// the value was recorded.
     #[inline]
     pub fn record_secs(&self, seconds: f64) -> bool {
         match &self.cell {
@@ -101,10 +111,18 @@ impl Histogram {
         }
     }
 
-    /// Start a timer that records the elapsed nanoseconds when dropped (or on
-    /// [`Timer::stop`]). It reads the TSC through `quanta`, not `Instant::now()`.
+    /// Start a timer that records the elapsed nanoseconds into this series when dropped (or
+    /// on [`Timer::stop`]). The timer owns a clone of the handle, so it works on a temporary
+    /// (`family.get(&labels).start_timer()`) and across `.await` in a spawned task. It reads
+    /// the TSC through `quanta`, not `Instant::now()`.
     #[inline]
-    pub fn start_timer(&self) -> Timer<'_> {
+    pub fn start_timer(&self) -> Timer {
+        self.clone().into_timer()
+    }
+
+    /// Like [`Histogram::start_timer`], consuming the handle (saves the clone).
+    #[inline]
+    pub fn into_timer(self) -> Timer {
         Timer {
             histogram: self,
             start: clock::now_raw(),
@@ -140,16 +158,29 @@ impl Histogram {
     }
 }
 
-/// Records the time from [`Histogram::start_timer`] to its drop, in nanoseconds.
+/// Records the time from [`Histogram::start_timer`] to its drop, in nanoseconds. Owns its
+/// histogram handle: `Send + Sync + 'static`, so it can be held across `.await` in a spawned
+/// task. A panic or cancellation that drops it still records; [`Timer::discard`] does not.
+///
+/// ```
+/// use dwcp_telemetry::Registry;
+/// let reg = Registry::builder().build().unwrap();
+/// let fam = reg.histogram("job_seconds", "").dynamic_labels(["job"]).register().unwrap();
+/// {
+///     let _t = fam.with_labels_or_overflow(&["sync"]).start_timer(); // on a temporary
+/// } // recorded here
+/// fam.with_labels_or_overflow(&["sync"]).start_timer().discard(); // not recorded
+/// assert_eq!(fam.with_labels_or_overflow(&["sync"]).snapshot().count(), 1);
+/// ```
 #[derive(Debug)]
 #[must_use = "a timer records when dropped; bind it to a variable"]
-pub struct Timer<'a> {
-    histogram: &'a Histogram,
+pub struct Timer {
+    histogram: Histogram,
     start: u64,
     armed: bool,
 }
 
-impl Timer<'_> {
+impl Timer {
     /// Record now and return the elapsed nanoseconds.
     pub fn stop(mut self) -> u64 {
         self.armed = false;
@@ -162,9 +193,14 @@ impl Timer<'_> {
     pub fn discard(mut self) {
         self.armed = false;
     }
+
+    /// Nanoseconds since the timer started (it keeps running).
+    pub fn elapsed_ns(&self) -> u64 {
+        clock::nanos_between(self.start, clock::now_raw())
+    }
 }
 
-impl Drop for Timer<'_> {
+impl Drop for Timer {
     fn drop(&mut self) {
         if self.armed {
             self.histogram

@@ -1,16 +1,154 @@
-//! Collection: turning the registry into snapshots for exporters, plus self-metrics.
+//! Collection: the one path from the registry to every exporter ([`Visitor`]), the
+//! snapshot form built on it ([`FamilySnapshot`]), and the library's self-metrics.
 
 use std::sync::Arc;
 
 use super::descriptor::{Descriptor, MetricKind, Unit};
-use super::family::{FamilyCore, RegistryTallies};
+use super::family::{FamilyCore, RegistryTallies, FACADE_REASONS};
 use super::AnyFamily;
-use crate::histogram::{Layout, Snapshot};
-use crate::metric::{CounterCell, GaugeCell, Histogram, HistogramCell};
-use crate::sync::Ordering;
+use crate::histogram::{AtomicHistogram, BadInputCounts, Layout, Snapshot};
+use crate::metric::{CounterCell, GaugeCell, HistogramCell};
+use crate::sync::{AtomicU64, Ordering};
+
+/// Receives every family and series of a registry, with real values, from
+/// [`Registry::visit`](super::Registry::visit). Families come in registration order, the
+/// library's self-metrics last; within a family, series in creation order, the overflow
+/// series (if any) last.
+///
+/// ```
+/// use std::sync::Arc;
+/// use dwcp_telemetry::{Descriptor, HistogramView, Registry, Visitor};
+///
+/// #[derive(Default)]
+/// struct Totals { counters: u64, samples: u64 }
+/// impl Visitor for Totals {
+///     fn counter(&mut self, _: &Descriptor, _: &Arc<[String]>, value: u64) { self.counters += value; }
+///     fn gauge(&mut self, _: &Descriptor, _: &Arc<[String]>, _: f64) {}
+///     fn histogram(&mut self, _: &Descriptor, _: &Arc<[String]>, h: HistogramView<'_>) {
+///         h.for_each_nonzero(|_, n| self.samples += n);
+///     }
+/// }
+///
+/// let registry = Registry::builder().build()?;
+/// registry.counter("jobs_total", "Jobs").register()?.handle().inc_by(3);
+/// registry.histogram("job_seconds", "Job time").register()?.handle().record(1_000);
+/// let mut t = Totals::default();
+/// registry.visit(&mut t);
+/// assert_eq!(t.samples, 1);
+/// assert!(t.counters >= 3); // self-metric counters are visited too
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait Visitor {
+    /// A family begins; return `false` to skip its series.
+    fn family(&mut self, descriptor: &Arc<Descriptor>) -> bool {
+        let _ = descriptor;
+        true
+    }
+
+    /// One counter series: its label values (in [`Descriptor::label_names`] order) and total.
+    fn counter(&mut self, descriptor: &Descriptor, labels: &Arc<[String]>, value: u64);
+
+    /// One gauge series.
+    fn gauge(&mut self, descriptor: &Descriptor, labels: &Arc<[String]>, value: f64);
+
+    /// One histogram series, read in place: see [`HistogramView`].
+    fn histogram(
+        &mut self,
+        descriptor: &Descriptor,
+        labels: &Arc<[String]>,
+        histogram: HistogramView<'_>,
+    );
+
+    /// The family's series are done.
+    fn family_end(&mut self, descriptor: &Descriptor) {
+        let _ = descriptor;
+    }
+}
+
+/// A read-only view of one live histogram series during a visit. Reading only loads
+/// atomics: it never blocks writers. Values are stored units; multiply by
+/// [`Descriptor::export_scale`] for the exported unit.
+#[derive(Debug, Clone, Copy)]
+pub struct HistogramView<'a> {
+    hist: &'a AtomicHistogram,
+}
+
+impl<'a> HistogramView<'a> {
+    pub(crate) fn new(hist: &'a AtomicHistogram) -> Self {
+        HistogramView { hist }
+    }
+
+    /// The layout the series records into.
+    pub fn layout(&self) -> &Layout {
+        self.hist.layout()
+    }
+
+    /// A copy of the non-zero slots, as [`crate::Histogram::snapshot`] gives.
+    pub fn snapshot(&self) -> Snapshot {
+        self.hist.snapshot()
+    }
+
+    /// The non-zero slots as `(slot index, count)`, ascending, in place (no copy).
+    pub fn for_each_nonzero(&self, f: impl FnMut(usize, u64)) {
+        self.hist.for_each_nonzero(f);
+    }
+
+    /// Every allocated region as `(index of its first slot, its counts)`, ascending. All
+    /// slots of a region have one width ([`Layout::width_of`]), so an exporter can fold a
+    /// region without branching per slot.
+    pub fn for_each_region(&self, mut f: impl FnMut(usize, RegionCounts<'_>)) {
+        self.hist
+            .for_each_region_slots(|first, counters| f(first, RegionCounts { counters }));
+    }
+
+    /// The exact running sum, if the family keeps one.
+    pub fn exact_sum(&self) -> Option<u64> {
+        self.hist.exact_sum()
+    }
+
+    /// Counts of values that were clamped, zero or rejected.
+    pub fn bad_input(&self) -> BadInputCounts {
+        self.hist.bad_input()
+    }
+}
+
+/// The counts of one histogram region, read-only (each read is a relaxed load).
+#[derive(Debug, Clone, Copy)]
+pub struct RegionCounts<'a> {
+    counters: &'a [AtomicU64],
+}
+
+impl RegionCounts<'_> {
+    /// Slots in the region.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.counters.len()
+    }
+
+    /// Whether the region has no slots (never, for a real layout).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.counters.is_empty()
+    }
+
+    /// The count of slot `i` of the region (0 past the end).
+    #[inline]
+    pub fn get(&self, i: usize) -> u64 {
+        self.counters
+            .get(i)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// The counts in slot order.
+    #[inline]
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
+        self.counters.iter().map(|c| c.load(Ordering::Relaxed))
+    }
+}
 
 /// The value of one series at collection time.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Value {
     /// A counter's total.
     Counter(u64),
@@ -39,6 +177,46 @@ pub struct FamilySnapshot {
     pub series: Vec<SeriesSnapshot>,
 }
 
+/// Builds [`FamilySnapshot`]s from a visit ([`super::Registry::collect`]).
+#[derive(Debug, Default)]
+pub(super) struct Collector {
+    out: Vec<FamilySnapshot>,
+}
+
+impl Collector {
+    pub(super) fn finish(self) -> Vec<FamilySnapshot> {
+        self.out
+    }
+
+    fn push(&mut self, labels: &Arc<[String]>, value: Value) {
+        if let Some(f) = self.out.last_mut() {
+            f.series.push(SeriesSnapshot {
+                label_values: labels.clone(),
+                value,
+            });
+        }
+    }
+}
+
+impl Visitor for Collector {
+    fn family(&mut self, descriptor: &Arc<Descriptor>) -> bool {
+        self.out.push(FamilySnapshot {
+            descriptor: descriptor.clone(),
+            series: Vec::new(),
+        });
+        true
+    }
+    fn counter(&mut self, _: &Descriptor, labels: &Arc<[String]>, value: u64) {
+        self.push(labels, Value::Counter(value));
+    }
+    fn gauge(&mut self, _: &Descriptor, labels: &Arc<[String]>, value: f64) {
+        self.push(labels, Value::Gauge(value));
+    }
+    fn histogram(&mut self, _: &Descriptor, labels: &Arc<[String]>, h: HistogramView<'_>) {
+        self.push(labels, Value::Histogram(h.snapshot()));
+    }
+}
+
 /// Names of the self-metrics the registry appends to every collection.
 pub mod self_metrics {
     /// Values not recorded as given, by `metric` and `reason`
@@ -48,25 +226,34 @@ pub mod self_metrics {
     pub const OVERFLOW_RECORDS: &str = "dwcp_telemetry_cardinality_overflow_records_total";
     /// New label sets refused for the cardinality limit, by `metric`.
     pub const OVERFLOW_LABEL_SETS: &str = "dwcp_telemetry_cardinality_overflow_label_sets_total";
-    /// `with_labels` calls with the wrong number of label values.
+    /// `with_labels_or_overflow` calls with the wrong number of label values.
     pub const LABEL_ERRORS: &str = "dwcp_telemetry_label_errors_total";
-    /// `metrics`-facade registrations refused (a name already used by another kind).
-    pub const REGISTRATION_ERRORS: &str = "dwcp_telemetry_registration_errors_total";
-    /// Label values cut to the registry's maximum length.
+    /// What the `metrics` facade could not do as asked, by `reason`.
+    pub const FACADE_ADJUSTMENTS: &str = "dwcp_telemetry_facade_adjustments_total";
+    /// Label values shortened to the registry's maximum length.
     pub const LABELS_TRUNCATED: &str = "dwcp_telemetry_label_values_truncated_total";
+    /// Registrations refused because the registry holds its family cap.
+    pub const FAMILIES_REFUSED: &str = "dwcp_telemetry_families_refused_total";
+    /// Counter totals and exact sums pinned at `u64::MAX` instead of wrapping, by `metric`.
+    pub const SATURATED: &str = "dwcp_telemetry_saturated_total";
     /// Series per metric.
     pub const SERIES: &str = "dwcp_telemetry_series";
 }
 
-struct SelfMetrics {
-    adjusted: Vec<SeriesSnapshot>,
-    overflow_records: Vec<SeriesSnapshot>,
-    overflow_sets: Vec<SeriesSnapshot>,
-    series: Vec<SeriesSnapshot>,
-}
-
-fn labels(values: &[&str]) -> Arc<[String]> {
-    values.iter().map(|v| (*v).to_owned()).collect()
+/// The self-metric descriptors, built once per registry.
+#[derive(Debug)]
+pub(super) struct SelfDescriptors {
+    adjusted: Arc<Descriptor>,
+    overflow_records: Arc<Descriptor>,
+    overflow_sets: Arc<Descriptor>,
+    label_errors: Arc<Descriptor>,
+    facade: Arc<Descriptor>,
+    truncated: Arc<Descriptor>,
+    refused: Arc<Descriptor>,
+    saturated: Arc<Descriptor>,
+    series: Arc<Descriptor>,
+    facade_labels: Vec<Arc<[String]>>,
+    no_labels: Arc<[String]>,
 }
 
 fn self_family(name: &str, help: &str, kind: MetricKind, label_names: &[&str]) -> Arc<Descriptor> {
@@ -76,224 +263,180 @@ fn self_family(name: &str, help: &str, kind: MetricKind, label_names: &[&str]) -
         kind,
         Unit::None,
         label_names.iter().map(|s| (*s).to_owned()).collect(),
-        None,
+        Vec::new(),
         Layout::default(),
         false,
     ))
 }
 
-pub(super) fn collect(families: &[AnyFamily], tallies: &RegistryTallies) -> Vec<FamilySnapshot> {
-    collect_impl(families, tallies, None)
+fn labels(values: &[&str]) -> Arc<[String]> {
+    values.iter().map(|v| (*v).to_owned()).collect()
 }
 
-/// With `deferred`, histogram series are not copied: each gets an empty placeholder snapshot
-/// and its live handle is pushed, one `Vec` per family in `families` order (see
-/// [`super::Registry::collect_deferred`]).
-pub(super) fn collect_impl(
-    families: &[AnyFamily],
-    tallies: &RegistryTallies,
-    mut deferred: Option<&mut Vec<Vec<Histogram>>>,
-) -> Vec<FamilySnapshot> {
-    let defer = deferred.is_some();
-    let mut me = SelfMetrics {
-        adjusted: Vec::new(),
-        overflow_records: Vec::new(),
-        overflow_sets: Vec::new(),
-        series: Vec::new(),
-    };
-    let mut out = Vec::with_capacity(families.len() + 5);
-    for f in families {
-        let mut handles = Vec::new();
-        match f {
-            AnyFamily::Counter(core) => out.push(family(core, &mut me, |c: &Arc<CounterCell>| {
-                (
-                    Value::Counter(c.value.load(Ordering::Relaxed)),
-                    c.overflow
-                        .then(|| c.overflow_records.load(Ordering::Relaxed)),
-                    None,
-                )
-            })),
-            AnyFamily::Gauge(core) => out.push(family(core, &mut me, |c: &Arc<GaugeCell>| {
-                let nan = c.rejected_nan.load(Ordering::Relaxed);
-                (
-                    Value::Gauge(c.get()),
-                    c.overflow
-                        .then(|| c.overflow_records.load(Ordering::Relaxed)),
-                    Some([0, 0, nan, 0]),
-                )
-            })),
-            AnyFamily::Histogram(core) => {
-                out.push(family(core, &mut me, |c: &Arc<HistogramCell>| {
-                    if defer {
-                        handles.push(Histogram::from_cell(c.clone()));
-                        let b = c.hist.bad_input();
-                        let overflow = c.overflow.then(|| {
-                            let mut n = 0u64;
-                            c.hist.for_each_nonzero(|_, k| n = n.saturating_add(k));
-                            n
-                        });
-                        return (
-                            Value::Histogram(Snapshot::empty(*c.hist.layout())),
-                            overflow,
-                            Some([b.clamped, b.zero, b.nan, b.negative]),
-                        );
-                    }
-                    let snap = c.hist.snapshot();
-                    let b = snap.bad_input();
-                    let overflow = c.overflow.then(|| snap.count());
-                    (
-                        Value::Histogram(snap),
-                        overflow,
-                        Some([b.clamped, b.zero, b.nan, b.negative]),
-                    )
-                }))
-            }
-        }
-        if let Some(d) = deferred.as_deref_mut() {
-            d.push(handles);
+impl SelfDescriptors {
+    pub(super) fn new() -> Self {
+        use self_metrics::*;
+        use MetricKind::{Counter, Gauge};
+        SelfDescriptors {
+            adjusted: self_family(VALUES_ADJUSTED, "Values not recorded as given: nan and negative are rejected, clamped were above the trackable maximum and recorded as it, zero were recorded as 0.", Counter, &["metric", "reason"]),
+            overflow_records: self_family(OVERFLOW_RECORDS, "Records that went into a metric's overflow series because its cardinality limit was reached or its label values did not fit.", Counter, &["metric"]),
+            overflow_sets: self_family(OVERFLOW_LABEL_SETS, "Lookups of new label sets refused because the metric reached its cardinality limit.", Counter, &["metric"]),
+            label_errors: self_family(LABEL_ERRORS, "with_labels_or_overflow calls with the wrong number of label values (recorded into the overflow series).", Counter, &[]),
+            facade: self_family(FACADE_ADJUSTMENTS, "metrics-facade calls not recorded as written: kind_conflict and family_refused record nowhere, label_mismatch records into the overflow series, reserved_label_renamed and label_collision_dropped record with the label renamed or dropped.", Counter, &["reason"]),
+            truncated: self_family(LABELS_TRUNCATED, "Label values shortened to the registry's maximum label value length (with a hash suffix).", Counter, &[]),
+            refused: self_family(FAMILIES_REFUSED, "Metric families refused because the registry holds its maximum number of families.", Counter, &[]),
+            saturated: self_family(SATURATED, "Counter additions and exact histogram sums that reached the largest u64 and were pinned there instead of wrapping.", Counter, &["metric"]),
+            series: self_family(SERIES, "Distinct label sets per metric.", Gauge, &["metric"]),
+            facade_labels: FACADE_REASONS.iter().map(|r| labels(&[r])).collect(),
+            no_labels: labels(&[]),
         }
     }
-    let label_errors = tallies.label_errors.load(Ordering::Relaxed);
-    let push =
-        |out: &mut Vec<FamilySnapshot>, desc: Arc<Descriptor>, series: Vec<SeriesSnapshot>| {
-            out.push(FamilySnapshot {
-                descriptor: desc,
-                series,
-            });
-        };
-    push(
-        &mut out,
-        self_family(
-            self_metrics::VALUES_ADJUSTED,
-            "Values not recorded as given: nan and negative are rejected, clamped were above the trackable maximum and recorded as it, zero were recorded as 0.",
-            MetricKind::Counter,
-            &["metric", "reason"],
-        ),
-        me.adjusted,
-    );
-    push(
-        &mut out,
-        self_family(
-            self_metrics::OVERFLOW_RECORDS,
-            "Records that went into a metric's overflow series because its cardinality limit was reached.",
-            MetricKind::Counter,
-            &["metric"],
-        ),
-        me.overflow_records,
-    );
-    push(
-        &mut out,
-        self_family(
-            self_metrics::OVERFLOW_LABEL_SETS,
-            "Lookups of new label sets refused because the metric reached its cardinality limit.",
-            MetricKind::Counter,
-            &["metric"],
-        ),
-        me.overflow_sets,
-    );
-    push(
-        &mut out,
-        self_family(
-            self_metrics::LABEL_ERRORS,
-            "with_labels calls with the wrong number of label values (recorded into the overflow series).",
-            MetricKind::Counter,
-            &[],
-        ),
-        vec![SeriesSnapshot { label_values: labels(&[]), value: Value::Counter(label_errors) }],
-    );
-    push(
-        &mut out,
-        self_family(
-            self_metrics::REGISTRATION_ERRORS,
-            "metrics-facade registrations refused because the name is used by another metric kind (recorded nowhere).",
-            MetricKind::Counter,
-            &[],
-        ),
-        vec![SeriesSnapshot {
-            label_values: labels(&[]),
-            value: Value::Counter(tallies.registration_errors.load(Ordering::Relaxed)),
-        }],
-    );
-    push(
-        &mut out,
-        self_family(
-            self_metrics::LABELS_TRUNCATED,
-            "Label values cut to the registry's maximum label value length.",
-            MetricKind::Counter,
-            &[],
-        ),
-        vec![SeriesSnapshot {
-            label_values: labels(&[]),
-            value: Value::Counter(tallies.truncated_label_values.load(Ordering::Relaxed)),
-        }],
-    );
-    push(
-        &mut out,
-        self_family(
-            self_metrics::SERIES,
-            "Distinct label sets per metric.",
-            MetricKind::Gauge,
-            &["metric"],
-        ),
-        me.series,
-    );
-    out
 }
 
-/// `(value, overflow records if this is the overflow series, [clamped, zero, nan, negative])`
-type CellReading = (Value, Option<u64>, Option<[u64; 4]>);
+/// Self-metric series gathered while visiting the user's families.
+#[derive(Default)]
+struct Gathered {
+    adjusted: Vec<(Arc<[String]>, u64)>,
+    overflow_records: Vec<(Arc<[String]>, u64)>,
+    overflow_sets: Vec<(Arc<[String]>, u64)>,
+    saturated: Vec<(Arc<[String]>, u64)>,
+    series: Vec<(Arc<[String]>, f64)>,
+}
 
-fn family<C: super::Cell>(
+/// What collection reads of one cell besides its value.
+struct Extra {
+    overflow_records: Option<u64>,
+    bad: Option<BadInputCounts>,
+    saturated: u64,
+}
+
+pub(super) fn visit<V: Visitor + ?Sized>(
+    families: &[AnyFamily],
+    tallies: &RegistryTallies,
+    descs: &SelfDescriptors,
+    v: &mut V,
+) {
+    let mut g = Gathered::default();
+    for f in families {
+        match f {
+            AnyFamily::Counter(core) => family(core, &mut g, v, |v, d, l, c: &CounterCell| {
+                let value = c.value.load(Ordering::Relaxed);
+                if let Some(v) = v {
+                    v.counter(d, l, value);
+                }
+                Extra {
+                    overflow_records: c
+                        .overflow
+                        .then(|| c.overflow_records.load(Ordering::Relaxed)),
+                    bad: None,
+                    saturated: c.saturated.load(Ordering::Relaxed),
+                }
+            }),
+            AnyFamily::Gauge(core) => family(core, &mut g, v, |v, d, l, c: &GaugeCell| {
+                if let Some(v) = v {
+                    v.gauge(d, l, c.get());
+                }
+                Extra {
+                    overflow_records: c
+                        .overflow
+                        .then(|| c.overflow_records.load(Ordering::Relaxed)),
+                    bad: Some(BadInputCounts {
+                        nan: c.rejected_nan.load(Ordering::Relaxed),
+                        ..BadInputCounts::default()
+                    }),
+                    saturated: 0,
+                }
+            }),
+            AnyFamily::Histogram(core) => family(core, &mut g, v, |v, d, l, c: &HistogramCell| {
+                if let Some(v) = v {
+                    v.histogram(d, l, HistogramView::new(&c.hist));
+                }
+                let overflow_records = c.overflow.then(|| {
+                    let mut n = 0u64;
+                    c.hist.for_each_nonzero(|_, k| n = n.saturating_add(k));
+                    n
+                });
+                let bad = c.hist.bad_input();
+                Extra {
+                    overflow_records,
+                    saturated: bad.sum_saturated,
+                    bad: Some(bad),
+                }
+            }),
+        }
+    }
+    let counters = |v: &mut V, d: &Arc<Descriptor>, series: &[(Arc<[String]>, u64)]| {
+        if v.family(d) {
+            for (l, n) in series {
+                v.counter(d, l, *n);
+            }
+        }
+        v.family_end(d);
+    };
+    let one = |n: &AtomicU64| [(descs.no_labels.clone(), n.load(Ordering::Relaxed))];
+    counters(v, &descs.adjusted, &g.adjusted);
+    counters(v, &descs.overflow_records, &g.overflow_records);
+    counters(v, &descs.overflow_sets, &g.overflow_sets);
+    counters(v, &descs.label_errors, &one(&tallies.label_errors));
+    let facade: Vec<_> = descs
+        .facade_labels
+        .iter()
+        .zip(&tallies.facade)
+        .map(|(l, n)| (l.clone(), n.load(Ordering::Relaxed)))
+        .filter(|(_, n)| *n != 0)
+        .collect();
+    counters(v, &descs.facade, &facade);
+    counters(v, &descs.truncated, &one(&tallies.truncated_label_values));
+    counters(v, &descs.refused, &one(&tallies.families_refused));
+    counters(v, &descs.saturated, &g.saturated);
+    if v.family(&descs.series) {
+        for (l, n) in &g.series {
+            v.gauge(&descs.series, l, *n);
+        }
+    }
+    v.family_end(&descs.series);
+}
+
+fn family<C: super::Cell, V: Visitor + ?Sized>(
     core: &FamilyCore<C>,
-    me: &mut SelfMetrics,
-    mut read: impl FnMut(&Arc<C>) -> CellReading,
-) -> FamilySnapshot {
-    let name = core.desc.name();
-    let mut series = Vec::new();
+    g: &mut Gathered,
+    v: &mut V,
+    mut read: impl FnMut(Option<&mut V>, &Descriptor, &Arc<[String]>, &C) -> Extra,
+) {
+    let desc = &core.desc;
+    let wanted = v.family(desc);
     let mut adjusted = [0u64; 4];
     let mut overflow_records = 0u64;
+    let mut saturated = 0u64;
     for s in core.series() {
-        let (value, overflow, bad) = read(&s.cell);
-        if let Some(n) = overflow {
-            overflow_records += n;
-        }
-        if let Some(b) = bad {
-            for (acc, x) in adjusted.iter_mut().zip(b) {
+        let e = read(wanted.then_some(&mut *v), desc, &s.values, &s.cell);
+        overflow_records += e.overflow_records.unwrap_or(0);
+        saturated += e.saturated;
+        if let Some(b) = e.bad {
+            for (acc, x) in adjusted
+                .iter_mut()
+                .zip([b.clamped, b.zero, b.nan, b.negative])
+            {
                 *acc += x;
             }
         }
-        series.push(SeriesSnapshot {
-            label_values: s.values.clone(),
-            value,
-        });
     }
+    v.family_end(desc);
+    let name = desc.name();
     for (reason, n) in ["clamped", "zero", "nan", "negative"].iter().zip(adjusted) {
         if n != 0 {
-            me.adjusted.push(SeriesSnapshot {
-                label_values: labels(&[name, reason]),
-                value: Value::Counter(n),
-            });
+            g.adjusted.push((labels(&[name, reason]), n));
         }
     }
     if overflow_records != 0 {
-        me.overflow_records.push(SeriesSnapshot {
-            label_values: labels(&[name]),
-            value: Value::Counter(overflow_records),
-        });
+        g.overflow_records.push((labels(&[name]), overflow_records));
+    }
+    if saturated != 0 {
+        g.saturated.push((labels(&[name]), saturated));
     }
     let sets = core.overflowed_sets.load(Ordering::Relaxed);
     if sets != 0 {
-        me.overflow_sets.push(SeriesSnapshot {
-            label_values: labels(&[name]),
-            value: Value::Counter(sets),
-        });
+        g.overflow_sets.push((labels(&[name]), sets));
     }
-    me.series.push(SeriesSnapshot {
-        label_values: labels(&[name]),
-        value: Value::Gauge(core.len() as f64),
-    });
-    FamilySnapshot {
-        descriptor: core.desc.clone(),
-        series,
-    }
+    g.series.push((labels(&[name]), core.len() as f64));
 }

@@ -28,16 +28,18 @@ impl MetricKind {
     }
 }
 
-/// The unit of a metric's values.
+/// The unit of a metric's values. For histograms it also fixes how values are stored:
+/// each unit has a storage resolution ([`Unit::storage_scale`]), and exporters divide by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Unit {
     /// Durations. Histograms store integer nanoseconds and export seconds.
     Seconds,
-    /// Bytes.
+    /// Bytes, stored and exported as given.
     Bytes,
-    /// A ratio (0..1).
+    /// A ratio (0..1). Histograms store millionths and export the ratio.
     Ratio,
-    /// No unit (counts, or anything else); values are exported as recorded.
+    /// No unit (counts, or anything else); values are stored and exported as given.
     #[default]
     None,
 }
@@ -52,7 +54,74 @@ impl Unit {
             Unit::None => "",
         }
     }
+
+    /// Stored integers per exported unit: 1e9 for seconds (stored as ns), 1e6 for ratios
+    /// (stored as millionths), 1 otherwise.
+    pub fn storage_scale(self) -> f64 {
+        match self {
+            Unit::Seconds => 1e9,
+            Unit::Ratio => 1e6,
+            Unit::Bytes | Unit::None => 1.0,
+        }
+    }
+
+    /// The unit a histogram's name implies: `_seconds` → seconds, `_bytes` → bytes,
+    /// `_ratio` → ratio, anything else → none (values as given). Names are never guessed
+    /// beyond these exact suffixes; set a unit explicitly for anything else.
+    pub fn from_name(name: &str) -> Unit {
+        if name.ends_with("_seconds") {
+            Unit::Seconds
+        } else if name.ends_with("_bytes") {
+            Unit::Bytes
+        } else if name.ends_with("_ratio") {
+            Unit::Ratio
+        } else {
+            Unit::None
+        }
+    }
+
+    /// The default highest trackable stored value: one hour for durations (in ns), the
+    /// whole `u64` range otherwise.
+    pub fn default_max_value(self) -> u64 {
+        match self {
+            Unit::Seconds => crate::histogram::ONE_HOUR_NS,
+            _ => u64::MAX,
+        }
+    }
+
+    /// The default export-time `le` bounds for histograms of this unit, in the exported unit.
+    pub fn default_buckets(self) -> &'static [f64] {
+        match self {
+            Unit::Seconds => &DEFAULT_BUCKETS,
+            Unit::Bytes => &BYTES_BUCKETS,
+            Unit::Ratio => &RATIO_BUCKETS,
+            Unit::None => &COUNT_BUCKETS,
+        }
+    }
 }
+
+/// Default buckets for byte sizes: powers of four from 64 B to 1 GiB.
+pub const BYTES_BUCKETS: [f64; 13] = [
+    64.0,
+    256.0,
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262144.0,
+    1048576.0,
+    4194304.0,
+    16777216.0,
+    67108864.0,
+    268435456.0,
+    1073741824.0,
+];
+
+/// Default buckets for ratios.
+pub const RATIO_BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0];
+
+/// Default buckets for unitless histograms (counts): powers of ten from 1 to 10^9.
+pub const COUNT_BUCKETS: [f64; 10] = [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 
 /// Prometheus' default histogram buckets, in seconds.
 pub const DEFAULT_BUCKETS: [f64; 11] = [
@@ -70,7 +139,7 @@ pub struct Descriptor {
     kind: MetricKind,
     unit: Unit,
     label_names: Vec<String>,
-    buckets: Option<Vec<f64>>,
+    buckets: Vec<f64>,
     layout: Layout,
     exact_sum: bool,
 }
@@ -83,7 +152,7 @@ impl Descriptor {
         kind: MetricKind,
         unit: Unit,
         label_names: Vec<String>,
-        buckets: Option<Vec<f64>>,
+        buckets: Vec<f64>,
         layout: Layout,
         exact_sum: bool,
     ) -> Self {
@@ -139,22 +208,58 @@ impl Descriptor {
     }
 
     /// Multiply stored histogram values by this to get the exported unit
-    /// (1e-9 for [`Unit::Seconds`]: stored in ns, exported in s).
+    /// (1e-9 for [`Unit::Seconds`]: stored in ns, exported in s; 1e-6 for ratios).
     pub fn export_scale(&self) -> f64 {
-        match (self.kind, self.unit) {
-            (MetricKind::Histogram, Unit::Seconds) => 1e-9,
+        match self.kind {
+            MetricKind::Histogram => 1.0 / self.unit.storage_scale(),
             _ => 1.0,
         }
     }
 
-    /// The `le` bucket boundaries to export, in the exported unit: those set at registration,
-    /// else the seeds' recovery buckets for `*recovery_duration*` metrics, else Prometheus'
-    /// defaults. Storage keeps full resolution, so these can change without losing data.
+    /// The `le` bucket boundaries to export, in the exported unit: those set at registration
+    /// or by a registry policy, else the unit's defaults ([`Unit::default_buckets`]). Storage
+    /// keeps full resolution, so these can change without losing data.
     pub fn buckets(&self) -> &[f64] {
-        match &self.buckets {
-            Some(b) => b,
-            None if self.name.contains("recovery_duration") => &RECOVERY_BUCKETS,
-            None => &DEFAULT_BUCKETS,
+        &self.buckets
+    }
+
+    /// Whether `other` describes the same family (kind, labels, help, unit, buckets, layout,
+    /// sum mode); `Err` names the first field that differs.
+    pub(crate) fn same_definition(&self, other: &Descriptor) -> Result<(), &'static str> {
+        if self.kind != other.kind {
+            Err("kind")
+        } else if self.label_names != other.label_names {
+            Err("label names")
+        } else if *self.help() != *other.help() {
+            Err("help")
+        } else if self.unit != other.unit {
+            Err("unit")
+        } else if self.kind == MetricKind::Histogram && self.buckets != other.buckets {
+            Err("buckets")
+        } else if self.kind == MetricKind::Histogram && self.layout != other.layout {
+            Err("precision or maximum value")
+        } else if self.kind == MetricKind::Histogram && self.exact_sum != other.exact_sum {
+            Err("exact sum")
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The names this family's samples and metadata use in the exposition (both formats):
+    /// counters `base` and `base_total`; histograms `name`, `name_bucket`, `name_sum`,
+    /// `name_count`; gauges `name`. Two families may not share any of them.
+    pub(crate) fn exported_names(&self) -> Vec<String> {
+        let name = self.name.as_str();
+        match self.kind {
+            MetricKind::Counter => {
+                let base = name.strip_suffix("_total").unwrap_or(name);
+                vec![base.to_owned(), format!("{base}_total")]
+            }
+            MetricKind::Gauge => vec![name.to_owned()],
+            MetricKind::Histogram => ["", "_bucket", "_sum", "_count"]
+                .iter()
+                .map(|s| format!("{name}{s}"))
+                .collect(),
         }
     }
 }

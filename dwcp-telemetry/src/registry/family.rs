@@ -1,13 +1,14 @@
 //! A metric family: one name, fixed label names, and up to `limit` series (label sets).
 //!
-//! Lookups are lock-free: the series table sits behind an `ArcSwap` and is replaced
-//! copy-on-write when a new series is added (rare; serialised by a writer mutex). Past the
-//! cardinality limit, new label sets share one overflow series.
+//! Lookups are lock-free: an open-addressed index of write-once slots sits behind an
+//! `ArcSwap`. A new series is written into a free slot under the family's writer mutex; the
+//! index is rebuilt at twice the size only when it becomes half full, so adding `n` series
+//! costs O(n) in all (amortised O(1) each), never a copy of the whole table per insert. Past
+//! the cardinality limit, new label sets share one overflow series.
 
 use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::descriptor::Descriptor;
 use crate::error::LabelError;
@@ -27,29 +28,53 @@ pub(crate) trait Cell: Send + Sync + Sized + 'static {
 #[derive(Debug)]
 pub(crate) struct Series<C> {
     pub(crate) values: Arc<[String]>,
+    hash: u64,
     pub(crate) cell: Arc<C>,
 }
 
+/// Write-once slots, probed linearly from `hash & mask`; at most half full.
 #[derive(Debug)]
-struct Table<C> {
-    index: HashMap<u64, Vec<usize>>,
-    entries: Vec<Arc<Series<C>>>,
+struct Index<C> {
+    slots: Box<[OnceLock<Arc<Series<C>>>]>,
+    mask: usize,
 }
 
-impl<C> Default for Table<C> {
-    fn default() -> Self {
-        Table {
-            index: HashMap::new(),
-            entries: Vec::new(),
+impl<C> Index<C> {
+    fn with_capacity(cap: usize) -> Self {
+        let cap = cap.next_power_of_two().max(8);
+        Index {
+            slots: (0..cap).map(|_| OnceLock::new()).collect(),
+            mask: cap - 1,
         }
     }
-}
 
-impl<C> Clone for Table<C> {
-    fn clone(&self) -> Self {
-        Table {
-            index: self.index.clone(),
-            entries: self.entries.clone(),
+    #[inline]
+    fn find(&self, hash: u64, values: &[&str]) -> Option<&Arc<Series<C>>> {
+        let mut i = hash as usize & self.mask;
+        // At most half the slots are used, so an empty slot ends every probe.
+        for _ in 0..self.slots.len() {
+            let s = self.slots[i].get()?;
+            if s.hash == hash
+                && s.values.len() == values.len()
+                && s.values.iter().zip(values).all(|(a, b)| a == b)
+            {
+                return Some(s);
+            }
+            i = (i + 1) & self.mask;
+        }
+        None
+    }
+
+    /// Put `series` in the first free slot of its probe sequence (writer lock held).
+    fn insert(&self, series: Arc<Series<C>>) {
+        let mut i = series.hash as usize & self.mask;
+        let mut series = series;
+        for _ in 0..self.slots.len() {
+            match self.slots[i].set(series) {
+                Ok(()) => return,
+                Err(back) => series = back,
+            }
+            i = (i + 1) & self.mask;
         }
     }
 }
@@ -57,37 +82,71 @@ impl<C> Clone for Table<C> {
 /// Counters the registry shares with its families.
 #[derive(Debug)]
 pub(crate) struct RegistryTallies {
-    /// `with_labels` calls with the wrong number of values.
+    /// Dynamic `with_labels_or_overflow` calls with the wrong number of values.
     pub(crate) label_errors: AtomicU64,
-    /// Facade registrations that could not be honoured (kind conflicts).
-    pub(crate) registration_errors: AtomicU64,
-    /// Label values cut to `max_label_len` bytes.
+    /// Facade registrations that could not be honoured, by reason (see `FacadeRefusal`).
+    pub(crate) facade: [AtomicU64; FACADE_REASONS.len()],
+    /// Label values shortened to `max_label_len` bytes (with a hash suffix).
     pub(crate) truncated_label_values: AtomicU64,
-    /// Longest label value kept, in bytes (longer values are cut at a char boundary).
+    /// Families refused because the registry holds its family cap.
+    pub(crate) families_refused: AtomicU64,
+    /// Longest label value kept, in bytes.
     pub(crate) max_label_len: usize,
 }
+
+/// Why the `metrics` facade could not record as asked; the `reason` label of
+/// `dwcp_telemetry_facade_adjustments_total`.
+pub(crate) const FACADE_REASONS: [&str; 5] = [
+    // The name is registered as another kind: the call records nowhere.
+    "kind_conflict",
+    // Called with other label names than the family was first registered with: the call
+    // records into the family's overflow series.
+    "label_mismatch",
+    // A label named `le`/`quantile` (histograms) or `version`: renamed with a trailing `_`.
+    "reserved_label_renamed",
+    // Two label names equal after sanitising: the later pair is dropped.
+    "label_collision_dropped",
+    // The registry refused the family (family cap, reserved or colliding name): records nowhere.
+    "family_refused",
+];
 
 impl RegistryTallies {
     pub(crate) fn new(max_label_len: usize) -> Self {
         RegistryTallies {
             label_errors: AtomicU64::new(0),
-            registration_errors: AtomicU64::new(0),
+            facade: std::array::from_fn(|_| AtomicU64::new(0)),
             truncated_label_values: AtomicU64::new(0),
+            families_refused: AtomicU64::new(0),
             max_label_len,
+        }
+    }
+
+    pub(crate) fn facade_refusal(&self, reason: usize) {
+        if let Some(c) = self.facade.get(reason) {
+            c.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
-/// `value` cut to at most `max` bytes, at a char boundary.
-fn truncate(value: &str, max: usize) -> &str {
-    if value.len() <= max {
-        return value;
+/// A stable 64-bit FNV-1a hash (the same in every process), for truncation suffixes.
+fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    let mut end = max;
+    h
+}
+
+/// `value` shortened to at most `max` bytes (`max` ≥ 32): cut at a char boundary and suffixed
+/// with `~` and 16 hex digits of a hash of the whole value, so two long values that share a
+/// prefix stay two series.
+pub(crate) fn shorten(value: &str, max: usize) -> String {
+    let mut end = max.saturating_sub(17);
     while !value.is_char_boundary(end) {
         end -= 1;
     }
-    &value[..end]
+    format!("{}~{:016x}", &value[..end], fnv1a(value))
 }
 
 #[derive(Debug)]
@@ -95,11 +154,13 @@ pub(crate) struct FamilyCore<C> {
     pub(crate) desc: Arc<Descriptor>,
     limit: usize,
     hasher: RandomState,
-    table: ArcCell<Table<C>>,
-    overflow: ArcCell<Option<Arc<Series<C>>>>,
+    index: ArcCell<Index<C>>,
+    /// Every series in creation order; also the writer lock.
+    list: Mutex<Vec<Arc<Series<C>>>>,
+    len: AtomicU64,
+    overflow: OnceLock<Arc<Series<C>>>,
     /// Lookups of new label sets that were refused for the cardinality limit.
     pub(crate) overflowed_sets: AtomicU64,
-    write: Mutex<()>,
     tallies: Arc<RegistryTallies>,
 }
 
@@ -109,24 +170,23 @@ impl<C: Cell> FamilyCore<C> {
             desc,
             limit,
             hasher: RandomState::new(),
-            table: ArcCell::new(Table::default()),
-            overflow: ArcCell::new(None),
+            index: ArcCell::new(Index::with_capacity(8)),
+            list: Mutex::new(Vec::new()),
+            len: AtomicU64::new(0),
+            overflow: OnceLock::new(),
             overflowed_sets: AtomicU64::new(0),
-            write: Mutex::new(()),
             tallies,
         }
     }
 
-    fn find(table: &Table<C>, hash: u64, values: &[&str]) -> Option<Arc<Series<C>>> {
-        table.index.get(&hash)?.iter().find_map(|&i| {
-            let s = &table.entries[i];
-            (s.values.len() == values.len() && s.values.iter().zip(values).all(|(a, b)| a == b))
-                .then(|| s.clone())
-        })
+    /// The handle for a label set, creating the series if needed. Values longer than the
+    /// registry's maximum are an error here (see [`FamilyCore::get_or_overflow`] for the
+    /// infallible rule).
+    pub(crate) fn try_get(&self, values: &[&str]) -> Result<C::Handle, LabelError> {
+        self.lookup(values, false)
     }
 
-    /// The handle for a label set, creating the series if needed.
-    pub(crate) fn try_get(&self, values: &[&str]) -> Result<C::Handle, LabelError> {
+    fn check_arity(&self, values: &[&str]) -> Result<(), LabelError> {
         let expected = self.desc.label_names().len();
         if values.len() != expected {
             return Err(LabelError::Arity {
@@ -135,33 +195,63 @@ impl<C: Cell> FamilyCore<C> {
                 got: values.len(),
             });
         }
+        Ok(())
+    }
+
+    fn lookup(&self, values: &[&str], shorten_long: bool) -> Result<C::Handle, LabelError> {
+        self.check_arity(values)?;
         let max = self.tallies.max_label_len;
-        let cut: Vec<&str>;
-        let values = if values.iter().any(|v| v.len() > max) {
+        if let Some(i) = values.iter().position(|v| v.len() > max) {
+            if !shorten_long {
+                return Err(LabelError::ValueTooLong {
+                    metric: self.desc.name().to_owned(),
+                    label: self.desc.label_names()[i].clone(),
+                    len: values[i].len(),
+                    max,
+                });
+            }
             let n = values.iter().filter(|v| v.len() > max).count() as u64;
             self.tallies
                 .truncated_label_values
                 .fetch_add(n, Ordering::Relaxed);
-            cut = values.iter().map(|v| truncate(v, max)).collect();
-            &cut[..]
-        } else {
-            values
-        };
+            let owned: Vec<String> = values
+                .iter()
+                .map(|v| {
+                    if v.len() > max {
+                        shorten(v, max)
+                    } else {
+                        (*v).to_owned()
+                    }
+                })
+                .collect();
+            let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
+            return self.lookup_exact(&refs);
+        }
+        self.lookup_exact(values)
+    }
+
+    #[inline]
+    fn lookup_exact(&self, values: &[&str]) -> Result<C::Handle, LabelError> {
         let hash = self.hasher.hash_one(values);
-        if let Some(s) = self.table.with(|t| Self::find(t, hash, values)) {
+        if let Some(h) = self
+            .index
+            .with(|ix| ix.find(hash, values).map(|s| C::handle(&s.cell)))
+        {
+            return Ok(h);
+        }
+        self.insert(hash, values)
+    }
+
+    /// Slow path: add the series under the writer lock (re-checking first).
+    #[cold]
+    fn insert(&self, hash: u64, values: &[&str]) -> Result<C::Handle, LabelError> {
+        let mut list = self.list.lock().unwrap_or_else(|p| p.into_inner());
+        let index = self.index.load_full();
+        if let Some(s) = index.find(hash, values) {
             return Ok(C::handle(&s.cell));
         }
-        // Slow path: add the series under the writer lock (re-checking first).
-        let guard = self
-            .write
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let current = self.table.load_full();
-        if let Some(s) = Self::find(&current, hash, values) {
-            return Ok(C::handle(&s.cell));
-        }
-        if current.entries.len() >= self.limit {
-            drop(guard);
+        if list.len() >= self.limit {
+            drop(list);
             self.overflowed_sets.fetch_add(1, Ordering::Relaxed);
             return Err(LabelError::CardinalityExceeded {
                 metric: self.desc.name().to_owned(),
@@ -170,19 +260,29 @@ impl<C: Cell> FamilyCore<C> {
         }
         let series = Arc::new(Series {
             values: values.iter().map(|v| (*v).to_owned()).collect(),
+            hash,
             cell: Arc::new(C::make(&self.desc, false)),
         });
-        let mut next = Table::clone(&current);
-        next.index.entry(hash).or_default().push(next.entries.len());
-        next.entries.push(series.clone());
-        self.table.store(Arc::new(next));
+        if (list.len() + 1) * 2 > index.slots.len() {
+            // Half full: rebuild at twice the size (amortised O(1) per series).
+            let bigger = Index::with_capacity(index.slots.len() * 2);
+            for s in list.iter() {
+                bigger.insert(s.clone());
+            }
+            bigger.insert(series.clone());
+            self.index.store(Arc::new(bigger));
+        } else {
+            index.insert(series.clone());
+        }
+        list.push(series.clone());
+        self.len.store(list.len() as u64, Ordering::Release);
         Ok(C::handle(&series.cell))
     }
 
-    /// The handle for a label set; wrong arity or a full family give the overflow series,
-    /// and the event is counted.
-    pub(crate) fn get(&self, values: &[&str]) -> C::Handle {
-        match self.try_get(values) {
+    /// The handle for a label set. A wrong number of values or a full family give the
+    /// overflow series (counted); values longer than the maximum are shortened (counted).
+    pub(crate) fn get_or_overflow(&self, values: &[&str]) -> C::Handle {
+        match self.lookup(values, true) {
             Ok(h) => h,
             Err(e) => {
                 if let LabelError::Arity { .. } = e {
@@ -193,39 +293,30 @@ impl<C: Cell> FamilyCore<C> {
         }
     }
 
-    pub(crate) fn overflow_series(&self) -> Arc<Series<C>> {
-        if let Some(s) = self.overflow.with(|o| o.clone()) {
-            return s;
-        }
-        let _guard = self
-            .write
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(s) = self.overflow.with(|o| o.clone()) {
-            return s;
-        }
-        let series = Arc::new(Series {
-            values: (0..self.desc.label_names().len())
-                .map(|_| OVERFLOW_LABEL_VALUE.to_owned())
-                .collect(),
-            cell: Arc::new(C::make(&self.desc, true)),
-        });
-        self.overflow.store(Arc::new(Some(series.clone())));
-        series
+    pub(crate) fn overflow_series(&self) -> &Arc<Series<C>> {
+        self.overflow.get_or_init(|| {
+            Arc::new(Series {
+                values: (0..self.desc.label_names().len())
+                    .map(|_| OVERFLOW_LABEL_VALUE.to_owned())
+                    .collect(),
+                hash: 0,
+                cell: Arc::new(C::make(&self.desc, true)),
+            })
+        })
     }
 
     /// Every series in creation order, then the overflow series if it exists.
     pub(crate) fn series(&self) -> Vec<Arc<Series<C>>> {
-        let mut out: Vec<_> = self.table.with(|t| t.entries.clone());
-        if let Some(o) = self.overflow.with(|o| o.clone()) {
-            out.push(o);
+        let mut out: Vec<_> = self.list.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(o) = self.overflow.get() {
+            out.push(o.clone());
         }
         out
     }
 
     /// Number of distinct label sets (not counting the overflow series).
     pub(crate) fn len(&self) -> usize {
-        self.table.with(|t| t.entries.len())
+        self.len.load(Ordering::Acquire) as usize
     }
 
     pub(crate) fn limit(&self) -> usize {

@@ -1,4 +1,5 @@
-//! The registry: families of series, bound handles, the cardinality cap, and collection.
+//! The registry: families of series, bound handles, the cardinality cap, policies and
+//! collection.
 //!
 //! ```
 //! use dwcp_telemetry::{Registry, Unit};
@@ -13,37 +14,52 @@
 //! ops.with_labels_or_overflow(&["pba"]).inc(); // third label set: past the limit of 2
 //! assert_eq!(ops.series_count(), 2);
 //! assert_eq!(ops.overflow().get(), 1); // recorded, not lost
+//! assert!(ops.try_with_labels(&["itp"]).is_err()); // the fallible form says why
 //! ```
 
 mod collect;
 mod descriptor;
 mod family;
 mod names;
+mod policy;
 
 use std::collections::HashMap;
+use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use once_cell::sync::OnceCell;
-
-pub use collect::{self_metrics, FamilySnapshot, SeriesSnapshot, Value};
-pub use descriptor::{Descriptor, MetricKind, Unit, DEFAULT_BUCKETS, RECOVERY_BUCKETS};
+pub use collect::{
+    self_metrics, FamilySnapshot, HistogramView, RegionCounts, SeriesSnapshot, Value, Visitor,
+};
+pub use descriptor::{
+    Descriptor, MetricKind, Unit, BYTES_BUCKETS, COUNT_BUCKETS, DEFAULT_BUCKETS, RATIO_BUCKETS,
+    RECOVERY_BUCKETS,
+};
 pub(crate) use family::Cell;
+pub(crate) use family::FACADE_REASONS;
 pub use family::OVERFLOW_LABEL_VALUE;
 use family::{FamilyCore, RegistryTallies};
 pub use names::{
     is_valid_label_name, is_valid_metric_name, sanitize_label_name, sanitize_metric_name,
-    VERSION_LABEL,
+    RESERVED_PREFIX, VERSION_LABEL,
 };
+pub use policy::{MetricPolicy, NameMatch};
 
 use crate::error::{ConfigError, LabelError, RegistrationError};
-use crate::histogram::{AtomicHistogram, Layout, ONE_HOUR_NS};
+use crate::histogram::{AtomicHistogram, Layout};
+use crate::labels::{DynamicLabels, LabelSet};
 use crate::metric::{Counter, CounterCell, Gauge, GaugeCell, Histogram, HistogramCell};
-use crate::sync::{ArcCell, Mutex};
+use crate::sync::RwLock;
 
 /// Default cap on distinct label sets per metric.
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 2_000;
+/// Default cap on metric families per registry.
+pub const DEFAULT_MAX_FAMILIES: usize = 10_000;
+/// Default cap on the memory one fully populated histogram series may need (8 MiB).
+pub const DEFAULT_MAX_SERIES_BYTES: usize = 8 << 20;
+/// Default longest label value kept, in bytes.
+pub const DEFAULT_MAX_LABEL_VALUE_LEN: usize = 1_024;
 
 impl Cell for CounterCell {
     type Handle = Counter;
@@ -71,6 +87,7 @@ impl Cell for HistogramCell {
         HistogramCell {
             hist: AtomicHistogram::with_options(desc.layout(), desc.exact_sum()),
             overflow,
+            scale: desc.unit().storage_scale(),
         }
     }
     fn handle(cell: &Arc<Self>) -> Histogram {
@@ -95,9 +112,11 @@ impl AnyFamily {
     }
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 struct Families {
     by_name: HashMap<String, usize>,
+    /// Exposition names (`foo_total`, `foo_bucket`, …) → the family that writes them.
+    exported: HashMap<String, usize>,
     list: Vec<AnyFamily>,
 }
 
@@ -106,11 +125,15 @@ struct Inner {
     version: String,
     const_labels: Vec<(String, String)>,
     limit: usize,
-    layout: Layout,
+    sigfig: u8,
+    max_value: Option<u64>,
     exact_sum: bool,
-    families: ArcCell<Families>,
-    write: Mutex<()>,
+    max_families: usize,
+    max_series_bytes: usize,
+    policies: Vec<(NameMatch, MetricPolicy)>,
+    families: RwLock<Families>,
     tallies: Arc<RegistryTallies>,
+    self_descs: OnceLock<collect::SelfDescriptors>,
     started: Instant,
 }
 
@@ -136,13 +159,13 @@ pub struct RegistryBuilder {
     const_labels: Vec<(String, String)>,
     limit: usize,
     sigfig: u8,
-    max_value: u64,
+    max_value: Option<u64>,
     exact_sum: bool,
     max_label_len: usize,
+    max_families: usize,
+    max_series_bytes: usize,
+    policies: Vec<(NameMatch, MetricPolicy)>,
 }
-
-/// Default longest label value kept, in bytes.
-pub const DEFAULT_MAX_LABEL_VALUE_LEN: usize = 1_024;
 
 impl Default for RegistryBuilder {
     fn default() -> Self {
@@ -151,9 +174,12 @@ impl Default for RegistryBuilder {
             const_labels: Vec::new(),
             limit: DEFAULT_CARDINALITY_LIMIT,
             sigfig: crate::histogram::DEFAULT_SIGFIG,
-            max_value: ONE_HOUR_NS,
+            max_value: None,
             exact_sum: false,
             max_label_len: DEFAULT_MAX_LABEL_VALUE_LEN,
+            max_families: DEFAULT_MAX_FAMILIES,
+            max_series_bytes: DEFAULT_MAX_SERIES_BYTES,
+            policies: Vec::new(),
         }
     }
 }
@@ -165,7 +191,9 @@ impl RegistryBuilder {
         self
     }
 
-    /// Another constant label on every metric (e.g. `instance`); validated at `build`.
+    /// Another constant label on every metric (e.g. `instance`); validated at `build`. A
+    /// metric that declares a label of the same name is refused at registration
+    /// ([`RegistrationError::ConstLabelClash`]).
     pub fn const_label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.const_labels.push((name.into(), value.into()));
         self
@@ -183,9 +211,11 @@ impl RegistryBuilder {
         self
     }
 
-    /// Default highest trackable histogram value (default one hour in ns).
+    /// Highest trackable stored histogram value for every histogram without its own
+    /// (default: one hour in ns for durations, `u64::MAX` otherwise; see
+    /// [`Unit::default_max_value`]).
     pub fn max_value(mut self, max_value: u64) -> Self {
-        self.max_value = max_value;
+        self.max_value = Some(max_value);
         self
     }
 
@@ -195,12 +225,66 @@ impl RegistryBuilder {
         self
     }
 
-    /// Longest label value kept, in bytes (default 1,024). Longer values are cut at a char
-    /// boundary and counted in `dwcp_telemetry_label_values_truncated_total`, so a hostile
-    /// value cannot make one series arbitrarily large.
+    /// Longest label value kept, in bytes (default 1,024, at least 32). The fallible lookups
+    /// (`try_get`, `try_with_labels`) refuse a longer value with
+    /// [`LabelError::ValueTooLong`]; the infallible ones shorten it to the maximum, ending in
+    /// `~` and 16 hex digits of a hash of the whole value (so two long values that share a
+    /// prefix stay two series), and count it in `dwcp_telemetry_label_values_truncated_total`.
     pub fn max_label_value_len(mut self, bytes: usize) -> Self {
         self.max_label_len = bytes;
         self
+    }
+
+    /// The most metric families this registry holds (default 10,000). Past it, registration
+    /// is [`RegistrationError::TooManyFamilies`], and facade metrics record nowhere (counted
+    /// in `dwcp_telemetry_families_refused_total`).
+    pub fn max_families(mut self, n: usize) -> Self {
+        self.max_families = n;
+        self
+    }
+
+    /// The most memory one fully populated histogram series may need (default 8 MiB).
+    /// A histogram whose layout needs more is refused at registration with
+    /// [`ConfigError::SeriesMemory`], which says how much it asked for.
+    pub fn max_series_bytes(mut self, bytes: usize) -> Self {
+        self.max_series_bytes = bytes;
+        self
+    }
+
+    /// Apply `policy` to every metric whose name `matcher` accepts, for each setting the
+    /// metric's own builder leaves unset. Exact matchers win over prefix and suffix ones;
+    /// among those, the first added wins.
+    ///
+    /// ```
+    /// use dwcp_telemetry::{MetricPolicy, NameMatch, Registry, Unit};
+    /// let registry = Registry::builder()
+    ///     .policy(NameMatch::suffix("_payload"), MetricPolicy::new().unit(Unit::Bytes))
+    ///     .policy(
+    ///         NameMatch::exact("dwcp_queue_wait_seconds"),
+    ///         MetricPolicy::new().buckets([0.001, 0.01, 0.1, 1.0]),
+    ///     )
+    ///     .build()?;
+    /// let h = registry.histogram("dwcp_message_payload", "Message size").register()?;
+    /// assert_eq!(h.descriptor().unit(), Unit::Bytes);
+    /// let q = registry.histogram("dwcp_queue_wait_seconds", "Queue wait").register()?;
+    /// assert_eq!(q.descriptor().buckets(), [0.001, 0.01, 0.1, 1.0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn policy(mut self, matcher: NameMatch, policy: MetricPolicy) -> Self {
+        self.policies.push((matcher, policy));
+        self
+    }
+
+    /// Install the DWCP seeds' per-metric defaults as policies: the recovery buckets
+    /// ([`RECOVERY_BUCKETS`], 0.1 … 30 s) for `dwcp_recovery_duration_seconds` and every
+    /// metric ending in `_recovery_duration_seconds`.
+    pub fn dwcp_defaults(self) -> Self {
+        let recovery = MetricPolicy::new().buckets(RECOVERY_BUCKETS);
+        self.policy(
+            NameMatch::exact("dwcp_recovery_duration_seconds"),
+            recovery.clone(),
+        )
+        .policy(NameMatch::suffix("_recovery_duration_seconds"), recovery)
     }
 
     /// Validate and build.
@@ -208,26 +292,40 @@ impl RegistryBuilder {
         if self.limit == 0 {
             return Err(ConfigError::CardinalityLimit.into());
         }
-        Layout::new(self.sigfig, self.max_value)?;
+        if self.max_label_len < 32 {
+            return Err(ConfigError::LabelValueLen(self.max_label_len).into());
+        }
+        if self.max_families == 0 {
+            return Err(RegistrationError::TooManyFamilies { limit: 0 });
+        }
+        Layout::new(self.sigfig, self.max_value.unwrap_or(u64::MAX))?;
         let names: Vec<String> = self.const_labels.iter().map(|(n, _)| n.clone()).collect();
-        names::check_labels("<registry const labels>", &names, &[])?;
+        // `le` and `quantile` are written by exporters; a constant label of that name would
+        // make every histogram invalid.
+        names::check_labels("<registry const labels>", &names, &["le", "quantile"])?;
+        for (_, p) in &self.policies {
+            p.validate()?;
+        }
         Ok(Registry::new(self))
     }
 }
 
 impl Registry {
     fn new(b: RegistryBuilder) -> Self {
-        let layout = Layout::new(b.sigfig, b.max_value).unwrap_or_default();
         Registry {
             inner: Arc::new(Inner {
                 version: b.version,
                 const_labels: b.const_labels,
                 limit: b.limit.max(1),
-                layout,
+                sigfig: b.sigfig,
+                max_value: b.max_value,
                 exact_sum: b.exact_sum,
-                families: ArcCell::new(Families::default()),
-                write: Mutex::new(()),
-                tallies: Arc::new(RegistryTallies::new(b.max_label_len)),
+                max_families: b.max_families.max(1),
+                max_series_bytes: b.max_series_bytes,
+                policies: b.policies,
+                families: RwLock::new(Families::default()),
+                tallies: Arc::new(RegistryTallies::new(b.max_label_len.max(32))),
+                self_descs: OnceLock::new(),
                 started: Instant::now(),
             }),
         }
@@ -266,7 +364,7 @@ impl Registry {
         name: impl Into<String>,
         help: impl Into<String>,
     ) -> MetricBuilder<'_, CounterKind> {
-        MetricBuilder::new(self, name.into(), help.into(), Unit::None)
+        MetricBuilder::new(self, name.into(), help.into())
     }
 
     /// Begin registering a gauge.
@@ -275,22 +373,30 @@ impl Registry {
         name: impl Into<String>,
         help: impl Into<String>,
     ) -> MetricBuilder<'_, GaugeKind> {
-        MetricBuilder::new(self, name.into(), help.into(), Unit::None)
+        MetricBuilder::new(self, name.into(), help.into())
     }
 
-    /// Begin registering a histogram. The unit defaults to seconds (values recorded as ns).
+    /// Begin registering a histogram. Its unit comes from, in order: `.unit(..)`, a registry
+    /// policy, the name ([`Unit::from_name`]: `_seconds` stores ns and exports seconds;
+    /// `_bytes`, `_ratio`; anything else stores and exports values as given).
     pub fn histogram(
         &self,
         name: impl Into<String>,
         help: impl Into<String>,
     ) -> MetricBuilder<'_, HistogramKind> {
-        MetricBuilder::new(self, name.into(), help.into(), Unit::Seconds)
+        MetricBuilder::new(self, name.into(), help.into())
+    }
+
+    fn read_families(&self) -> std::sync::RwLockReadGuard<'_, Families> {
+        self.inner
+            .families
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn family(&self, name: &str) -> Option<AnyFamily> {
-        self.inner
-            .families
-            .with(|f| f.by_name.get(name).map(|&i| f.list[i].clone()))
+        let f = self.read_families();
+        f.by_name.get(name).map(|&i| f.list[i].clone())
     }
 
     fn register_family(
@@ -299,61 +405,148 @@ impl Registry {
         limit: usize,
         wrap: fn(Arc<Descriptor>, usize, Arc<RegistryTallies>) -> AnyFamily,
     ) -> Result<AnyFamily, RegistrationError> {
-        let check = |existing: &AnyFamily| {
-            let e = existing.desc();
-            if e.kind() == desc.kind() && e.label_names() == desc.label_names() {
-                Ok(existing.clone())
-            } else {
-                Err(RegistrationError::Conflict {
-                    name: desc.name().to_owned(),
-                    existing: e.kind().as_str(),
-                    existing_labels: e.label_names().to_vec(),
-                })
-            }
+        let check = |existing: &AnyFamily| match existing.desc().same_definition(&desc) {
+            Ok(()) => Ok(existing.clone()),
+            Err(differs) => Err(RegistrationError::Conflict {
+                name: desc.name().to_owned(),
+                differs,
+                existing_kind: existing.desc().kind().as_str(),
+            }),
         };
         if let Some(existing) = self.family(desc.name()) {
             return check(&existing);
         }
-        let _guard = self.inner.write.lock().unwrap_or_else(|p| p.into_inner());
-        let current = self.inner.families.load_full();
-        if let Some(&i) = current.by_name.get(desc.name()) {
-            return check(&current.list[i]);
+        let mut families = self
+            .inner
+            .families
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(&i) = families.by_name.get(desc.name()) {
+            return check(&families.list[i]);
+        }
+        if families.list.len() >= self.inner.max_families {
+            self.inner
+                .tallies
+                .families_refused
+                .fetch_add(1, crate::sync::Ordering::Relaxed);
+            return Err(RegistrationError::TooManyFamilies {
+                limit: self.inner.max_families,
+            });
+        }
+        let exported = desc.exported_names();
+        for e in &exported {
+            if let Some(&i) = families.exported.get(e) {
+                return Err(RegistrationError::NameCollision {
+                    name: desc.name().to_owned(),
+                    exported: e.clone(),
+                    existing: families.list[i].desc().name().to_owned(),
+                });
+            }
         }
         let name = desc.name().to_owned();
         let family = wrap(Arc::new(desc), limit, self.inner.tallies.clone());
-        let mut next = Families::clone(&current);
-        next.by_name.insert(name, next.list.len());
-        next.list.push(family.clone());
-        self.inner.families.store(Arc::new(next));
+        let index = families.list.len();
+        for e in exported {
+            families.exported.insert(e, index);
+        }
+        families.by_name.insert(name, index);
+        families.list.push(family.clone());
         Ok(family)
     }
 
-    /// A snapshot of every family, in registration order, with the library's self-metrics
-    /// last (`dwcp_telemetry_*`). Never blocks recording threads.
-    pub fn collect(&self) -> Vec<FamilySnapshot> {
-        let families = self.inner.families.load_full();
-        collect::collect(&families.list, &self.inner.tallies)
+    fn family_list(&self) -> Vec<AnyFamily> {
+        self.read_families().list.clone()
     }
 
-    /// Like [`Registry::collect`], for exporters that stream histograms instead of copying
-    /// them: each family comes with the live handles of its histogram series, in the order of
-    /// its `series`, and those series' [`Value::Histogram`] is an empty placeholder (read the
-    /// data through [`Histogram::atomic`]). Counters, gauges and self-metrics are as in
-    /// `collect`; self-metric families come with no handles.
-    pub fn collect_deferred(&self) -> Vec<(FamilySnapshot, Vec<Histogram>)> {
-        let families = self.inner.families.load_full();
-        let mut handles = Vec::with_capacity(families.list.len());
-        let snaps = collect::collect_impl(&families.list, &self.inner.tallies, Some(&mut handles));
-        let mut handles = handles.into_iter();
-        snaps
-            .into_iter()
-            .map(|f| (f, handles.next().unwrap_or_default()))
-            .collect()
+    /// Walk every family and series, the library's self-metrics (`dwcp_telemetry_*`) last,
+    /// handing real values to `visitor`: this is the one collection path every exporter uses.
+    /// Only loads atomics: never blocks or slows recording threads.
+    pub fn visit<V: Visitor + ?Sized>(&self, visitor: &mut V) {
+        let families = self.family_list();
+        let descs = self
+            .inner
+            .self_descs
+            .get_or_init(collect::SelfDescriptors::new);
+        collect::visit(&families, &self.inner.tallies, descs, visitor);
+    }
+
+    /// A snapshot of every family, in registration order, with the library's self-metrics
+    /// last (`dwcp_telemetry_*`). Built on [`Registry::visit`].
+    pub fn collect(&self) -> Vec<FamilySnapshot> {
+        let mut c = collect::Collector::default();
+        self.visit(&mut c);
+        c.finish()
     }
 
     /// How many families are registered.
     pub fn family_count(&self) -> usize {
-        self.inner.families.with(|f| f.list.len())
+        self.read_families().list.len()
+    }
+
+    pub(crate) fn tallies(&self) -> &RegistryTallies {
+        &self.inner.tallies
+    }
+
+    /// The descriptor of a registered metric, if any.
+    pub fn descriptor_of(&self, name: &str) -> Option<Arc<Descriptor>> {
+        self.family(name).map(|f| f.desc().clone())
+    }
+
+    /// The counter family registered under `name`, if it is a counter (typed or not; this
+    /// view takes label values as strings).
+    pub fn existing_counter(&self, name: &str) -> Option<CounterFamily> {
+        match self.family(name)? {
+            AnyFamily::Counter(core) => Some(CounterFamily::from_core(core)),
+            _ => None,
+        }
+    }
+
+    /// The gauge family registered under `name`, if it is a gauge.
+    pub fn existing_gauge(&self, name: &str) -> Option<GaugeFamily> {
+        match self.family(name)? {
+            AnyFamily::Gauge(core) => Some(GaugeFamily::from_core(core)),
+            _ => None,
+        }
+    }
+
+    /// The histogram family registered under `name`, if it is a histogram.
+    pub fn existing_histogram(&self, name: &str) -> Option<HistogramFamily> {
+        match self.family(name)? {
+            AnyFamily::Histogram(core) => Some(HistogramFamily::from_core(core)),
+            _ => None,
+        }
+    }
+
+    /// A counter of the library's own (a `dwcp_telemetry_*` self-metric, which user
+    /// registrations may not use), bound to one value of its one label. Registering the same
+    /// name again returns the same family. Never fails: a refused registration (it cannot
+    /// happen for the library's constant names) gives a no-op counter.
+    #[allow(dead_code)] // used by the HTTP server (feature `http`)
+    pub(crate) fn self_counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        label: &'static str,
+        value: &str,
+    ) -> Counter {
+        match self
+            .counter(name, help)
+            .dynamic_labels([label])
+            .library_owned()
+            .register()
+        {
+            Ok(f) => f.with_labels_or_overflow(&[value]),
+            Err(_) => Counter::noop(),
+        }
+    }
+
+    /// The first policy matching `name`: exact matchers first, then the others in order.
+    fn policy_for(&self, name: &str) -> Option<&MetricPolicy> {
+        let p = &self.inner.policies;
+        p.iter()
+            .find(|(m, _)| m.is_exact() && m.matches(name))
+            .or_else(|| p.iter().find(|(m, _)| !m.is_exact() && m.matches(name)))
+            .map(|(_, p)| p)
     }
 }
 
@@ -368,42 +561,59 @@ pub enum GaugeKind {}
 pub enum HistogramKind {}
 
 /// Describes a metric family before registration. Setters never fail;
-/// [`MetricBuilder::register`] validates names and options.
-#[derive(Debug)]
+/// `register()` validates names and options.
+///
+/// `L` is the label type: [`DynamicLabels`] (the default: label names given at run time
+/// with [`MetricBuilder::dynamic_labels`], or none) or a [`LabelSet`] chosen with
+/// [`MetricBuilder::labels`].
 #[must_use = "call .register() to create the family"]
-pub struct MetricBuilder<'r, K> {
+pub struct MetricBuilder<'r, K, L = DynamicLabels> {
     registry: &'r Registry,
     name: String,
     help: String,
-    unit: Unit,
+    unit: Option<Unit>,
     labels: Vec<String>,
     limit: Option<usize>,
     sigfig: Option<u8>,
     max_value: Option<u64>,
     exact_sum: Option<bool>,
     buckets: Option<Vec<f64>>,
-    kind: PhantomData<K>,
+    internal: bool,
+    kind: PhantomData<(K, fn(&L))>,
 }
 
-impl<'r, K> MetricBuilder<'r, K> {
-    fn new(registry: &'r Registry, name: String, help: String, unit: Unit) -> Self {
+impl<K, L> fmt::Debug for MetricBuilder<'_, K, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricBuilder")
+            .field("name", &self.name)
+            .field("labels", &self.labels)
+            .field("unit", &self.unit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'r, K> MetricBuilder<'r, K, DynamicLabels> {
+    fn new(registry: &'r Registry, name: String, help: String) -> Self {
         MetricBuilder {
             registry,
             name,
             help,
-            unit,
+            unit: None,
             labels: Vec::new(),
             limit: None,
             sigfig: None,
             max_value: None,
             exact_sum: None,
             buckets: None,
+            internal: false,
             kind: PhantomData,
         }
     }
 
-    /// Label names known only at run time (values are given per series, in this order).
-    /// `version` is implicit.
+    /// Label names known only at run time (values are given per series, in this order, to
+    /// `try_with_labels` / `with_labels_or_overflow`). `version` is implicit. Prefer a
+    /// typed [`LabelSet`] ([`MetricBuilder::labels`]) when the names are known at compile
+    /// time.
     pub fn dynamic_labels<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -413,13 +623,41 @@ impl<'r, K> MetricBuilder<'r, K> {
         self
     }
 
-    /// The unit of the values.
+    /// Type the family's labels: its handles are then looked up with `get(&L)`, and a wrong
+    /// label name, a missing label or a wrong value type does not compile.
+    pub fn labels<L: LabelSet>(self) -> MetricBuilder<'r, K, L> {
+        MetricBuilder {
+            registry: self.registry,
+            name: self.name,
+            help: self.help,
+            unit: self.unit,
+            labels: L::NAMES.iter().map(|s| (*s).to_owned()).collect(),
+            limit: self.limit,
+            sigfig: self.sigfig,
+            max_value: self.max_value,
+            exact_sum: self.exact_sum,
+            buckets: self.buckets,
+            internal: self.internal,
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K, L> MetricBuilder<'_, K, L> {
+    /// The unit of the values (for histograms, also how they are stored: see [`Unit`]).
     pub fn unit(mut self, unit: Unit) -> Self {
-        self.unit = unit;
+        self.unit = Some(unit);
         self
     }
 
-    /// Cap on label sets for this metric (overrides the registry default).
+    /// Marks a self-metric of the library's own, which may use the reserved
+    /// `dwcp_telemetry_` prefix.
+    pub(crate) fn library_owned(mut self) -> Self {
+        self.internal = true;
+        self
+    }
+
+    /// Cap on label sets for this metric (overrides the registry default and policies).
     pub fn cardinality_limit(mut self, limit: usize) -> Self {
         self.limit = Some(limit);
         self
@@ -430,75 +668,139 @@ impl<'r, K> MetricBuilder<'r, K> {
         kind: MetricKind,
         reserved: &[&str],
     ) -> Result<(Descriptor, usize), RegistrationError> {
-        names::check_metric(&self.name)?;
+        let inner = &self.registry.inner;
+        names::check_metric(&self.name, self.internal)?;
         names::check_labels(&self.name, &self.labels, reserved)?;
-        let limit = self.limit.unwrap_or(self.registry.inner.limit);
+        if let Some(clash) = self
+            .labels
+            .iter()
+            .find(|l| inner.const_labels.iter().any(|(c, _)| c == *l))
+        {
+            return Err(RegistrationError::ConstLabelClash {
+                metric: self.name.clone(),
+                label: clash.clone(),
+            });
+        }
+        let policy = self.registry.policy_for(&self.name);
+        let limit = self
+            .limit
+            .or_else(|| policy.and_then(|p| p.cardinality_limit))
+            .unwrap_or(inner.limit);
         if limit == 0 {
             return Err(ConfigError::CardinalityLimit.into());
         }
-        let layout = match (self.sigfig, self.max_value) {
-            (None, None) => self.registry.inner.layout,
-            (s, m) => Layout::new(
-                s.unwrap_or(self.registry.inner.layout.sigfig()),
-                m.unwrap_or(self.registry.inner.layout.max_value()),
-            )?,
-        };
-        if let Some(b) = &self.buckets {
-            if b.is_empty()
-                || b.iter().any(|x| !x.is_finite())
-                || b.windows(2).any(|w| w[0] >= w[1])
-            {
-                return Err(ConfigError::Buckets.into());
+        let unit = self
+            .unit
+            .or_else(|| policy.and_then(|p| p.unit))
+            .unwrap_or(match kind {
+                MetricKind::Histogram => Unit::from_name(&self.name),
+                _ => Unit::None,
+            });
+        let sigfig = self
+            .sigfig
+            .or_else(|| policy.and_then(|p| p.sigfig))
+            .unwrap_or(inner.sigfig);
+        let max_value = self
+            .max_value
+            .or_else(|| policy.and_then(|p| p.max_value))
+            .or(inner.max_value)
+            .unwrap_or_else(|| unit.default_max_value());
+        let layout = Layout::new(sigfig, max_value)?;
+        if kind == MetricKind::Histogram {
+            let asked = layout.len().saturating_mul(8);
+            if asked > inner.max_series_bytes {
+                return Err(ConfigError::SeriesMemory {
+                    sigfig,
+                    max_value,
+                    asked,
+                    limit: inner.max_series_bytes,
+                }
+                .into());
             }
         }
+        let buckets = match self
+            .buckets
+            .as_ref()
+            .or_else(|| policy.and_then(|p| p.buckets.as_ref()))
+        {
+            Some(b) => {
+                policy::check_buckets(b)?;
+                b.clone()
+            }
+            None => unit.default_buckets().to_vec(),
+        };
+        let exact_sum = self
+            .exact_sum
+            .or_else(|| policy.and_then(|p| p.exact_sum))
+            .unwrap_or(inner.exact_sum);
         let desc = Descriptor::new(
             self.name.clone(),
             self.help.clone(),
             kind,
-            self.unit,
+            unit,
             self.labels.clone(),
-            self.buckets.clone(),
+            buckets,
             layout,
-            self.exact_sum.unwrap_or(self.registry.inner.exact_sum),
+            exact_sum,
         );
         Ok((desc, limit))
     }
 }
 
-impl MetricBuilder<'_, CounterKind> {
-    /// Validate and register (or fetch the identical existing family).
-    pub fn register(self) -> Result<CounterFamily, RegistrationError> {
-        let (desc, limit) = self.descriptor(MetricKind::Counter, &[])?;
-        match self.registry.register_family(desc, limit, |d, l, t| {
+impl<K, L> MetricBuilder<'_, K, L> {
+    fn registered(
+        &self,
+        kind: MetricKind,
+        reserved: &[&str],
+        wrap: fn(Arc<Descriptor>, usize, Arc<RegistryTallies>) -> AnyFamily,
+    ) -> Result<AnyFamily, RegistrationError> {
+        let (desc, limit) = self.descriptor(kind, reserved)?;
+        self.registry.register_family(desc, limit, wrap)
+    }
+}
+
+impl<L> MetricBuilder<'_, CounterKind, L> {
+    /// Validate and register (or fetch the identical existing family; another definition
+    /// under the same name is [`RegistrationError::Conflict`]).
+    pub fn register(self) -> Result<CounterFamily<L>, RegistrationError> {
+        match self.registered(MetricKind::Counter, &["quantile"], |d, l, t| {
             AnyFamily::Counter(Arc::new(FamilyCore::new(d, l, t)))
         })? {
-            AnyFamily::Counter(core) => Ok(CounterFamily { core }),
-            _ => Err(RegistrationError::MetricName(self.name)),
+            AnyFamily::Counter(core) => Ok(CounterFamily::from_core(core)),
+            other => Err(kind_conflict(&self.name, &other)),
         }
     }
 }
 
-impl MetricBuilder<'_, GaugeKind> {
-    /// Validate and register (or fetch the identical existing family).
-    pub fn register(self) -> Result<GaugeFamily, RegistrationError> {
-        let (desc, limit) = self.descriptor(MetricKind::Gauge, &[])?;
-        match self.registry.register_family(desc, limit, |d, l, t| {
+impl<L> MetricBuilder<'_, GaugeKind, L> {
+    /// Validate and register (or fetch the identical existing family; another definition
+    /// under the same name is [`RegistrationError::Conflict`]).
+    pub fn register(self) -> Result<GaugeFamily<L>, RegistrationError> {
+        match self.registered(MetricKind::Gauge, &["quantile"], |d, l, t| {
             AnyFamily::Gauge(Arc::new(FamilyCore::new(d, l, t)))
         })? {
-            AnyFamily::Gauge(core) => Ok(GaugeFamily { core }),
-            _ => Err(RegistrationError::MetricName(self.name)),
+            AnyFamily::Gauge(core) => Ok(GaugeFamily::from_core(core)),
+            other => Err(kind_conflict(&self.name, &other)),
         }
     }
 }
 
-impl MetricBuilder<'_, HistogramKind> {
+fn kind_conflict(name: &str, existing: &AnyFamily) -> RegistrationError {
+    RegistrationError::Conflict {
+        name: name.to_owned(),
+        differs: "kind",
+        existing_kind: existing.desc().kind().as_str(),
+    }
+}
+
+impl<L> MetricBuilder<'_, HistogramKind, L> {
     /// Precision in significant digits, 1 to 5 (default: the registry's, normally 2).
     pub fn significant_digits(mut self, sigfig: u8) -> Self {
         self.sigfig = Some(sigfig);
         self
     }
 
-    /// Highest trackable value (default: the registry's, normally one hour in ns).
+    /// Highest trackable stored value (default: [`Unit::default_max_value`]).
     pub fn max_value(mut self, max_value: u64) -> Self {
         self.max_value = Some(max_value);
         self
@@ -511,20 +813,21 @@ impl MetricBuilder<'_, HistogramKind> {
     }
 
     /// Export-time `le` boundaries in the exported unit (seconds for durations). They must be
-    /// finite and strictly ascending. Storage is unaffected, so they can be made denser later.
+    /// finite, non-negative and strictly ascending. Storage is unaffected, so they can be
+    /// made denser later.
     pub fn buckets(mut self, bounds: impl Into<Vec<f64>>) -> Self {
         self.buckets = Some(bounds.into());
         self
     }
 
-    /// Validate and register (or fetch the identical existing family).
-    pub fn register(self) -> Result<HistogramFamily, RegistrationError> {
-        let (desc, limit) = self.descriptor(MetricKind::Histogram, &["le", "quantile"])?;
-        match self.registry.register_family(desc, limit, |d, l, t| {
+    /// Validate and register (or fetch the identical existing family; another definition
+    /// under the same name is [`RegistrationError::Conflict`]).
+    pub fn register(self) -> Result<HistogramFamily<L>, RegistrationError> {
+        match self.registered(MetricKind::Histogram, &["le", "quantile"], |d, l, t| {
             AnyFamily::Histogram(Arc::new(FamilyCore::new(d, l, t)))
         })? {
-            AnyFamily::Histogram(core) => Ok(HistogramFamily { core }),
-            _ => Err(RegistrationError::MetricName(self.name)),
+            AnyFamily::Histogram(core) => Ok(HistogramFamily::from_core(core)),
+            other => Err(kind_conflict(&self.name, &other)),
         }
     }
 }
@@ -532,28 +835,35 @@ impl MetricBuilder<'_, HistogramKind> {
 macro_rules! family_handle {
     ($(#[$doc:meta])* $family:ident, $cell:ty, $handle:ty) => {
         $(#[$doc])*
-        #[derive(Debug, Clone)]
-        pub struct $family {
+        pub struct $family<L = DynamicLabels> {
             core: Arc<FamilyCore<$cell>>,
+            labels: PhantomData<fn(&L)>,
         }
 
-        impl $family {
-            /// The handle for these label values (in label-name order). Create it once and
-            /// keep it: recording through it does no lookup. A wrong number of values, or a
-            /// new label set past the cardinality limit, gives the overflow series (counted
-            /// in the self-metrics) instead of failing.
-            pub fn with_labels_or_overflow(&self, values: &[&str]) -> $handle {
-                self.core.get(values)
+        impl<L> Clone for $family<L> {
+            fn clone(&self) -> Self {
+                Self::from_core(self.core.clone())
+            }
+        }
+
+        impl<L> fmt::Debug for $family<L> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($family))
+                    .field("name", &self.core.desc.name())
+                    .field("labels", &self.core.desc.label_names())
+                    .field("series", &self.core.len())
+                    .finish()
+            }
+        }
+
+        impl<L> $family<L> {
+            fn from_core(core: Arc<FamilyCore<$cell>>) -> Self {
+                $family { core, labels: PhantomData }
             }
 
-            /// Like [`Self::with_labels`], but reports arity and cardinality problems.
-            pub fn try_with_labels(&self, values: &[&str]) -> Result<$handle, LabelError> {
-                self.core.try_get(values)
-            }
-
-            /// The handle of a family without labels (same as `with_labels_or_overflow(&[])`).
+            /// The handle of a family without labels.
             pub fn handle(&self) -> $handle {
-                self.core.get(&[])
+                self.core.get_or_overflow(&[])
             }
 
             /// The series that label sets past the cardinality limit share.
@@ -576,6 +886,43 @@ macro_rules! family_handle {
                 &self.core.desc
             }
         }
+
+        impl<L: LabelSet> $family<L> {
+            /// The handle for a typed label set. Bind it once and keep it where you can:
+            /// recording through a handle does no lookup. A lookup allocates nothing for an
+            /// existing series. A new label set past the cardinality limit gives the overflow
+            /// series (counted in the self-metrics); a value longer than the registry's
+            /// maximum is shortened with a hash suffix (counted). Use [`Self::try_get`] to
+            /// be told instead.
+            #[inline]
+            pub fn get(&self, labels: &L) -> $handle {
+                labels.with_values(|v| self.core.get_or_overflow(v))
+            }
+
+            /// Like [`Self::get`], but a full family or an over-long value is an `Err`.
+            pub fn try_get(&self, labels: &L) -> Result<$handle, LabelError> {
+                labels.with_values(|v| self.core.try_get(v))
+            }
+        }
+
+        impl $family<DynamicLabels> {
+            /// The handle for label values given at run time, in label-name order. A wrong
+            /// number of values, a new label set past the cardinality limit or an over-long
+            /// value is an `Err` that says which.
+            pub fn try_with_labels(&self, values: &[&str]) -> Result<$handle, LabelError> {
+                self.core.try_get(values)
+            }
+
+            /// The handle for label values given at run time, never failing: a wrong number
+            /// of values, or a new label set past the cardinality limit, gives the family's
+            /// **overflow series** (label values `__overflow__`), counted in
+            /// `dwcp_telemetry_label_errors_total` / `..._cardinality_overflow_label_sets_total`;
+            /// an over-long value is shortened with a hash suffix (counted). Nothing is lost,
+            /// but use [`Self::try_with_labels`] to be told.
+            pub fn with_labels_or_overflow(&self, values: &[&str]) -> $handle {
+                self.core.get_or_overflow(values)
+            }
+        }
     };
 }
 
@@ -592,7 +939,7 @@ family_handle!(
     HistogramFamily, HistogramCell, Histogram
 );
 
-static GLOBAL: OnceCell<Registry> = OnceCell::new();
+static GLOBAL: OnceLock<Registry> = OnceLock::new();
 
 /// The process-wide registry. Built with defaults on first use unless [`set_global`] ran first.
 pub fn global() -> &'static Registry {
@@ -603,57 +950,4 @@ pub fn global() -> &'static Registry {
 /// already used or set.
 pub fn set_global(registry: Registry) -> Result<(), Registry> {
     GLOBAL.set(registry)
-}
-
-impl Registry {
-    pub(crate) fn tallies(&self) -> &RegistryTallies {
-        &self.inner.tallies
-    }
-
-    /// A counter of the library's own (a `dwcp_telemetry_*` self-metric, which user
-    /// registrations may not use), bound to one value of its one label. Registering the same
-    /// name again returns the same family. Never fails: a refused registration (it cannot
-    /// happen for the library's constant names) gives a no-op counter.
-    #[allow(dead_code)] // used by the HTTP server (feature `http`)
-    pub(crate) fn self_counter(
-        &self,
-        name: &'static str,
-        help: &'static str,
-        label: &'static str,
-        value: &str,
-    ) -> Counter {
-        match self.counter(name, help).dynamic_labels([label]).register() {
-            Ok(f) => f.with_labels_or_overflow(&[value]),
-            Err(_) => Counter::noop(),
-        }
-    }
-
-    /// The descriptor of a registered metric, if any.
-    pub fn descriptor_of(&self, name: &str) -> Option<Arc<Descriptor>> {
-        self.family(name).map(|f| f.desc().clone())
-    }
-
-    /// The counter family registered under `name`, if it is a counter.
-    pub fn existing_counter(&self, name: &str) -> Option<CounterFamily> {
-        match self.family(name)? {
-            AnyFamily::Counter(core) => Some(CounterFamily { core }),
-            _ => None,
-        }
-    }
-
-    /// The gauge family registered under `name`, if it is a gauge.
-    pub fn existing_gauge(&self, name: &str) -> Option<GaugeFamily> {
-        match self.family(name)? {
-            AnyFamily::Gauge(core) => Some(GaugeFamily { core }),
-            _ => None,
-        }
-    }
-
-    /// The histogram family registered under `name`, if it is a histogram.
-    pub fn existing_histogram(&self, name: &str) -> Option<HistogramFamily> {
-        match self.family(name)? {
-            AnyFamily::Histogram(core) => Some(HistogramFamily { core }),
-            _ => None,
-        }
-    }
 }

@@ -67,11 +67,16 @@ pub fn sanitize_label_name(name: &str) -> String {
     out
 }
 
-pub(crate) fn check_metric(name: &str) -> Result<(), RegistrationError> {
-    if is_valid_metric_name(name) {
-        Ok(())
-    } else {
+/// The prefix of the library's self-metrics; user registrations may not use it.
+pub const RESERVED_PREFIX: &str = "dwcp_telemetry_";
+
+pub(crate) fn check_metric(name: &str, internal: bool) -> Result<(), RegistrationError> {
+    if !is_valid_metric_name(name) {
         Err(RegistrationError::MetricName(name.to_owned()))
+    } else if !internal && name.starts_with(RESERVED_PREFIX) {
+        Err(RegistrationError::ReservedName(name.to_owned()))
+    } else {
+        Ok(())
     }
 }
 

@@ -12,12 +12,31 @@
 //!
 //! Limits (all configurable on [`ServerBuilder`]): request heads over 16 KiB get `431`, more
 //! than 64 headers `431`, a request body (`Content-Length` over 0 bytes by default, or any
-//! chunked body) `413`; a client has 5 s to send its request head and 30 s in all per
-//! connection; at most 64 connections are served at once (more are answered `503` and
-//! closed). Scrapes never touch a lock that recording threads take: collection only loads
-//! atomics. Renders and summaries run on tokio's blocking pool, at most two at once (further
-//! scrapes wait their turn), so a scrape never stalls the async workers of the runtime the
-//! server shares with its service.
+//! chunked body) `413`; 30 s in all per connection. Scrapes never touch a lock that recording
+//! threads take: collection only loads atomics. Renders and summaries run on tokio's blocking
+//! pool, at most two at once (further scrapes wait their turn), so a scrape never stalls the
+//! async workers of the runtime the server shares with its service.
+//!
+//! # Connection handling (slowloris)
+//!
+//! A connection is either *waiting* for a request head (just accepted, trickling a partial
+//! head, or idle on keep-alive between requests) or *busy* (a complete head was read; busy
+//! until its response is handed to the socket).
+//!
+//! - **Head deadline**: a waiting connection has `header_read_timeout` (default 2 s) in all,
+//!   counted from the moment it started waiting (accept, or the end of its previous response),
+//!   to deliver a complete head. Bytes arriving do not extend it; then it is closed.
+//! - **Eviction**: at most `max_connections` (default 64) are open. The next connection
+//!   does not get refused: the connection that has been waiting longest for a head is closed
+//!   to make room. Only when every connection is busy does a new one wait, at most 1 s, for a
+//!   slot, and then gets `503` with `Retry-After: 1`.
+//! - **Bounds**: sockets held = `max_connections` + the one being admitted + at most 8 being
+//!   answered `503` + the listener; further connections wait in the kernel's listen backlog.
+//!   Memory per connection is its buffers (at most `max_header_bytes` read, plus the response).
+//! - **Counted** in `dwcp_telemetry_http_connections_rejected_total{reason}`: `evicted_idle`,
+//!   `at_capacity`, `head_timeout` (a connection that closed at the head deadline having sent
+//!   a partial head or no request at all; an idle keep-alive connection that simply expires
+//!   after serving requests is not counted).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -36,25 +55,31 @@
 //! ```
 
 use std::convert::Infallible;
+use std::future::{poll_fn, Future};
+use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use super::text::{Format, TextEncoder};
 use crate::export::summary::{health_json, Summarizer};
 use crate::registry::Registry;
+use crate::Counter;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +133,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 64,
-            header_read_timeout: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(2),
             connection_timeout: Duration::from_secs(30),
             max_header_bytes: 16 * 1024,
             max_headers: 64,
@@ -141,13 +166,17 @@ impl ServerBuilder {
         self
     }
 
-    /// Connections served at once (default 64, at least 1); more are answered `503`.
+    /// Connections open at once (default 64, at least 1). At the cap, the connection that has
+    /// waited longest for a request head (idle keep-alive ones included) is closed to admit
+    /// the new one; only when all are busy with a request is the new one answered `503`.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.limits.max_connections = n.max(1);
         self
     }
 
-    /// Time a client has to send a complete request head (default 5 s).
+    /// Time a client has to send a complete request head (default 2 s), counted from the
+    /// accept (or the end of the previous response on a keep-alive connection); bytes that
+    /// trickle in do not extend it.
     pub fn header_read_timeout(mut self, d: Duration) -> Self {
         self.limits.header_read_timeout = d;
         self
@@ -195,18 +224,19 @@ impl ServerBuilder {
             limits: self.limits,
             size_hint: AtomicUsize::new(4096),
             renders: Arc::new(Semaphore::new(RENDERS_AT_ONCE)),
+            conns: Conns::default(),
+            rejected: Rejected::register(&self.registry),
+            epoch: Instant::now(),
         }))
     }
 
     /// Bind and serve on the current tokio runtime (which needs its IO and time drivers).
     pub async fn start(self) -> Result<ServerHandle, ServerError> {
         let state = self.state()?;
-        let listener = TcpListener::bind(self.addr)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr: self.addr,
-                source,
-            })?;
+        let listener = listen(self.addr).map_err(|source| ServerError::Bind {
+            addr: self.addr,
+            source,
+        })?;
         let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
             addr: self.addr,
             source,
@@ -264,9 +294,28 @@ impl ServerBuilder {
     }
 }
 
-/// A running server on a tokio runtime. Dropping it leaves the server running; call
-/// [`ServerHandle::shutdown`] to stop it.
+/// Connections the kernel completes and queues before the server accepts them (capped by
+/// `net.core.somaxconn`). Larger than tokio's default of 128, so a burst of connections (a
+/// thousand idle ones, say) is queued instead of having SYNs dropped, which would delay a
+/// scraper's connect by a 1 s retransmit.
+const LISTEN_BACKLOG: u32 = 1024;
+
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(not(windows))]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// A running server on a tokio runtime. Dropping it stops the server (it stops accepting and
+/// closes its connections); [`ServerHandle::shutdown`] does the same and waits for it.
 #[derive(Debug)]
+#[must_use = "dropping the ServerHandle stops the server: keep it for as long as it should serve"]
 pub struct ServerHandle {
     local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
@@ -289,6 +338,7 @@ impl ServerHandle {
 /// A server running on its own thread ([`ServerBuilder::start_background`]). Dropping it
 /// stops the server and joins the thread.
 #[derive(Debug)]
+#[must_use = "dropping the BackgroundServer stops the server: keep it for as long as it should serve"]
 pub struct BackgroundServer {
     local_addr: SocketAddr,
     stop: watch::Sender<bool>,
@@ -331,13 +381,347 @@ struct State {
     size_hint: AtomicUsize,
     /// Bounds concurrent renders and summaries.
     renders: Arc<Semaphore>,
+    /// The open connections, to pick one to evict at the cap.
+    conns: Conns,
+    /// `dwcp_telemetry_http_connections_rejected_total{reason}`.
+    rejected: Rejected,
+    /// Zero of the connections' `waiting_since` clocks.
+    epoch: Instant,
 }
 
 /// Renders (and summaries) run at most this many at once; further scrapes wait their turn.
 const RENDERS_AT_ONCE: usize = 2;
 
+/// How long a new connection waits for a slot when every connection is busy with a request.
+const ADMIT_WAIT: Duration = Duration::from_secs(1);
+
+/// At most this many refused connections are being answered `503` at once; past that they are
+/// closed without an answer (and still counted).
+const REJECTS_AT_ONCE: usize = 8;
+
+/// The self-metric counting connections closed without being served.
+const REJECTED_METRIC: &str = "dwcp_telemetry_http_connections_rejected_total";
+const REJECTED_HELP: &str = "Connections the HTTP server closed without serving a request: \
+evicted_idle (waited longest for a request head, closed at the connection cap to admit a new \
+one), at_capacity (every connection busy: answered 503), head_timeout (no complete request \
+head within the head deadline)";
+
+/// The bound counters, registered once at server start.
+#[derive(Debug)]
+struct Rejected {
+    evicted_idle: Counter,
+    at_capacity: Counter,
+    head_timeout: Counter,
+}
+
+impl Rejected {
+    fn register(registry: &Registry) -> Self {
+        let bound =
+            |reason| registry.self_counter(REJECTED_METRIC, REJECTED_HELP, "reason", reason);
+        Rejected {
+            evicted_idle: bound("evicted_idle"),
+            at_capacity: bound("at_capacity"),
+            head_timeout: bound("head_timeout"),
+        }
+    }
+}
+
+/// Phases of a connection ([`Slot::phase`]).
+///
+/// Waiting for a request head: just accepted, a head partly received, or idle on keep-alive
+/// after a response was fully handed to the socket. The only phase that can be evicted.
+const WAITING: u8 = 0;
+/// A complete request head was read and its response is not yet fully written.
+const BUSY: u8 = 1;
+/// Chosen for eviction or timed out: the connection task closes the socket.
+const CLOSING: u8 = 2;
+
+/// What the accept loop and a connection's task share about that connection.
+#[derive(Debug)]
+struct Slot {
+    id: u64,
+    /// [`WAITING`], [`BUSY`] or [`CLOSING`]; `WAITING -> CLOSING` only by compare-exchange, so a
+    /// connection is evicted (or timed out) at most once, and never while busy.
+    phase: AtomicU8,
+    /// When the connection began waiting for its current head, in ns since [`State::epoch`].
+    waiting_since: AtomicU64,
+    /// Requests whose response body hyper still holds.
+    in_flight: AtomicU32,
+    /// Requests served on this connection.
+    served: AtomicU32,
+    /// Whether bytes arrived since the connection began waiting (a partial head).
+    read_while_waiting: AtomicBool,
+    /// Wakes the connection's task when the accept loop evicts it.
+    evict: Notify,
+}
+
+/// The open connections (at most `max_connections`).
+#[derive(Debug, Default)]
+struct Conns {
+    slots: Mutex<Vec<Arc<Slot>>>,
+    next_id: AtomicU64,
+    /// Signalled when a busy connection starts waiting again (becomes evictable).
+    became_waiting: Notify,
+}
+
+impl Conns {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Slot>>> {
+        // Nothing panics while holding the lock; tolerate poisoning anyway.
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add(&self, now: u64) -> Arc<Slot> {
+        let slot = Arc::new(Slot {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            phase: AtomicU8::new(WAITING),
+            waiting_since: AtomicU64::new(now),
+            in_flight: AtomicU32::new(0),
+            served: AtomicU32::new(0),
+            read_while_waiting: AtomicBool::new(false),
+            evict: Notify::new(),
+        });
+        self.lock().push(slot.clone());
+        slot
+    }
+
+    fn remove(&self, id: u64) {
+        let mut slots = self.lock();
+        if let Some(i) = slots.iter().position(|s| s.id == id) {
+            slots.swap_remove(i);
+        }
+    }
+
+    /// Close the connection that has waited longest for a request head. False if every
+    /// connection is busy (or already closing).
+    fn evict_longest_waiting(&self) -> bool {
+        let slots = self.lock();
+        // A candidate can turn busy between the scan and the compare-exchange: look again.
+        for _ in 0..slots.len() {
+            let victim = slots
+                .iter()
+                .filter(|s| s.phase.load(Ordering::SeqCst) == WAITING)
+                .min_by_key(|s| s.waiting_since.load(Ordering::SeqCst));
+            let Some(victim) = victim else { return false };
+            if victim
+                .phase
+                .compare_exchange(WAITING, CLOSING, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                victim.evict.notify_one();
+                return true;
+            }
+        }
+        false
+    }
+}
+
+impl State {
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn at(&self, nanos: u64) -> Instant {
+        self.epoch + Duration::from_nanos(nanos)
+    }
+
+    /// A request head was read: the connection is busy until its response is written.
+    /// False if the connection is being closed.
+    fn request_started(&self, slot: &Slot) -> bool {
+        match slot
+            .phase
+            .compare_exchange(WAITING, BUSY, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            // BUSY already: a pipelined request read before the previous response was flushed.
+            Ok(_) | Err(BUSY) => {
+                slot.in_flight.fetch_add(1, Ordering::SeqCst);
+                slot.served.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// hyper flushed its write buffer (it flushes only once every queued byte is written): if
+    /// no response is still in the making, the connection waits for its next head.
+    fn flushed(&self, slot: &Slot) {
+        if slot.phase.load(Ordering::SeqCst) != BUSY || slot.in_flight.load(Ordering::SeqCst) != 0 {
+            return;
+        }
+        slot.read_while_waiting.store(false, Ordering::SeqCst);
+        slot.waiting_since.store(self.now(), Ordering::SeqCst);
+        if slot
+            .phase
+            .compare_exchange(BUSY, WAITING, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            self.conns.became_waiting.notify_one();
+        }
+    }
+}
+
+/// The socket, watched: tells the connection's [`Slot`] when bytes arrive while it waits for a
+/// head, and when hyper has flushed everything it had to write.
+struct Watched {
+    stream: TcpStream,
+    slot: Arc<Slot>,
+    state: Arc<State>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before && self.slot.phase.load(Ordering::Relaxed) == WAITING {
+            self.slot.read_while_waiting.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.stream).poll_flush(cx);
+        if r.is_ready() {
+            self.state.flushed(&self.slot);
+        }
+        r
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// A response body that tells its connection's [`Slot`] when hyper is done with it (hyper
+/// drops a body once its last frame is queued for writing).
+struct Tracked {
+    body: Full<Bytes>,
+    slot: Option<Arc<Slot>>,
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if let Some(slot) = &self.slot {
+            slot.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Removes the connection from [`Conns`] however its task ends (aborts included).
+struct Registered {
+    slot: Arc<Slot>,
+    state: Arc<State>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.state.conns.remove(self.slot.id);
+    }
+}
+
+/// The outcome of admitting an accepted connection.
+enum Admit {
+    Yes(OwnedSemaphorePermit),
+    /// Every connection stayed busy for [`ADMIT_WAIT`].
+    Full,
+    Stop,
+}
+
+/// Get a connection slot: a free one, else one freed by evicting the connection that has
+/// waited longest for a request head, else wait (until `full_since + ADMIT_WAIT`) for a busy
+/// one to finish or start waiting.
+async fn admit(
+    state: &State,
+    permits: &Arc<Semaphore>,
+    full_since: &mut Option<Instant>,
+    stop: &mut watch::Receiver<bool>,
+) -> Admit {
+    loop {
+        if let Ok(p) = permits.clone().try_acquire_owned() {
+            *full_since = None;
+            return Admit::Yes(p);
+        }
+        // Register for the wake-up before looking, so a connection that turns evictable
+        // between the scan and the wait is not missed.
+        let turned_waiting = state.conns.became_waiting.notified();
+        tokio::pin!(turned_waiting);
+        turned_waiting.as_mut().enable();
+        if state.conns.evict_longest_waiting() {
+            state.rejected.evicted_idle.inc();
+            *full_since = None;
+            // The victim's task closes its socket and returns its permit as soon as it runs.
+            return tokio::select! {
+                p = permits.clone().acquire_owned() => match p {
+                    Ok(p) => Admit::Yes(p),
+                    Err(_) => Admit::Stop,
+                },
+                _ = stop.wait_for(|s| *s) => Admit::Stop,
+            };
+        }
+        let deadline = *full_since.get_or_insert_with(Instant::now) + ADMIT_WAIT;
+        tokio::select! {
+            p = permits.clone().acquire_owned() => {
+                *full_since = None;
+                return match p {
+                    Ok(p) => Admit::Yes(p),
+                    Err(_) => Admit::Stop,
+                };
+            }
+            _ = &mut turned_waiting => continue,
+            _ = tokio::time::sleep_until(deadline) => return Admit::Full,
+            _ = stop.wait_for(|s| *s) => return Admit::Stop,
+        }
+    }
+}
+
 async fn accept_loop(listener: TcpListener, state: Arc<State>, mut stop: watch::Receiver<bool>) {
     let permits = Arc::new(Semaphore::new(state.limits.max_connections));
+    let rejects = Arc::new(Semaphore::new(REJECTS_AT_ONCE));
+    let mut full_since = None;
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -355,18 +739,26 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>, mut stop: watch::
                 continue;
             }
         };
-        match permits.clone().try_acquire_owned() {
-            Ok(permit) => {
+        match admit(&state, &permits, &mut full_since, &mut stop).await {
+            Admit::Yes(permit) => {
+                let slot = state.conns.add(state.now());
                 let state = state.clone();
                 let stop = stop.clone();
                 tasks.spawn(async move {
-                    serve_connection(stream, state, stop).await;
+                    serve_connection(stream, state, slot, stop).await;
                     drop(permit);
                 });
             }
-            Err(_) => {
-                tasks.spawn(reject_busy(stream));
+            Admit::Full => {
+                state.rejected.at_capacity.inc();
+                if let Ok(p) = rejects.clone().try_acquire_owned() {
+                    tasks.spawn(async move {
+                        reject_busy(stream).await;
+                        drop(p);
+                    });
+                }
             }
+            Admit::Stop => break,
         }
     }
     drop(listener);
@@ -386,31 +778,132 @@ async fn reject_busy(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
 }
 
-async fn serve_connection(stream: TcpStream, state: Arc<State>, mut stop: watch::Receiver<bool>) {
+/// Why a connection's driver stopped polling it.
+enum End {
+    /// hyper finished (the client closed, or an error).
+    Done,
+    /// Evicted by the accept loop (already counted there).
+    Evicted,
+    /// No complete head by the head deadline.
+    HeadTimeout,
+    /// The connection lifetime ran out, or the server is stopping.
+    Wind,
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    state: Arc<State>,
+    slot: Arc<Slot>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _registered = Registered {
+        slot: slot.clone(),
+        state: state.clone(),
+    };
     let _ = stream.set_nodelay(true);
     let limits = state.limits;
-    let svc = service_fn(move |req| {
-        let state = state.clone();
-        async move { Ok::<_, Infallible>(handle(state, req).await) }
+    let io = TokioIo::new(Watched {
+        stream,
+        slot: slot.clone(),
+        state: state.clone(),
     });
+    let svc = {
+        let state = state.clone();
+        let slot = slot.clone();
+        service_fn(move |req| {
+            let state = state.clone();
+            // Counted here, synchronously, as hyper hands over the head.
+            let started = state.request_started(&slot);
+            let slot = slot.clone();
+            async move {
+                if !started {
+                    let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, "connection closed\n");
+                    r.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    return Ok::<_, Infallible>(r.map(|body| Tracked { body, slot: None }));
+                }
+                let r = handle(state, req).await;
+                Ok(r.map(|body| Tracked {
+                    body,
+                    slot: Some(slot),
+                }))
+            }
+        })
+    };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        // Our own head deadline (below) is the one that acts; hyper's is a backstop.
+        .header_read_timeout(limits.header_read_timeout + Duration::from_secs(1))
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(limits.max_headers)
         .keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+    let conn = builder.serve_connection(io, svc);
     tokio::pin!(conn);
-    let deadline = tokio::time::sleep(limits.connection_timeout);
-    tokio::pin!(deadline);
-    tokio::select! {
-        _ = conn.as_mut() => return,
-        _ = &mut deadline => {}
-        _ = stop.wait_for(|s| *s) => {}
+    let lifetime = tokio::time::sleep(limits.connection_timeout);
+    tokio::pin!(lifetime);
+    let mut armed_for = slot.waiting_since.load(Ordering::SeqCst);
+    let head_deadline = tokio::time::sleep_until(state.at(armed_for) + limits.header_read_timeout);
+    tokio::pin!(head_deadline);
+    let evicted = slot.evict.notified();
+    tokio::pin!(evicted);
+    let stopping = stop.wait_for(|s| *s);
+    tokio::pin!(stopping);
+    let end = poll_fn(|cx| {
+        // Phase changes happen inside this poll (the service, the body, the flush), so the
+        // checks after it see them.
+        if conn.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(End::Done);
+        }
+        if evicted.as_mut().poll(cx).is_ready() || slot.phase.load(Ordering::SeqCst) == CLOSING {
+            return Poll::Ready(End::Evicted);
+        }
+        if slot.phase.load(Ordering::SeqCst) == WAITING {
+            let since = slot.waiting_since.load(Ordering::SeqCst);
+            if since != armed_for {
+                armed_for = since;
+                head_deadline
+                    .as_mut()
+                    .reset(state.at(since) + limits.header_read_timeout);
+            }
+            if head_deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(End::HeadTimeout);
+            }
+        }
+        if lifetime.as_mut().poll(cx).is_ready() || stopping.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(End::Wind);
+        }
+        Poll::Pending
+    })
+    .await;
+    match end {
+        End::Done | End::Evicted => {}
+        End::HeadTimeout => {
+            let won = slot
+                .phase
+                .compare_exchange(WAITING, CLOSING, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok();
+            // A keep-alive connection that served requests and then sent nothing is simply
+            // expiring; one that sent no request, or part of a head, was cut off.
+            if won
+                && (slot.served.load(Ordering::Relaxed) == 0
+                    || slot.read_while_waiting.load(Ordering::Relaxed))
+            {
+                state.rejected.head_timeout.inc();
+            }
+        }
+        End::Wind => {
+            // Waiting for a head (or closing): nothing to finish, close now. Busy: let the
+            // response out.
+            if let Err(BUSY) =
+                slot.phase
+                    .compare_exchange(WAITING, CLOSING, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
+            }
+        }
     }
-    conn.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
 }
 
 type Resp = Response<Full<Bytes>>;

@@ -6,9 +6,42 @@
 
 use std::fmt::Write as _;
 
-use crate::histogram::Layout;
-use crate::metric::Histogram;
-use crate::registry::{Descriptor, FamilySnapshot, MetricKind, Registry, Unit, Value};
+use std::sync::Arc;
+
+use crate::histogram::{Layout, Snapshot};
+use crate::registry::{
+    Descriptor, FamilySnapshot, HistogramView, MetricKind, RegionCounts, Registry, Unit, Value,
+    Visitor,
+};
+
+/// Where a histogram series' counts come from.
+enum Source<'v, 's> {
+    Live(HistogramView<'v>),
+    Snapshot(&'s Snapshot),
+}
+
+/// The encoder as a [`Visitor`] of a registry.
+struct Streaming<'e> {
+    enc: &'e mut TextEncoder,
+    out: &'e mut String,
+}
+
+impl Visitor for Streaming<'_> {
+    fn family(&mut self, descriptor: &Arc<Descriptor>) -> bool {
+        self.enc.start_family(descriptor, self.out);
+        true
+    }
+    fn counter(&mut self, d: &Descriptor, labels: &Arc<[String]>, value: u64) {
+        self.enc.write_counter(d, labels, value, self.out);
+    }
+    fn gauge(&mut self, d: &Descriptor, labels: &Arc<[String]>, value: f64) {
+        self.enc.write_gauge(d, labels, value, self.out);
+    }
+    fn histogram(&mut self, d: &Descriptor, labels: &Arc<[String]>, h: HistogramView<'_>) {
+        self.enc
+            .write_histogram(d, labels, Source::Live(h), self.out);
+    }
+}
 
 /// Content type of the Prometheus text format 0.0.4.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -146,15 +179,12 @@ impl TextEncoder {
         self.format
     }
 
-    /// Collect `registry` and append its exposition to `out`. Histograms are streamed from
-    /// their live slots ([`Registry::collect_deferred`]), so nothing is copied: the cost is
-    /// the touched slots plus the text written.
+    /// Collect `registry` and append its exposition to `out`, through the registry's one
+    /// collection path ([`Registry::visit`]). Histograms are streamed from their live slots,
+    /// so nothing is copied: the cost is the touched slots plus the text written.
     pub fn encode_registry(&mut self, registry: &Registry, out: &mut String) {
-        let families = registry.collect_deferred();
         self.set_const_labels(&registry.const_labels());
-        for (family, handles) in &families {
-            self.encode_family(family, handles, out);
-        }
+        registry.visit(&mut Streaming { enc: self, out });
         self.finish(out);
     }
 
@@ -168,7 +198,17 @@ impl TextEncoder {
     ) {
         self.set_const_labels(const_labels);
         for family in families {
-            self.encode_family(family, &[], out);
+            let desc = &*family.descriptor;
+            self.start_family(desc, out);
+            for s in &family.series {
+                match &s.value {
+                    Value::Counter(v) => self.write_counter(desc, &s.label_values, *v, out),
+                    Value::Gauge(v) => self.write_gauge(desc, &s.label_values, *v, out),
+                    Value::Histogram(snap) => {
+                        self.write_histogram(desc, &s.label_values, Source::Snapshot(snap), out)
+                    }
+                }
+            }
         }
         self.finish(out);
     }
@@ -186,56 +226,43 @@ impl TextEncoder {
         }
     }
 
-    fn encode_family(&mut self, family: &FamilySnapshot, handles: &[Histogram], out: &mut String) {
-        let desc = &*family.descriptor;
+    /// The family name and the counter sample suffix of `desc` in this format.
+    fn names<'d>(&self, desc: &'d Descriptor) -> (&'d str, &'static str) {
         let name = desc.name();
-        let om = self.format == Format::OpenMetrics;
-        let (family_name, sample_suffix) = match desc.kind() {
-            MetricKind::Counter => {
-                let base = name.strip_suffix("_total").unwrap_or(name);
-                if om {
-                    (base, "_total")
-                } else {
-                    // Text 0.0.4 has no family/sample split: the family is `base_total`.
-                    (base, "")
-                }
-            }
-            _ => (name, ""),
-        };
-        let counter_text = desc.kind() == MetricKind::Counter && !om;
-        self.write_metadata(desc, family_name, counter_text, out);
         match desc.kind() {
-            MetricKind::Counter => {
-                for s in &family.series {
-                    if let Value::Counter(v) = s.value {
-                        self.set_labels(desc, &s.label_values);
-                        out.push_str(family_name);
-                        out.push_str(if counter_text {
-                            "_total"
-                        } else {
-                            sample_suffix
-                        });
-                        self.push_braced_labels(out);
-                        out.push(' ');
-                        out.push_str(itoa::Buffer::new().format(v));
-                        out.push('\n');
-                    }
-                }
-            }
-            MetricKind::Gauge => {
-                for s in &family.series {
-                    if let Value::Gauge(v) = s.value {
-                        self.set_labels(desc, &s.label_values);
-                        out.push_str(family_name);
-                        self.push_braced_labels(out);
-                        out.push(' ');
-                        push_value(out, v);
-                        out.push('\n');
-                    }
-                }
-            }
-            MetricKind::Histogram => self.encode_histograms(family, handles, out),
+            MetricKind::Counter => (name.strip_suffix("_total").unwrap_or(name), "_total"),
+            _ => (name, ""),
         }
+    }
+
+    /// Write a family's metadata and, for histograms, prepare its `le` bounds.
+    fn start_family(&mut self, desc: &Descriptor, out: &mut String) {
+        let (family_name, _) = self.names(desc);
+        let counter_text = desc.kind() == MetricKind::Counter && self.format == Format::Text;
+        self.write_metadata(desc, family_name, counter_text, out);
+        if desc.kind() == MetricKind::Histogram {
+            self.prepare_bounds(desc);
+        }
+    }
+
+    fn write_counter(&mut self, desc: &Descriptor, labels: &[String], v: u64, out: &mut String) {
+        let (family_name, suffix) = self.names(desc);
+        self.set_labels(desc, labels);
+        out.push_str(family_name);
+        out.push_str(suffix);
+        self.push_braced_labels(out);
+        out.push(' ');
+        out.push_str(itoa::Buffer::new().format(v));
+        out.push('\n');
+    }
+
+    fn write_gauge(&mut self, desc: &Descriptor, labels: &[String], v: f64, out: &mut String) {
+        self.set_labels(desc, labels);
+        out.push_str(desc.name());
+        self.push_braced_labels(out);
+        out.push(' ');
+        push_value(out, v);
+        out.push('\n');
     }
 
     fn write_metadata(
@@ -278,13 +305,7 @@ impl TextEncoder {
         }
     }
 
-    fn encode_histograms(
-        &mut self,
-        family: &FamilySnapshot,
-        handles: &[Histogram],
-        out: &mut String,
-    ) {
-        let desc = &*family.descriptor;
+    fn prepare_bounds(&mut self, desc: &Descriptor) {
         let scale = desc.export_scale();
         let layout = desc.layout();
         self.les.clear();
@@ -303,61 +324,69 @@ impl TextEncoder {
             });
             self.les.push((slot, le));
         }
+    }
+
+    fn write_histogram(
+        &mut self,
+        desc: &Descriptor,
+        labels: &[String],
+        source: Source<'_, '_>,
+        out: &mut String,
+    ) {
+        let scale = desc.export_scale();
+        let layout = desc.layout();
         let name = desc.name();
-        for (i, s) in family.series.iter().enumerate() {
-            self.set_labels(desc, &s.label_values);
-            self.head.clear();
-            self.head.push_str(name);
-            self.head.push_str("_bucket{");
-            self.head.push_str(&self.labels);
-            if !self.labels.is_empty() {
-                self.head.push(',');
-            }
-            let (count, sum) = match (handles.get(i).and_then(Histogram::atomic), &s.value) {
-                // Streaming: read the live slots in place, one pass, nothing copied.
-                (Some(hist), _) => {
-                    let exact = hist.has_exact_sum();
-                    let (count, estimate) = self.write_buckets(out, layout, !exact, |b| {
-                        hist.for_each_region_slots(|first, counters| b.region(first, counters))
-                    });
-                    // Like `snapshot()`, read the exact sum after the slots.
-                    let sum = match hist.exact_sum() {
-                        Some(s) if exact => u128::from(s),
-                        _ => estimate,
-                    };
-                    (count, sum)
-                }
-                (None, Value::Histogram(snap)) => {
-                    let slots = snap.layout();
-                    let (count, _) = self.write_buckets(out, layout, false, |b| {
-                        for (lowest, _, n) in snap.iter() {
-                            b.slot(slots.index_of(lowest), n);
-                        }
-                    });
-                    (count, snap.sum())
-                }
-                (None, _) => continue,
-            };
-            let mut num = itoa::Buffer::new();
-            out.push_str(&self.head);
-            out.push_str("le=\"+Inf\"} ");
-            out.push_str(num.format(count));
-            out.push('\n');
-
-            out.push_str(name);
-            out.push_str("_sum");
-            self.push_braced_labels(out);
-            out.push(' ');
-            push_value(out, scaled_sum(sum, scale));
-            out.push('\n');
-
-            out.push_str(name);
-            out.push_str("_count");
-            self.push_braced_labels(out);
-            out.push(' ');
-            out.push_str(num.format(count));
-            out.push('\n');
+        self.set_labels(desc, labels);
+        self.head.clear();
+        self.head.push_str(name);
+        self.head.push_str("_bucket{");
+        self.head.push_str(&self.labels);
+        if !self.labels.is_empty() {
+            self.head.push(',');
         }
+        let (count, sum) = match source {
+            // Streaming: read the live slots in place, one pass, nothing copied.
+            Source::Live(hist) => {
+                let exact = hist.exact_sum().is_some();
+                let (count, estimate) = self.write_buckets(out, layout, !exact, |b| {
+                    hist.for_each_region(|first, counts| b.region(first, counts))
+                });
+                // Like `snapshot()`, read the exact sum after the slots.
+                let sum = match hist.exact_sum() {
+                    Some(s) => u128::from(s),
+                    None => estimate,
+                };
+                (count, sum)
+            }
+            Source::Snapshot(snap) => {
+                let slots = snap.layout();
+                let (count, _) = self.write_buckets(out, layout, false, |b| {
+                    for (lowest, _, n) in snap.iter() {
+                        b.slot(slots.index_of(lowest), n);
+                    }
+                });
+                (count, snap.sum())
+            }
+        };
+        let mut num = itoa::Buffer::new();
+        out.push_str(&self.head);
+        out.push_str("le=\"+Inf\"} ");
+        out.push_str(num.format(count));
+        out.push('\n');
+
+        out.push_str(name);
+        out.push_str("_sum");
+        self.push_braced_labels(out);
+        out.push(' ');
+        push_value(out, scaled_sum(sum, scale));
+        out.push('\n');
+
+        out.push_str(name);
+        out.push_str("_count");
+        self.push_braced_labels(out);
+        out.push(' ');
+        out.push_str(num.format(count));
+        out.push('\n');
     }
 
     /// Write the finite `le` lines of one series from its non-zero slots (ascending slot
@@ -447,15 +476,14 @@ impl Buckets<'_> {
     /// All slots of one allocated region, starting at slot `first`, in one branch-free pass
     /// (zero slots included: cheaper than mispredicting on which slots are empty).
     #[inline]
-    fn region(&mut self, first: usize, counters: &[std::sync::atomic::AtomicU64]) {
+    fn region(&mut self, first: usize, counters: RegionCounts<'_>) {
         if first > self.next {
             self.close_bounds_below(first);
         }
         let mut seen = self.seen;
         let mut weighted = 0u128; // Σ j · n_j
         let mut total = 0u64; // Σ n_j
-        for (j, c) in counters.iter().enumerate() {
-            let n = c.load(std::sync::atomic::Ordering::Relaxed);
+        for (j, n) in counters.iter().enumerate() {
             seen = seen.wrapping_add(n);
             total = total.wrapping_add(n);
             weighted += j as u128 * u128::from(n);
@@ -505,9 +533,10 @@ fn push_label(out: &mut String, name: &str, value: &str) {
     out.push_str("\",");
 }
 
-/// Append `value` escaped for a label value: `\` → `\\`, `"` → `\"`, line feed → `\n`.
-/// Everything else (tabs, carriage returns, any Unicode) is written as is, which both formats
-/// allow.
+/// Append `value` escaped for a label value: `\` → `\\`, `"` → `\"`, line feed → `\n`,
+/// and a carriage return is written as an escaped line feed `\n` too (a raw CR is legal in
+/// both formats, but common parsers split lines on it, and neither format has an escape
+/// for it). Everything else (tabs, any Unicode) is written as is.
 pub fn escape_label_value(out: &mut String, value: &str) {
     escape(out, value, true);
 }
@@ -519,7 +548,7 @@ pub fn escape_help(out: &mut String, help: &str, openmetrics: bool) {
 }
 
 fn escape(out: &mut String, s: &str, quote: bool) {
-    let needs = |b: u8| b == b'\\' || b == b'\n' || (quote && b == b'"');
+    let needs = |b: u8| b == b'\\' || b == b'\n' || b == b'\r' || (quote && b == b'"');
     if !s.bytes().any(needs) {
         out.push_str(s);
         return;
@@ -530,7 +559,7 @@ fn escape(out: &mut String, s: &str, quote: bool) {
             out.push_str(&s[start..i]);
             out.push_str(match b {
                 b'\\' => "\\\\",
-                b'\n' => "\\n",
+                b'\n' | b'\r' => "\\n",
                 _ => "\\\"",
             });
             start = i + 1;

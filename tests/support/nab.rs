@@ -5,7 +5,9 @@
 //! positive weighting, three application profiles, normalisation), a loader
 //! for NAB's CSV files and `combined_windows.json` labels, and a
 //! leave-one-category-out tuner. The `nab_eval` example and the
-//! `anomaly_nab` integration test both use it.
+//! `anomaly_nab` integration test both use it. It is test support code of the
+//! repository, not part of the published `dwcp-telemetry` crate, and uses only
+//! that crate's public API.
 //!
 //! Rows are identified by index. Every detector is run causally: it sees
 //! the rows of a file one at a time and marks the rows it alerts on.
@@ -14,8 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::zscore::Detector;
-use super::DetectorConfig;
+use dwcp_telemetry::anomaly::{ConfigError, Detector, DetectorConfig};
 
 /// Application profile: weights of true positives, missed windows and false
 /// positives.
@@ -118,16 +119,9 @@ impl FileScore {
 /// Scores the alerts (row indices, any order) raised on a file of `n` rows
 /// with the given windows (sorted, disjoint), under `profile`.
 ///
-/// ```
-/// use dwcp_telemetry::anomaly::nab::{score_file, Window, STANDARD};
-///
-/// let w = [Window { start: 300, end: 399 }];
-/// // An alert on the first row of the window scores exactly A_TP.
-/// let s = score_file(1000, &w, &[300], &STANDARD);
-/// assert!((s.raw - 1.0).abs() < 1e-12);
-/// // No alert: -A_FN.
-/// assert_eq!(score_file(1000, &w, &[], &STANDARD).raw, -1.0);
-/// ```
+/// An alert on the first row of a window scores exactly `A_TP`, a window
+/// with no alert `-A_FN` (see the unit tests below and
+/// `tests/anomaly_nab.rs`).
 #[must_use]
 pub fn score_file(n: usize, windows: &[Window], alerts: &[usize], profile: &Profile) -> FileScore {
     let prob = probation(n);
@@ -194,20 +188,41 @@ pub fn normalise(raw: f64, windows: usize, profile: &Profile) -> Option<f64> {
 }
 
 /// Errors loading the NAB corpus.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum NabError {
     /// A file could not be read.
-    #[error("reading {}: {source}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
     },
-    /// The labels file is not the expected JSON shape.
-    #[error("labels file: {0}")]
+    /// The labels file is not valid JSON.
+    Json(serde_json::Error),
+    /// The labels file is valid JSON but not the expected shape
+    /// (`{"file": [["start", "end"], ...], ...}`).
     Labels(String),
+}
+
+impl fmt::Display for NabError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NabError::Io { path, source } => write!(f, "reading {}: {source}", path.display()),
+            NabError::Json(e) => write!(f, "labels file: {e}"),
+            NabError::Labels(what) => write!(f, "labels file: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for NabError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NabError::Io { source, .. } => Some(source),
+            NabError::Json(e) => Some(e),
+            NabError::Labels(_) => None,
+        }
+    }
 }
 
 /// One labelled series.
@@ -277,114 +292,37 @@ pub fn load_corpus(data_dir: &Path, labels_path: &Path) -> Result<Vec<Series>, N
 
 type Labels = BTreeMap<String, Vec<(String, String)>>;
 
-/// Parses `combined_windows.json`: `{"file": [["start", "end"], ...], ...}`.
+/// Parses `combined_windows.json`: `{"file": [["start", "end"], ...], ...}`
+/// (with `serde_json`, so every JSON escape, `\uXXXX` and surrogate pairs
+/// included, is decoded). A file named twice keeps its last entry.
 fn parse_labels(text: &str) -> Result<Labels, NabError> {
-    let mut p = JsonCursor {
-        s: text.as_bytes(),
-        i: 0,
+    use serde_json::Value;
+    let shape = |what: String| NabError::Labels(what);
+    let root: Value = serde_json::from_str(text).map_err(NabError::Json)?;
+    let Value::Object(files) = root else {
+        return Err(shape("expected an object of file names".to_owned()));
     };
     let mut out = Labels::new();
-    p.expect(b'{')?;
-    if p.peek() == Some(b'}') {
-        return Ok(out);
-    }
-    loop {
-        let name = p.string()?;
-        p.expect(b':')?;
-        p.expect(b'[')?;
-        let mut windows = Vec::new();
-        if p.peek() == Some(b']') {
-            p.i += 1;
-        } else {
-            loop {
-                p.expect(b'[')?;
-                let from = p.string()?;
-                p.expect(b',')?;
-                let to = p.string()?;
-                p.expect(b']')?;
-                windows.push((from, to));
-                if !p.list_continues(b']')? {
-                    break;
+    for (name, windows) in files {
+        let Value::Array(windows) = windows else {
+            return Err(shape(format!("{name:?}: expected an array of windows")));
+        };
+        let mut pairs = Vec::with_capacity(windows.len());
+        for window in &windows {
+            match window.as_array().map(Vec::as_slice) {
+                Some([Value::String(from), Value::String(to)]) => {
+                    pairs.push((from.clone(), to.clone()));
+                }
+                _ => {
+                    return Err(shape(format!(
+                        "{name:?}: expected a window [\"start\", \"end\"], got {window}"
+                    )))
                 }
             }
         }
-        out.insert(name, windows);
-        if !p.list_continues(b'}')? {
-            break;
-        }
+        out.insert(name, pairs);
     }
     Ok(out)
-}
-
-struct JsonCursor<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl JsonCursor<'_> {
-    fn peek(&mut self) -> Option<u8> {
-        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
-            self.i += 1;
-        }
-        self.s.get(self.i).copied()
-    }
-
-    fn error(&self, what: &str) -> NabError {
-        NabError::Labels(format!("expected {what} at byte {}", self.i))
-    }
-
-    fn expect(&mut self, c: u8) -> Result<(), NabError> {
-        if self.peek() == Some(c) {
-            self.i += 1;
-            Ok(())
-        } else {
-            Err(self.error(&format!("'{}'", c as char)))
-        }
-    }
-
-    /// After an element: `,` → true (more), `close` → false (done).
-    fn list_continues(&mut self, close: u8) -> Result<bool, NabError> {
-        match self.peek() {
-            Some(b',') => {
-                self.i += 1;
-                Ok(true)
-            }
-            Some(c) if c == close => {
-                self.i += 1;
-                Ok(false)
-            }
-            _ => Err(self.error(&format!("',' or '{}'", close as char))),
-        }
-    }
-
-    fn string(&mut self) -> Result<String, NabError> {
-        self.expect(b'"')?;
-        let mut out = Vec::new();
-        while let Some(&c) = self.s.get(self.i) {
-            self.i += 1;
-            match c {
-                b'"' => {
-                    return String::from_utf8(out).map_err(|_| self.error("UTF-8"));
-                }
-                b'\\' => {
-                    let e = self
-                        .s
-                        .get(self.i)
-                        .copied()
-                        .ok_or_else(|| self.error("escape"))?;
-                    self.i += 1;
-                    out.push(match e {
-                        b'n' => b'\n',
-                        b't' => b'\t',
-                        b'r' => b'\r',
-                        other => other,
-                    });
-                }
-                _ => out.push(c),
-            }
-        }
-        Err(self.error("closing '\"'"))
-    }
 }
 
 /// Runs a detector over a series causally and returns the rows it alerted on.
@@ -425,11 +363,11 @@ pub struct Evaluation {
 pub fn evaluate_config(
     corpus: &[Series],
     config: &DetectorConfig,
-) -> Result<Evaluation, super::ConfigError> {
-    config.validate()?;
-    Ok(evaluate(corpus, |s| {
-        run_detector(Detector::from_valid_config(config.clone()), &s.values)
-    }))
+) -> Result<Evaluation, ConfigError> {
+    // Built (and validated) once; every series gets a clone of the fresh detector, which is
+    // the same as building it again.
+    let fresh = config.clone().build()?;
+    Ok(evaluate(corpus, |s| run_detector(fresh.clone(), &s.values)))
 }
 
 /// Scores `alerts_of(series)` on every series of the corpus.
@@ -747,12 +685,57 @@ mod tests {
         assert!(l["a/x.csv"].is_empty());
         assert_eq!(l["b/y.csv"].len(), 2);
         assert_eq!(l["b/y.csv"][0].0, "2014-01-01 00:00:00.000000");
-        assert!(parse_labels("{\"a\": [[\"x\"]]}").is_err());
-        assert!(parse_labels("[").is_err());
+        assert!(matches!(
+            parse_labels("{\"a\": [[\"x\"]]}"),
+            Err(NabError::Labels(_))
+        ));
+        assert!(matches!(parse_labels("["), Err(NabError::Json(_))));
+        assert!(matches!(parse_labels("[]"), Err(NabError::Labels(_))));
+        assert!(matches!(
+            parse_labels("{\"a\": [[\"x\", 1]]}"),
+            Err(NabError::Labels(_))
+        ));
+        assert!(parse_labels("{}").unwrap().is_empty());
         assert_eq!(
             normalise_timestamp(" 2014-01-01 00:00:00.000000"),
             "2014-01-01 00:00:00"
         );
+    }
+
+    #[test]
+    fn anomaly_nab_parse_labels_decodes_escapes() {
+        // The hand-written parser this replaced turned `\u00e9` into `u00e9`.
+        let l = parse_labels(
+            r#"{"caf\u00e9/s\u00e9rie.csv": [["2014-01-01 00:00:00", "2014-01-02\t00:00:00"]],
+                "smile/\ud83d\ude00 \"q\" \\ \/.csv": []}"#,
+        )
+        .unwrap();
+        let names: Vec<&str> = l.keys().map(String::as_str).collect();
+        assert_eq!(names, ["café/série.csv", "smile/\u{1F600} \"q\" \\ /.csv"]);
+        assert_eq!(l["café/série.csv"][0].1, "2014-01-02\t00:00:00");
+        // A lone surrogate is not valid JSON text.
+        assert!(matches!(
+            parse_labels(r#"{"\ud83d": []}"#),
+            Err(NabError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn anomaly_nab_error_sources() {
+        use std::error::Error as _;
+        let json = parse_labels("{").unwrap_err();
+        assert!(json.source().is_some());
+        assert!(json.to_string().starts_with("labels file: "));
+        let shape = parse_labels("[]").unwrap_err();
+        assert!(shape.source().is_none());
+        let missing = load_corpus(
+            Path::new("/nonexistent-nab-dir"),
+            Path::new("/nonexistent-nab-dir/labels.json"),
+        )
+        .unwrap_err();
+        assert!(matches!(missing, NabError::Io { .. }));
+        assert!(missing.source().is_some());
+        assert!(missing.to_string().contains("nonexistent-nab-dir"));
     }
 
     #[test]

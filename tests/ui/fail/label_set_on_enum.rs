@@ -1,0 +1,9 @@
+// `LabelSet` is for structs; enums of values derive `LabelValue`.
+use dwcp_telemetry::LabelSet;
+
+#[derive(LabelSet)]
+enum Operation {
+    Migrate,
+}
+
+fn main() {}
