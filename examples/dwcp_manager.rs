@@ -24,12 +24,103 @@ use std::time::{Duration, Instant};
 use dwcp_support::Rng;
 use dwcp_telemetry::anomaly::{AnomalyMonitor, DetectorConfig, Direction, Statistic};
 use dwcp_telemetry::export::prometheus::PrometheusServer;
-use dwcp_telemetry::{CounterFamily, GaugeFamily, HistogramFamily, Registry, Snapshot};
+use dwcp_telemetry::{
+    CounterFamily, GaugeFamily, HistogramFamily, LabelSet, LabelValue, Registry, Snapshot,
+};
 
-const OPERATIONS: [&str; 3] = ["migrate", "replicate", "health_check"];
-const COMPONENTS: [&str; 6] = ["amst", "hde", "pba", "acp", "ass", "itp"];
-const ERROR_TYPES: [&str; 3] = ["timeout", "network", "checksum"];
-const CIRCUITS: [&str; 2] = ["database", "api"];
+/// The seeds' label values, typed: a misspelt value or label does not compile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
+enum Operation {
+    Migrate,
+    Replicate,
+    HealthCheck,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
+enum Status {
+    Success,
+    Error,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
+enum Component {
+    Amst,
+    Hde,
+    Pba,
+    Acp,
+    Ass,
+    Itp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
+enum ErrorType {
+    Timeout,
+    Network,
+    Checksum,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
+enum Circuit {
+    Database,
+    Api,
+}
+
+#[derive(LabelSet)]
+struct OperationLabels {
+    operation: Operation,
+}
+
+#[derive(LabelSet)]
+struct RequestLabels {
+    operation: Operation,
+    status: Status,
+}
+
+#[derive(LabelSet)]
+struct ErrorLabels {
+    r#type: ErrorType,
+}
+
+#[derive(LabelSet)]
+struct CircuitLabels {
+    circuit: Circuit,
+}
+
+#[derive(LabelSet)]
+struct ComponentLabels {
+    component: Component,
+}
+
+#[derive(LabelSet)]
+struct RecoveryAttemptLabels {
+    component: Component,
+    success: bool,
+}
+
+const OPERATIONS: [Operation; 3] = [
+    Operation::Migrate,
+    Operation::Replicate,
+    Operation::HealthCheck,
+];
+const COMPONENTS: [Component; 6] = [
+    Component::Amst,
+    Component::Hde,
+    Component::Pba,
+    Component::Acp,
+    Component::Ass,
+    Component::Itp,
+];
+const ERROR_TYPES: [ErrorType; 3] = [ErrorType::Timeout, ErrorType::Network, ErrorType::Checksum];
+const CIRCUITS: [Circuit; 2] = [Circuit::Database, Circuit::Api];
+
+/// An operation's label value, as exported.
+fn op_name(op: Operation) -> &'static str {
+    match op {
+        Operation::Migrate => "migrate",
+        Operation::Replicate => "replicate",
+        Operation::HealthCheck => "health_check",
+    }
+}
 
 struct Args {
     listen: SocketAddr,
@@ -101,16 +192,16 @@ fn parse_args() -> Result<Args, String> {
 /// The seeds' DWCP manager metrics.
 #[derive(Clone)]
 struct Metrics {
-    request_duration: HistogramFamily,
-    requests: CounterFamily,
-    errors: CounterFamily,
-    breaker_state: GaugeFamily,
-    breaker_trips: CounterFamily,
-    recovery_duration: HistogramFamily,
-    recovery_attempts: CounterFamily,
-    component_latency: HistogramFamily,
-    component_operations: CounterFamily,
-    component_errors: CounterFamily,
+    request_duration: HistogramFamily<OperationLabels>,
+    requests: CounterFamily<RequestLabels>,
+    errors: CounterFamily<ErrorLabels>,
+    breaker_state: GaugeFamily<CircuitLabels>,
+    breaker_trips: CounterFamily<CircuitLabels>,
+    recovery_duration: HistogramFamily<ComponentLabels>,
+    recovery_attempts: CounterFamily<RecoveryAttemptLabels>,
+    component_latency: HistogramFamily<ComponentLabels>,
+    component_operations: CounterFamily<ComponentLabels>,
+    component_errors: CounterFamily<ComponentLabels>,
 }
 
 impl Metrics {
@@ -121,7 +212,7 @@ impl Metrics {
                     "dwcp_request_duration_seconds",
                     "Request duration in seconds",
                 )
-                .dynamic_labels(["operation"])
+                .labels::<OperationLabels>()
                 .buckets(vec![
                     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0,
                 ])
@@ -131,57 +222,57 @@ impl Metrics {
                     "dwcp_requests_total",
                     "Total requests by operation and status",
                 )
-                .dynamic_labels(["operation", "status"])
+                .labels::<RequestLabels>()
                 .register()?,
             errors: reg
                 .counter("dwcp_errors_total", "Total errors by type")
-                .dynamic_labels(["type"])
+                .labels::<ErrorLabels>()
                 .register()?,
             breaker_state: reg
                 .gauge(
                     "dwcp_circuit_breaker_state",
                     "Circuit breaker state (0=closed, 1=open, 2=half-open)",
                 )
-                .dynamic_labels(["circuit"])
+                .labels::<CircuitLabels>()
                 .register()?,
             breaker_trips: reg
                 .counter(
                     "dwcp_circuit_breaker_trips_total",
                     "Total number of circuit breaker trips",
                 )
-                .dynamic_labels(["circuit"])
+                .labels::<CircuitLabels>()
                 .register()?,
             recovery_duration: reg
                 .histogram(
                     "dwcp_recovery_duration_seconds",
                     "Duration of recovery operations in seconds",
                 )
-                .dynamic_labels(["component"])
+                .labels::<ComponentLabels>()
                 .register()?, // the seeds' buckets 0.1 … 30 s, from `dwcp_defaults()`
             recovery_attempts: reg
                 .counter(
                     "dwcp_recovery_attempts_total",
                     "Total number of recovery attempts",
                 )
-                .dynamic_labels(["component", "success"])
+                .labels::<RecoveryAttemptLabels>()
                 .register()?,
             component_latency: reg
                 .histogram(
                     "dwcp_v3_component_latency_seconds",
                     "DWCP v3 component latency",
                 )
-                .dynamic_labels(["component"])
+                .labels::<ComponentLabels>()
                 .register()?,
             component_operations: reg
                 .counter(
                     "dwcp_v3_component_operations_total",
                     "DWCP v3 component operations",
                 )
-                .dynamic_labels(["component"])
+                .labels::<ComponentLabels>()
                 .register()?,
             component_errors: reg
                 .counter("dwcp_v3_component_errors_total", "DWCP v3 component errors")
-                .dynamic_labels(["component"])
+                .labels::<ComponentLabels>()
                 .register()?,
         })
     }
@@ -194,33 +285,38 @@ fn worker(id: u64, m: Metrics, stop: Arc<AtomicBool>, incident: Arc<AtomicBool>)
     // Bind every handle once; the loop only does atomic adds.
     let ops: Vec<_> = OPERATIONS
         .iter()
-        .map(|op| {
+        .map(|&operation| {
+            let status = |status| RequestLabels { operation, status };
             (
-                m.request_duration.with_labels_or_overflow(&[op]),
-                m.requests.with_labels_or_overflow(&[op, "success"]),
-                m.requests.with_labels_or_overflow(&[op, "error"]),
+                m.request_duration.get(&OperationLabels { operation }),
+                m.requests.get(&status(Status::Success)),
+                m.requests.get(&status(Status::Error)),
             )
         })
         .collect();
     let comps: Vec<_> = COMPONENTS
         .iter()
-        .map(|c| {
+        .map(|&component| {
+            let labels = ComponentLabels { component };
             (
-                m.component_latency.with_labels_or_overflow(&[c]),
-                m.component_operations.with_labels_or_overflow(&[c]),
-                m.component_errors.with_labels_or_overflow(&[c]),
-                m.recovery_duration.with_labels_or_overflow(&[c]),
-                m.recovery_attempts.with_labels_or_overflow(&[c, "true"]),
+                m.component_latency.get(&labels),
+                m.component_operations.get(&labels),
+                m.component_errors.get(&labels),
+                m.recovery_duration.get(&labels),
+                m.recovery_attempts.get(&RecoveryAttemptLabels {
+                    component,
+                    success: true,
+                }),
             )
         })
         .collect();
     let errors: Vec<_> = ERROR_TYPES
         .iter()
-        .map(|t| m.errors.with_labels_or_overflow(&[t]))
+        .map(|&r#type| m.errors.get(&ErrorLabels { r#type }))
         .collect();
     let circuit = CIRCUITS[(id as usize) % CIRCUITS.len()];
-    let breaker = m.breaker_state.with_labels_or_overflow(&[circuit]);
-    let trips = m.breaker_trips.with_labels_or_overflow(&[circuit]);
+    let breaker = m.breaker_state.get(&CircuitLabels { circuit });
+    let trips = m.breaker_trips.get(&CircuitLabels { circuit });
     breaker.set(0.0);
     let mut recent_errors = 0u32;
     let mut n = 0u64;
@@ -271,7 +367,10 @@ fn worker(id: u64, m: Metrics, stop: Arc<AtomicBool>, incident: Arc<AtomicBool>)
 fn all_requests(m: &Metrics) -> Option<Snapshot> {
     let mut merged: Option<Snapshot> = None;
     for op in OPERATIONS {
-        let s = m.request_duration.with_labels_or_overflow(&[op]).snapshot();
+        let s = m
+            .request_duration
+            .get(&OperationLabels { operation: op })
+            .snapshot();
         match &mut merged {
             None => merged = Some(s),
             Some(acc) => acc.merge(&s).ok()?,
@@ -280,11 +379,8 @@ fn all_requests(m: &Metrics) -> Option<Snapshot> {
     merged
 }
 
-fn total(c: &CounterFamily, label_sets: &[[&str; 2]]) -> u64 {
-    label_sets
-        .iter()
-        .map(|l| c.with_labels_or_overflow(l).get())
-        .sum()
+fn total<L: LabelSet>(c: &CounterFamily<L>, label_sets: &[L]) -> u64 {
+    label_sets.iter().map(|l| c.get(l).get()).sum()
 }
 
 /// One p99 detector per operation on `dwcp_request_duration_seconds`, fed by interval
@@ -304,8 +400,8 @@ fn watch_latency(
             .with_min_samples(ANOMALY_WARM_UP)
             .build()?;
         monitor.watch_histogram(
-            &format!("dwcp_request_duration_seconds:p99:{op}"),
-            &m.request_duration.with_labels_or_overflow(&[op]),
+            &format!("dwcp_request_duration_seconds:p99:{}", op_name(op)),
+            &m.request_duration.get(&OperationLabels { operation: op }),
             Statistic::Quantile(0.99),
             detector,
         )?;
@@ -385,9 +481,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let started = Instant::now();
-    let request_sets: Vec<[&str; 2]> = OPERATIONS
+    let request_sets: Vec<RequestLabels> = OPERATIONS
         .iter()
-        .flat_map(|op| [[*op, "success"], [*op, "error"]])
+        .flat_map(|&operation| {
+            [Status::Success, Status::Error].map(|status| RequestLabels { operation, status })
+        })
         .collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -431,8 +529,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let requests = total(&metrics.requests, &request_sets);
             let errors: u64 = request_sets
                 .iter()
-                .filter(|l| l[1] == "error")
-                .map(|l| metrics.requests.with_labels_or_overflow(l).get())
+                .filter(|l| l.status == Status::Error)
+                .map(|l| metrics.requests.get(l).get())
                 .sum();
             let secs = last_at.elapsed().as_secs_f64();
             last_at = Instant::now();

@@ -16,6 +16,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   # started by tests (they run their own instance on loopback).
   $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
+python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus-client
 # The Debian package may start a system service on :9090; tests do not rely on it.
 prometheus --version 2>&1 | head -1
 promtool --version 2>&1 | head -1

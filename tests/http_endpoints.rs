@@ -310,7 +310,7 @@ fn connection_cap_answers_503_when_every_connection_is_busy() {
     let reg = registry();
     let help = "h".repeat(4096);
     for i in 0..4000 {
-        reg.counter(&format!("big_family_{i}_total"), &help)
+        reg.counter(format!("big_family_{i}_total"), help.as_str())
             .register()
             .unwrap()
             .handle()

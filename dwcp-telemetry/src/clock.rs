@@ -3,13 +3,13 @@
 //! `quanta::Clock::raw()` costs about 10 ns against about 23 ns for `Instant::now()` on the
 //! machines in `docs/PERFORMANCE.md`, which is what keeps a timed record under 25 ns.
 
-use once_cell::sync::Lazy;
+use std::sync::LazyLock;
 
-static CLOCK: Lazy<quanta::Clock> = Lazy::new(quanta::Clock::new);
+static CLOCK: LazyLock<quanta::Clock> = LazyLock::new(quanta::Clock::new);
 
 /// Force calibration now (it otherwise happens on first use, on some caller's hot path).
 pub fn calibrate() {
-    Lazy::force(&CLOCK);
+    LazyLock::force(&CLOCK);
 }
 
 /// A raw clock reading; only meaningful to [`nanos_between`].

@@ -164,9 +164,11 @@ const THREAD_CACHE_ENTRIES: usize = 4_096;
 
 /// Per-thread cache: `(recorder id, kind, key hash)` → the keys with that hash and their
 /// handles.
+type CacheMap = HashMap<(u64, u8, u64), Vec<(Key, Entry)>, BuildHasherDefault<PreHashed>>;
+
 #[derive(Default)]
 struct ThreadCache {
-    map: HashMap<(u64, u8, u64), Vec<(Key, Entry)>, BuildHasherDefault<PreHashed>>,
+    map: CacheMap,
     len: usize,
 }
 
@@ -274,9 +276,9 @@ impl DwcpRecorder {
         for l in key.labels() {
             let mut name = sanitize_label_name(l.key());
             let reserved = name == VERSION_LABEL
-                || consts.iter().any(|(c, _)| *c == name)
-                || (kind == MetricKind::Histogram && (name == "le" || name == "quantile"))
-                || name == "quantile";
+                || name == "quantile"
+                || (kind == MetricKind::Histogram && name == "le")
+                || consts.iter().any(|(c, _)| *c == name);
             if reserved {
                 name.push('_');
                 self.count("reserved_label_renamed");

@@ -387,7 +387,7 @@ impl Registry {
         MetricBuilder::new(self, name.into(), help.into())
     }
 
-    fn read_families(&self) -> std::sync::RwLockReadGuard<'_, Families> {
+    fn read_families(&self) -> impl std::ops::Deref<Target = Families> + '_ {
         self.inner
             .families
             .read()
@@ -579,8 +579,11 @@ pub struct MetricBuilder<'r, K, L = DynamicLabels> {
     exact_sum: Option<bool>,
     buckets: Option<Vec<f64>>,
     internal: bool,
-    kind: PhantomData<(K, fn(&L))>,
+    kind: KindAndLabels<K, L>,
 }
+
+/// The builder's metric kind and label type, as a zero-sized marker.
+type KindAndLabels<K, L> = PhantomData<(K, fn(&L))>;
 
 impl<K, L> fmt::Debug for MetricBuilder<'_, K, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
