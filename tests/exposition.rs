@@ -335,3 +335,45 @@ fn streaming_render_equals_snapshot_encoding() {
     assert!(render(&reg, Format::Text)
         .contains("est_seconds_bucket{version=\"3.0.0\",k=\"__overflow__\",le=\"0\"} 1\n"));
 }
+
+/// Error ratios pair counters by configuration: a policy names the denominator of an error
+/// counter whose name follows no convention.
+#[test]
+fn error_ratio_denominators_come_from_policies() {
+    use dwcp_telemetry::export::summary::Summarizer;
+    use dwcp_telemetry::{MetricPolicy, NameMatch};
+    let reg = Registry::builder()
+        .version("3.0.0")
+        .policy(
+            NameMatch::exact("dwcp_failed_handshakes_total"),
+            MetricPolicy::new().error_ratio_of(["dwcp_handshakes_total"]),
+        )
+        .build()
+        .unwrap();
+    let summarizer = Summarizer::new(reg.clone());
+    let calls = reg
+        .counter("dwcp_handshakes_total", "Handshakes")
+        .register()
+        .unwrap();
+    let failed = reg
+        .counter("dwcp_failed_handshakes_total", "Failed handshakes")
+        .register()
+        .unwrap();
+    assert_eq!(
+        failed.descriptor().error_denominators(),
+        Some(&["dwcp_handshakes_total".to_string()][..])
+    );
+    calls.handle().inc_by(8);
+    failed.handle().inc_by(2);
+    let summary = summarizer.summary();
+    assert_eq!(summary.error_rates.len(), 1, "{:?}", summary.error_rates);
+    let e = &summary.error_rates[0];
+    assert_eq!(
+        (e.errors.as_str(), e.requests.as_str(), e.error_ratio),
+        (
+            "dwcp_failed_handshakes_total",
+            "dwcp_handshakes_total",
+            Some(0.25)
+        )
+    );
+}

@@ -9,9 +9,10 @@
 //!   built). Concurrent callers share one window: each call closes it.
 //! - **quantiles** (histograms): `p50`, `p90`, `p95`, `p99`, `p999`, `max`, `min`, `mean` and
 //!   `sum` over the histogram's lifetime, in the exported unit (seconds for durations).
-//! - **error rates**: for every counter family `P_errors_total`, the families
-//!   `P_requests_total` and `P_operations_total` (counters, if registered) are its
-//!   denominators. `errors_per_second` is the errors' increase per second over the window;
+//! - **error rates**: an error counter's denominators are the counters its registry policy
+//!   names (`MetricPolicy::error_ratio_of`); without one, by the DWCP naming convention, for
+//!   every counter family `P_errors_total` the families `P_requests_total` and
+//!   `P_operations_total` (counters, if registered) are its denominators. `errors_per_second` is the errors' increase per second over the window;
 //!   `error_ratio` is errors ÷ requests over the window (`null` when no request arrived). When
 //!   both families have the same label names, one entry per error series compares it with the
 //!   request series of the same label values; otherwise one entry compares the families' sums.
@@ -223,6 +224,27 @@ fn to_unit(x: f64, scale: f64) -> f64 {
     }
 }
 
+/// The request counters an error counter is divided by: those its registry policy names
+/// ([`MetricPolicy::error_ratio_of`](crate::MetricPolicy::error_ratio_of)), else, by the DWCP
+/// naming convention, `P_requests_total` and `P_operations_total` for `P_errors_total`.
+/// `None` for a counter that counts no errors.
+fn error_denominators(desc: &crate::Descriptor) -> Option<Vec<String>> {
+    if let Some(d) = desc.error_denominators() {
+        return Some(d.to_vec());
+    }
+    let base = desc.name().strip_suffix("_total").unwrap_or(desc.name());
+    let prefix = base.strip_suffix("errors")?;
+    if !(prefix.is_empty() || prefix.ends_with('_')) {
+        return None;
+    }
+    Some(
+        ["requests", "operations"]
+            .iter()
+            .flat_map(|d| [format!("{prefix}{d}_total"), format!("{prefix}{d}")])
+            .collect(),
+    )
+}
+
 fn error_rates(
     families: &[FamilySnapshot],
     deltas: &HashMap<SeriesKey, u64>,
@@ -247,16 +269,11 @@ fn error_rates(
         if desc.kind() != MetricKind::Counter {
             continue;
         }
-        let base = desc.name().strip_suffix("_total").unwrap_or(desc.name());
-        let Some(prefix) = base.strip_suffix("errors") else {
+        let Some(denominators) = error_denominators(desc) else {
             continue;
         };
-        if !(prefix.is_empty() || prefix.ends_with('_')) {
-            continue;
-        }
-        for denom in ["requests", "operations"] {
-            let candidates = [format!("{prefix}{denom}_total"), format!("{prefix}{denom}")];
-            let Some(req) = candidates.iter().find_map(|n| counters.get(n.as_str())) else {
+        for denom in denominators {
+            let Some(req) = counters.get(denom.as_str()) else {
                 continue;
             };
             let rdesc = &req.descriptor;

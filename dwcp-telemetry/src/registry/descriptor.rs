@@ -142,6 +142,7 @@ pub struct Descriptor {
     buckets: Vec<f64>,
     layout: Layout,
     exact_sum: bool,
+    error_denominators: Option<Vec<String>>,
 }
 
 impl Descriptor {
@@ -165,7 +166,19 @@ impl Descriptor {
             buckets,
             layout,
             exact_sum,
+            error_denominators: None,
         }
+    }
+
+    pub(crate) fn with_error_denominators(mut self, d: Option<Vec<String>>) -> Self {
+        self.error_denominators = d;
+        self
+    }
+
+    /// For an error counter, the request counters a policy named as its error-ratio
+    /// denominators (`MetricPolicy::error_ratio_of`), if any.
+    pub fn error_denominators(&self) -> Option<&[String]> {
+        self.error_denominators.as_deref()
     }
 
     /// The metric name as registered.

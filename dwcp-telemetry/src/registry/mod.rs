@@ -745,7 +745,8 @@ impl<K, L> MetricBuilder<'_, K, L> {
             buckets,
             layout,
             exact_sum,
-        );
+        )
+        .with_error_denominators(policy.and_then(|p| p.error_ratio_of.clone()));
         Ok((desc, limit))
     }
 }

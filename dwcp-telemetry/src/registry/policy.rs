@@ -58,6 +58,7 @@ pub struct MetricPolicy {
     pub(crate) max_value: Option<u64>,
     pub(crate) exact_sum: Option<bool>,
     pub(crate) cardinality_limit: Option<usize>,
+    pub(crate) error_ratio_of: Option<Vec<String>>,
 }
 
 impl MetricPolicy {
@@ -99,6 +100,17 @@ impl MetricPolicy {
     /// Cap on label sets per metric.
     pub fn cardinality_limit(mut self, limit: usize) -> Self {
         self.cardinality_limit = Some(limit);
+        self
+    }
+
+    /// For error counters: the request counters the `/metrics/summary` error ratio divides
+    /// them by (instead of the `P_errors_total` ÷ `P_requests_total` naming convention).
+    pub fn error_ratio_of<I, S>(mut self, request_counters: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.error_ratio_of = Some(request_counters.into_iter().map(Into::into).collect());
         self
     }
 
