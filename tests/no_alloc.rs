@@ -2,6 +2,9 @@
 //! running in parallel do not disturb each other) around the steady-state calls.
 //!
 //! - histogram record once the value's region exists, counter and gauge updates;
+//! - `metrics::counter!` / `gauge!` / `histogram!` through `DwcpRecorder` for a series the
+//!   thread has used before (0 and 2 labels), and a bound facade handle;
+//! - a typed `family.get(&labels)` for an existing series, and `start_timer()` + drop;
 //! - `Detector::observe` after `build()`, through warm-up, alerts, incidents, cooldowns,
 //!   the seasonal channel and NaN/∞ input.
 
@@ -9,7 +12,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use dwcp_telemetry::anomaly::{DetectorConfig, Direction};
-use dwcp_telemetry::Registry;
+use dwcp_telemetry::facade::DwcpRecorder;
+use dwcp_telemetry::{LabelSet, Registry, Value};
 
 struct Counting;
 
@@ -116,6 +120,158 @@ fn recording_does_not_allocate() {
     assert_eq!(n, 0, "allocations while recording");
     assert_eq!(h.snapshot().count(), 26 * 4096 + 5);
     assert_eq!(c.get(), 25 * 4096);
+}
+
+/// Every facade call the bench measures, for a series that exists.
+fn facade_calls(v: f64) {
+    metrics::histogram!(
+        "dwcp_request_duration_seconds",
+        "operation" => "migrate",
+        "component" => "amst"
+    )
+    .record(v);
+    metrics::histogram!("dwcp_rpc_duration_seconds").record(v);
+    metrics::counter!("dwcp_requests_total", "operation" => "migrate", "status" => "success")
+        .increment(1);
+    metrics::counter!("dwcp_restarts_total").increment(1);
+    metrics::gauge!("dwcp_queue_delay_seconds", "operation" => "migrate", "component" => "amst")
+        .set(v);
+    metrics::gauge!("dwcp_streams_active").increment(1.0);
+}
+
+#[test]
+fn facade_calls_for_an_existing_series_do_not_allocate() {
+    let registry = Registry::builder().version("3.0.0").build().unwrap();
+    let recorder = DwcpRecorder::new(registry.clone());
+    let values: Vec<f64> = dwcp_support::latency_table(4096)
+        .into_iter()
+        .map(|ns| ns as f64 * 1e-9)
+        .collect();
+    // Warm-up: the first call for each key creates the family and the series and fills this
+    // thread's cache (allocations expected); a pass over the values installs the histogram
+    // regions they fall in.
+    let bound = metrics::with_local_recorder(&recorder, || {
+        for &v in &values {
+            facade_calls(v);
+        }
+        metrics::histogram!("dwcp_bound_duration_seconds", "operation" => "migrate")
+    });
+    for &v in &values {
+        bound.record(v);
+    }
+    let n = allocations_in(|| {
+        metrics::with_local_recorder(&recorder, || {
+            for _ in 0..10 {
+                for &v in &values {
+                    facade_calls(v);
+                }
+            }
+        });
+        for &v in &values {
+            bound.record(v);
+        }
+    });
+    assert_eq!(n, 0, "allocations in facade calls for existing series");
+
+    // The calls landed where they should: 11 passes over 4,096 values.
+    let calls = 11 * 4096;
+    let families = registry.collect();
+    let value = |name: &str| {
+        let f = families
+            .iter()
+            .find(|f| f.descriptor.name() == name)
+            .unwrap_or_else(|| panic!("no family {name}"));
+        assert_eq!(f.series.len(), 1, "{name}: one series");
+        f.series[0].value.clone()
+    };
+    for name in ["dwcp_request_duration_seconds", "dwcp_rpc_duration_seconds"] {
+        assert!(
+            matches!(value(name), Value::Histogram(h) if h.count() == calls),
+            "{name}"
+        );
+    }
+    assert!(
+        matches!(value("dwcp_bound_duration_seconds"), Value::Histogram(h) if h.count() == 2 * 4096)
+    );
+    assert_eq!(value("dwcp_requests_total"), Value::Counter(calls));
+    assert_eq!(value("dwcp_restarts_total"), Value::Counter(calls));
+    assert_eq!(value("dwcp_streams_active"), Value::Gauge(calls as f64));
+    assert_eq!(
+        value("dwcp_queue_delay_seconds"),
+        Value::Gauge(*values.last().unwrap())
+    );
+}
+
+#[derive(LabelSet)]
+struct L {
+    operation: &'static str,
+    shard: u32,
+}
+
+#[test]
+fn typed_get_and_timer_do_not_allocate() {
+    let registry = Registry::builder().version("3.0.0").build().unwrap();
+    let latency = registry
+        .histogram("dwcp_request_duration_seconds", "Request duration")
+        .labels::<L>()
+        .register()
+        .unwrap();
+    let requests = registry
+        .counter("dwcp_requests_total", "Requests")
+        .labels::<L>()
+        .register()
+        .unwrap();
+    let shards = [0u32, 7, 123_456, u32::MAX];
+    // Warm-up: create the series, calibrate the clock, install the regions of the values
+    // recorded below.
+    for &shard in &shards {
+        let labels = L {
+            operation: "migrate",
+            shard,
+        };
+        requests.get(&labels).inc();
+        latency.get(&labels).record(1_000);
+        drop(latency.get(&labels).start_timer());
+    }
+    let timer_handle = latency.get(&L {
+        operation: "migrate",
+        shard: 7,
+    });
+    // A timer records whatever time passed, and a thread descheduled between start and drop
+    // sees a long one: install every region of the timer's series (1 ns to past the one-hour
+    // maximum, which clamps), so no delta can need a new one.
+    for shift in 0..64 {
+        timer_handle.record(1u64 << shift);
+    }
+    let n = allocations_in(|| {
+        for _ in 0..1_000 {
+            for &shard in &shards {
+                let labels = L {
+                    operation: "migrate",
+                    shard,
+                };
+                requests.get(&labels).inc();
+                let h = latency.get(&labels);
+                h.record(1_000);
+            }
+            let t = timer_handle.start_timer();
+            drop(t);
+        }
+    });
+    assert_eq!(n, 0, "allocations in typed get / start_timer");
+    assert_eq!(requests.series_count(), 4);
+    assert_eq!(latency.series_count(), 4);
+    assert_eq!(
+        requests
+            .get(&L {
+                operation: "migrate",
+                shard: u32::MAX
+            })
+            .get(),
+        1_001
+    );
+    // Warm-up (a record, a timer, 64 region fills), then 1,000 records and 1,000 timers.
+    assert_eq!(timer_handle.snapshot().count(), 2 + 64 + 2_000);
 }
 
 #[test]

@@ -106,9 +106,9 @@ pub use dwcp_telemetry_macros::LabelSet;
 /// Derives [`LabelValue`](trait@LabelValue) for an enum of unit variants (see [`labels`]).
 pub use dwcp_telemetry_macros::LabelValue;
 pub use error::{ConfigError, LabelError, RegistrationError};
-pub use histogram::{Interval, Layout, Snapshot};
+pub use histogram::{Layout, Snapshot};
 pub use labels::{DynamicLabels, LabelSet, LabelValue};
-pub use metric::{Counter, Gauge, Histogram, Timer};
+pub use metric::{Counter, Gauge, Histogram, Interval, Timer};
 pub use registry::{
     global, set_global, CounterFamily, Descriptor, FamilySnapshot, GaugeFamily, HistogramFamily,
     HistogramView, MetricKind, MetricPolicy, NameMatch, RegionCounts, Registry, RegistryBuilder,

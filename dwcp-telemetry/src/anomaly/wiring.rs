@@ -35,7 +35,8 @@ use std::time::Duration;
 
 use super::sink::{AnomalyObserver, WatchedSignal};
 use super::zscore::{Anomaly, Detector, Severity};
-use crate::histogram::{Interval, Snapshot};
+use crate::histogram::Snapshot;
+use crate::metric::Interval;
 use crate::metric::{Counter, Gauge, Histogram};
 use crate::registry::{CounterFamily, GaugeFamily, Registry};
 use crate::RegistrationError;
@@ -127,6 +128,7 @@ enum Source {
 
 /// Why a watch could not be added.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WatchError {
     /// Another watch already reports under this name.
     #[error(

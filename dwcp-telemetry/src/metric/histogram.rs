@@ -3,8 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::interval::Interval;
 use crate::clock;
-use crate::histogram::{AtomicHistogram, Interval, Layout, Snapshot};
+use crate::histogram::{AtomicHistogram, Layout, Snapshot};
 
 /// Aligned to 128 bytes so that, inside its `Arc`, the reference count (which an owned
 /// [`Timer`] increments and decrements) sits on other cache lines than the fields every record

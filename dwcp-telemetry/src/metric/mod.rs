@@ -7,6 +7,7 @@
 mod counter;
 mod gauge;
 mod histogram;
+mod interval;
 
 pub use counter::Counter;
 pub(crate) use counter::CounterCell;
@@ -14,3 +15,4 @@ pub use gauge::Gauge;
 pub(crate) use gauge::GaugeCell;
 pub(crate) use histogram::HistogramCell;
 pub use histogram::{Histogram, Timer};
+pub use interval::Interval;

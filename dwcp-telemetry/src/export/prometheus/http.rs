@@ -83,6 +83,7 @@ use crate::Counter;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServerError {
     /// Binding the listening socket failed (address in use, no permission, …).
     #[error("cannot listen on {addr}: {source}; choose another address with .bind(..)")]

@@ -1,7 +1,7 @@
 //! Interval (delta-since-last) snapshots, for windows such as "p99 of the last 10 s".
 
-use super::snapshot::Snapshot;
-use crate::metric::Histogram;
+use super::histogram::Histogram;
+use crate::histogram::Snapshot;
 
 /// Yields what a histogram recorded since the previous call. Each `Interval` keeps its own
 /// baseline, so several consumers (an anomaly detector, an SLA window) can window the same
