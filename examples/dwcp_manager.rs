@@ -442,7 +442,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .version("3.0.0")
         .dwcp_defaults()
         .build()?;
+    // The `metrics` facade, for code that uses `metrics::counter!` & co. Install it first:
+    // like any `metrics` recorder, it sees only calls made after `install()`.
+    dwcp_telemetry::facade::DwcpRecorder::new(registry.clone())
+        .install()
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
     let metrics = Metrics::register(&registry)?;
+    metrics::gauge!("dwcp_manager_workers").set(2.0);
 
     let mut server = PrometheusServer::builder(registry.clone()).bind(args.listen);
     if let Some(t) = &args.token {
@@ -534,6 +540,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 .sum();
             let secs = last_at.elapsed().as_secs_f64();
             last_at = Instant::now();
+            metrics::counter!("dwcp_manager_summaries_total").increment(1);
+            metrics::histogram!("dwcp_manager_summary_interval_seconds").record(secs);
             if let (Some(now), Some(before)) = (&now, &last) {
                 let window = now.delta(before);
                 let dr = requests - last_requests;

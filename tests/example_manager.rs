@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use prom_support::get;
+use prom_support::{get, have, promtool_check};
 
 /// `cargo test` builds the examples next to the test binaries' directory.
 fn example_binary() -> Option<PathBuf> {
@@ -120,7 +120,8 @@ fn wait_for_metrics(
 #[test]
 fn serves_seed_metrics_and_stops_after_duration() {
     let Some(bin) = example_binary() else { return };
-    let mut r = start(&bin, &["--duration", "3"]);
+    // Long enough for every request below on a loaded machine (the process exits by itself).
+    let mut r = start(&bin, &["--duration", "8"]);
     let mut expected: Vec<String> = [
         "# TYPE dwcp_request_duration_seconds histogram",
         "# TYPE dwcp_requests_total counter",
@@ -133,6 +134,9 @@ fn serves_seed_metrics_and_stops_after_duration() {
     ]
     .map(String::from)
     .to_vec();
+    // A facade metric, with its name as HELP (the example installs the facade first).
+    expected.push("# HELP dwcp_manager_workers dwcp_manager_workers".into());
+    expected.push("dwcp_manager_workers{version=\"3.0.0\"} 2".into());
     for c in ["amst", "hde", "pba", "acp", "ass", "itp"] {
         expected.push(format!(
             "dwcp_v3_component_latency_seconds_count{{version=\"3.0.0\",component=\"{c}\"}}"
@@ -145,6 +149,14 @@ fn serves_seed_metrics_and_stops_after_duration() {
         "every seed metric",
         |text| expected.iter().all(|e| text.contains(e.as_str())),
     );
+    // The main job's whole exposition, facade metrics and self-metrics included, passes
+    // promtool with nothing to say (no errors, no lint).
+    if have("promtool") {
+        let text = get(r.addr, "/metrics").body;
+        let (code, output) = promtool_check(&text);
+        assert_eq!(output, "", "promtool said something about:\n{text}");
+        assert_eq!(code, 0);
+    }
     let health: serde_json::Value = serde_json::from_str(&get(r.addr, "/health").body).unwrap();
     assert_eq!(health["status"], "ok");
     let summary: serde_json::Value =
