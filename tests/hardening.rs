@@ -8,7 +8,7 @@ use dwcp_telemetry::export::prometheus::{render, Format};
 use dwcp_telemetry::facade::DwcpRecorder;
 use dwcp_telemetry::registry::self_metrics;
 use dwcp_telemetry::{
-    ConfigError, LabelError, LabelSet, Layout, Registry, RegistrationError, Unit, Value,
+    ConfigError, LabelError, LabelSet, Layout, RegistrationError, Registry, Unit, Value,
 };
 
 use prom_support::{have, promtool_check};
@@ -24,7 +24,12 @@ fn counter_value(registry: &Registry, family: &str, labels: &[&str]) -> Option<u
         .iter()
         .filter(|f| f.descriptor.name() == family)
         .flat_map(|f| f.series.iter())
-        .find(|s| s.label_values.iter().map(String::as_str).eq(labels.iter().copied()))
+        .find(|s| {
+            s.label_values
+                .iter()
+                .map(String::as_str)
+                .eq(labels.iter().copied())
+        })
         .map(|s| match &s.value {
             Value::Counter(v) => *v,
             other => panic!("{family}{labels:?} is not a counter: {other:?}"),
@@ -48,7 +53,11 @@ fn assert_line(text: &str, line: &str) {
 #[track_caller]
 fn line_starting<'t>(text: &'t str, prefix: &str) -> &'t str {
     let found: Vec<&str> = text.lines().filter(|l| l.starts_with(prefix)).collect();
-    assert_eq!(found.len(), 1, "want one line starting {prefix:?} in:\n{text}");
+    assert_eq!(
+        found.len(),
+        1,
+        "want one line starting {prefix:?} in:\n{text}"
+    );
     found[0]
 }
 
@@ -96,7 +105,9 @@ fn const_label_clash_is_refused_at_registration() {
         Err(RegistrationError::ConstLabelClash { ref label, .. }) if label == "component"
     ));
     assert!(matches!(
-        reg.gauge("level", "Level").dynamic_labels(["component"]).register(),
+        reg.gauge("level", "Level")
+            .dynamic_labels(["component"])
+            .register(),
         Err(RegistrationError::ConstLabelClash { .. })
     ));
 }
@@ -161,7 +172,10 @@ fn const_label_named_le_or_quantile_fails_build() {
 fn counter_foo_then_foo_total_is_a_name_collision() {
     let reg = registry();
     reg.counter("foo", "Foo").register().unwrap();
-    let err = reg.counter("foo_total", "Foo total").register().unwrap_err();
+    let err = reg
+        .counter("foo_total", "Foo total")
+        .register()
+        .unwrap_err();
     assert_eq!(
         err,
         RegistrationError::NameCollision {
@@ -171,7 +185,10 @@ fn counter_foo_then_foo_total_is_a_name_collision() {
         }
     );
     let msg = err.to_string();
-    assert!(msg.contains("\"foo_total\"") && msg.contains("\"foo\""), "{msg}");
+    assert!(
+        msg.contains("\"foo_total\"") && msg.contains("\"foo\""),
+        "{msg}"
+    );
     assert_eq!(reg.family_count(), 1);
     // The other order collides too.
     let reg = registry();
@@ -328,7 +345,11 @@ fn facade_describe_before_first_use_sets_the_unit_after_only_the_help() {
     );
 
     let late = reg.descriptor_of("late_payload").unwrap();
-    assert_eq!(late.unit(), Unit::None, "the unit of an existing family changed");
+    assert_eq!(
+        late.unit(),
+        Unit::None,
+        "the unit of an existing family changed"
+    );
     assert_eq!(*late.help(), "Late help");
     let snap = reg
         .existing_histogram("late_payload")
@@ -363,7 +384,11 @@ fn family_cap_refuses_the_101st_registration() {
     );
     assert_eq!(reg.family_count(), 100);
     // An existing family is still handed out at the cap.
-    reg.counter("fam_7_total", "f").register().unwrap().handle().inc();
+    reg.counter("fam_7_total", "f")
+        .register()
+        .unwrap()
+        .handle()
+        .inc();
     assert_eq!(counter_value(&reg, "fam_7_total", &[]), Some(1));
     assert_eq!(
         counter_value(&reg, self_metrics::FAMILIES_REFUSED, &[]),
@@ -621,11 +646,7 @@ fn gauge_plus_inf_minus_inf_stays_plus_inf_and_counts_a_nan() {
 #[test]
 fn counter_saturates_at_u64_max_and_counts_it() {
     let reg = registry();
-    let c = reg
-        .counter("big_total", "Big")
-        .register()
-        .unwrap()
-        .handle();
+    let c = reg.counter("big_total", "Big").register().unwrap().handle();
     c.inc_by(u64::MAX);
     assert_eq!(
         counter_value(&reg, self_metrics::SATURATED, &["big_total"]),
@@ -638,7 +659,10 @@ fn counter_saturates_at_u64_max_and_counts_it() {
         Some(1)
     );
     let text = render(&reg, Format::Text);
-    assert_line(&text, &format!(r#"big_total{{version="1.0"}} {}"#, u64::MAX));
+    assert_line(
+        &text,
+        &format!(r#"big_total{{version="1.0"}} {}"#, u64::MAX),
+    );
     assert_line(
         &text,
         r#"dwcp_telemetry_saturated_total{version="1.0",metric="big_total"} 1"#,
@@ -779,7 +803,10 @@ fn wrong_arity_is_an_error_or_the_overflow_series() {
     dynamic.with_labels_or_overflow(&["a"]).inc_by(5);
     assert_eq!(dynamic.overflow().get(), 5);
     assert_eq!(dynamic.series_count(), 0);
-    assert_eq!(counter_value(&reg, self_metrics::LABEL_ERRORS, &[]), Some(1));
+    assert_eq!(
+        counter_value(&reg, self_metrics::LABEL_ERRORS, &[]),
+        Some(1)
+    );
 
     // A typed family seen through the dynamic view.
     let typed = reg
@@ -800,13 +827,19 @@ fn wrong_arity_is_an_error_or_the_overflow_series() {
     assert_eq!(view.try_with_labels(&["x", "y"]).unwrap().get(), 1);
     view.with_labels_or_overflow(&["x"]).inc();
     assert_eq!(typed.overflow().get(), 1);
-    assert_eq!(counter_value(&reg, self_metrics::LABEL_ERRORS, &[]), Some(2));
+    assert_eq!(
+        counter_value(&reg, self_metrics::LABEL_ERRORS, &[]),
+        Some(2)
+    );
     let text = render(&reg, Format::Text);
     assert_line(
         &text,
         r#"pair_total{version="1.0",a="__overflow__",b="__overflow__"} 5"#,
     );
-    assert_line(&text, r#"dwcp_telemetry_label_errors_total{version="1.0"} 2"#);
+    assert_line(
+        &text,
+        r#"dwcp_telemetry_label_errors_total{version="1.0"} 2"#,
+    );
     assert_line(
         &text,
         r#"dwcp_telemetry_cardinality_overflow_records_total{version="1.0",metric="pair_total"} 1"#,

@@ -21,8 +21,9 @@
 //! `dwcp_telemetry_facade_adjustments_total{reason}`:
 //! - names and label names that Prometheus would refuse are sanitised (invalid characters
 //!   become `_`);
-//! - a label named `le` or `quantile` (histograms), `version`, or a registry constant label
-//!   is renamed with a trailing `_` (`reserved_label_renamed`);
+//! - a label named `le` or `quantile` (written by exporters; promtool flags `le` on any
+//!   kind), `version`, or a registry constant label is renamed with a trailing `_`
+//!   (`reserved_label_renamed`);
 //! - two label names equal after sanitising: the later one is dropped
 //!   (`label_collision_dropped`);
 //! - a name first used with one set of label names and later with another records the
@@ -270,14 +271,14 @@ impl DwcpRecorder {
 
     /// Sanitised name, and labels sorted by sanitised name (so label order in the macro does
     /// not matter), reserved names renamed and collisions dropped (counted).
-    fn split(&self, kind: MetricKind, key: &Key) -> (String, Vec<String>, Vec<String>) {
+    fn split(&self, key: &Key) -> (String, Vec<String>, Vec<String>) {
         let consts = self.registry.const_labels();
         let mut pairs: Vec<(String, String)> = Vec::new();
         for l in key.labels() {
             let mut name = sanitize_label_name(l.key());
             let reserved = name == VERSION_LABEL
                 || name == "quantile"
-                || (kind == MetricKind::Histogram && name == "le")
+                || name == "le"
                 || consts.iter().any(|(c, _)| *c == name);
             if reserved {
                 name.push('_');
@@ -300,7 +301,7 @@ impl DwcpRecorder {
             MetricKind::Gauge => Entry::Gauge(metrics::Gauge::noop()),
             MetricKind::Histogram => Entry::Histogram(metrics::Histogram::noop()),
         };
-        let (name, names, values) = self.split(kind, key);
+        let (name, names, values) = self.split(key);
         let (described_unit, described_help) = state
             .described
             .get(&name)

@@ -369,7 +369,9 @@ pub(crate) fn scaled_to_u64(value: f64, scale: f64) -> Result<u64, Rejected> {
     } else if scaled < 0.0 {
         Err(Rejected::Negative)
     } else {
-        // `as` saturates for out-of-range floats (Rust ≥ 1.45), so +∞ becomes u64::MAX.
-        Ok(scaled.round() as u64)
+        // Round half up by adding 0.5 and truncating: `f64::round` is a library call without
+        // SSE4.1 (the default x86-64 target), this is two instructions. `scaled` is ≥ 0 here,
+        // and `as` saturates for out-of-range floats (Rust ≥ 1.45), so +∞ becomes u64::MAX.
+        Ok((scaled + 0.5) as u64)
     }
 }

@@ -258,18 +258,23 @@ impl Descriptor {
         }
     }
 
-    /// The names this family's samples and metadata use in the exposition (both formats):
-    /// counters `base` and `base_total`; histograms `name`, `name_bucket`, `name_sum`,
-    /// `name_count`; gauges `name`. Two families may not share any of them.
+    /// The names this family's samples and metadata use or reserve in the exposition (both
+    /// formats): counters `base`, `base_total` and `base_created`; histograms `name`,
+    /// `name_bucket`, `name_sum`, `name_count` and `name_created` (OpenMetrics reserves the
+    /// `_created` sample for both); gauges `name`. Two families may not share any of them.
     pub(crate) fn exported_names(&self) -> Vec<String> {
         let name = self.name.as_str();
         match self.kind {
             MetricKind::Counter => {
                 let base = name.strip_suffix("_total").unwrap_or(name);
-                vec![base.to_owned(), format!("{base}_total")]
+                vec![
+                    base.to_owned(),
+                    format!("{base}_total"),
+                    format!("{base}_created"),
+                ]
             }
             MetricKind::Gauge => vec![name.to_owned()],
-            MetricKind::Histogram => ["", "_bucket", "_sum", "_count"]
+            MetricKind::Histogram => ["", "_bucket", "_sum", "_count", "_created"]
                 .iter()
                 .map(|s| format!("{name}{s}"))
                 .collect(),

@@ -201,6 +201,15 @@ impl<C: Cell> FamilyCore<C> {
     fn lookup(&self, values: &[&str], shorten_long: bool) -> Result<C::Handle, LabelError> {
         self.check_arity(values)?;
         let max = self.tallies.max_label_len;
+        // One pass decides whether any value needs rewriting (rare): too long, or holding a
+        // carriage return, which is stored as a line feed so that `a\rb` and `a\nb` are one
+        // series (the exposition has no escape for CR; see `escape_label_value`).
+        if !values
+            .iter()
+            .any(|v| v.len() > max || v.as_bytes().contains(&b'\r'))
+        {
+            return self.lookup_exact(values);
+        }
         if let Some(i) = values.iter().position(|v| v.len() > max) {
             if !shorten_long {
                 return Err(LabelError::ValueTooLong {
@@ -214,20 +223,20 @@ impl<C: Cell> FamilyCore<C> {
             self.tallies
                 .truncated_label_values
                 .fetch_add(n, Ordering::Relaxed);
-            let owned: Vec<String> = values
-                .iter()
-                .map(|v| {
-                    if v.len() > max {
-                        shorten(v, max)
-                    } else {
-                        (*v).to_owned()
-                    }
-                })
-                .collect();
-            let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
-            return self.lookup_exact(&refs);
         }
-        self.lookup_exact(values)
+        let owned: Vec<String> = values
+            .iter()
+            .map(|v| {
+                let v = v.replace('\r', "\n");
+                if v.len() > max {
+                    shorten(&v, max)
+                } else {
+                    v
+                }
+            })
+            .collect();
+        let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
+        self.lookup_exact(&refs)
     }
 
     #[inline]

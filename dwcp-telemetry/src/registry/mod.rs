@@ -736,9 +736,16 @@ impl<K, L> MetricBuilder<'_, K, L> {
             .exact_sum
             .or_else(|| policy.and_then(|p| p.exact_sum))
             .unwrap_or(inner.exact_sum);
+        // An empty HELP is the name: every family gets a HELP line (promtool lints its
+        // absence), and re-registering with "" or the name is the same definition.
+        let help = if self.help.is_empty() {
+            self.name.clone()
+        } else {
+            self.help.clone()
+        };
         let desc = Descriptor::new(
             self.name.clone(),
-            self.help.clone(),
+            help,
             kind,
             unit,
             self.labels.clone(),
@@ -767,7 +774,7 @@ impl<L> MetricBuilder<'_, CounterKind, L> {
     /// Validate and register (or fetch the identical existing family; another definition
     /// under the same name is [`RegistrationError::Conflict`]).
     pub fn register(self) -> Result<CounterFamily<L>, RegistrationError> {
-        match self.registered(MetricKind::Counter, &["quantile"], |d, l, t| {
+        match self.registered(MetricKind::Counter, &["le", "quantile"], |d, l, t| {
             AnyFamily::Counter(Arc::new(FamilyCore::new(d, l, t)))
         })? {
             AnyFamily::Counter(core) => Ok(CounterFamily::from_core(core)),
@@ -780,7 +787,7 @@ impl<L> MetricBuilder<'_, GaugeKind, L> {
     /// Validate and register (or fetch the identical existing family; another definition
     /// under the same name is [`RegistrationError::Conflict`]).
     pub fn register(self) -> Result<GaugeFamily<L>, RegistrationError> {
-        match self.registered(MetricKind::Gauge, &["quantile"], |d, l, t| {
+        match self.registered(MetricKind::Gauge, &["le", "quantile"], |d, l, t| {
             AnyFamily::Gauge(Arc::new(FamilyCore::new(d, l, t)))
         })? {
             AnyFamily::Gauge(core) => Ok(GaugeFamily::from_core(core)),
