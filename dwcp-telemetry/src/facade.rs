@@ -36,7 +36,8 @@
 //! Facade families get their name as HELP unless `describe_*!` gives one.
 //!
 //! Cost: a call for a series this thread has used before is a thread-local cache hit keyed
-//! by the `metrics::Key`'s precomputed hash: no allocation, no global lock, no sanitising.
+//! by the `metrics::Key`'s precomputed hash (a direct-mapped slot, then a small map): no
+//! allocation, no global lock, no sanitising.
 //! Only a thread's first call for a key takes the recorder's lock.
 //!
 //! ```
@@ -173,8 +174,45 @@ struct ThreadCache {
     len: usize,
 }
 
+/// Slots of the per-thread direct-mapped first level.
+const DIRECT_SLOTS: usize = 64;
+
+/// One entry of the direct-mapped first level.
+struct DirectSlot {
+    tag: (u64, u8, u64),
+    key: Key,
+    entry: Entry,
+}
+
 thread_local! {
+    static DIRECT: RefCell<[Option<DirectSlot>; DIRECT_SLOTS]> =
+        const { RefCell::new([const { None }; DIRECT_SLOTS]) };
     static CACHE: RefCell<ThreadCache> = RefCell::new(ThreadCache::default());
+}
+
+/// The direct-mapped slot of a `(recorder, kind, key hash)` tag.
+#[inline]
+fn direct_slot((id, kind, hash): (u64, u8, u64)) -> usize {
+    let mixed = hash ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(kind).rotate_left(17);
+    (mixed >> 7) as usize % DIRECT_SLOTS
+}
+
+/// Whether two strings are equal, deciding by address first: the macros' keys are built from
+/// `static` names and labels, so a cached key and the caller's share their pointers and the
+/// comparison costs no `memcmp`.
+#[inline]
+fn same_str(a: &str, b: &str) -> bool {
+    (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
+}
+
+/// `a == b` for keys, with [`same_str`] for each part.
+#[inline]
+fn same_key(a: &Key, b: &Key) -> bool {
+    same_str(a.name(), b.name())
+        && a.labels().len() == b.labels().len()
+        && a.labels()
+            .zip(b.labels())
+            .all(|(x, y)| same_str(x.key(), y.key()) && same_str(x.value(), y.value()))
 }
 
 fn kind_tag(kind: MetricKind) -> u8 {
@@ -226,24 +264,52 @@ impl DwcpRecorder {
     #[inline]
     fn entry(&self, kind: MetricKind, key: &Key) -> Entry {
         let tag = (self.id, kind_tag(kind), key.get_hash());
-        let hit = CACHE.try_with(|c| {
-            let c = c.borrow();
-            c.map
-                .get(&tag)
-                .and_then(|v| v.iter().find(|(k, _)| k == key).map(|(_, e)| e.clone()))
+        let slot = direct_slot(tag);
+        // First level: one direct-mapped slot, no hashing beyond the key's own hash.
+        let hit = DIRECT.try_with(|d| {
+            let d = d.borrow();
+            match &d[slot] {
+                Some(s) if s.tag == tag && same_key(&s.key, key) => Some(s.entry.clone()),
+                _ => None,
+            }
         });
         if let Ok(Some(e)) = hit {
             return e;
         }
-        let e = self.resolve(kind, key);
-        let _ = CACHE.try_with(|c| {
-            let mut c = c.borrow_mut();
-            if c.len >= THREAD_CACHE_ENTRIES {
-                c.map.clear();
-                c.len = 0;
+        // Second level: the thread's map, else the recorder's slow path.
+        let cached = CACHE
+            .try_with(|c| {
+                let c = c.borrow();
+                c.map.get(&tag).and_then(|v| {
+                    v.iter()
+                        .find(|(k, _)| same_key(k, key))
+                        .map(|(_, e)| e.clone())
+                })
+            })
+            .ok()
+            .flatten();
+        let e = match cached {
+            Some(e) => e,
+            None => {
+                let e = self.resolve(kind, key);
+                let _ = CACHE.try_with(|c| {
+                    let mut c = c.borrow_mut();
+                    if c.len >= THREAD_CACHE_ENTRIES {
+                        c.map.clear();
+                        c.len = 0;
+                    }
+                    c.map.entry(tag).or_default().push((key.clone(), e.clone()));
+                    c.len += 1;
+                });
+                e
             }
-            c.map.entry(tag).or_default().push((key.clone(), e.clone()));
-            c.len += 1;
+        };
+        let _ = DIRECT.try_with(|d| {
+            d.borrow_mut()[slot] = Some(DirectSlot {
+                tag,
+                key: key.clone(),
+                entry: e.clone(),
+            });
         });
         e
     }
