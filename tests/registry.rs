@@ -348,3 +348,42 @@ fn oversize_label_values_are_shortened_with_a_hash_and_counted() {
     assert_eq!(truncated.series[0].value, Value::Counter(4));
     assert!(Registry::builder().max_label_value_len(31).build().is_err());
 }
+
+#[test]
+fn named_dynamic_labels_report_unknown_and_missing_names() {
+    let reg = Registry::builder().build().unwrap();
+    let fam = reg
+        .counter("reqs_total", "Requests")
+        .dynamic_labels(["operation", "status"])
+        .register()
+        .unwrap();
+    fam.try_with_named(&[("status", "ok"), ("operation", "migrate")])
+        .unwrap()
+        .inc_by(2);
+    assert_eq!(fam.try_with_labels(&["migrate", "ok"]).unwrap().get(), 2);
+    assert_eq!(
+        fam.try_with_named(&[("operation", "migrate")]).unwrap_err(),
+        LabelError::MissingLabel {
+            metric: "reqs_total".into(),
+            label: "status".into()
+        }
+    );
+    assert_eq!(
+        fam.try_with_named(&[("operation", "a"), ("operation", "b"), ("status", "ok")])
+            .unwrap_err(),
+        LabelError::MissingLabel {
+            metric: "reqs_total".into(),
+            label: "operation".into()
+        }
+    );
+    assert_eq!(
+        fam.try_with_named(&[("operation", "a"), ("status", "ok"), ("kind", "x")])
+            .unwrap_err(),
+        LabelError::UnknownLabel {
+            metric: "reqs_total".into(),
+            label: "kind".into(),
+            expected: vec!["operation".into(), "status".into()]
+        }
+    );
+    assert_eq!(fam.series_count(), 1, "no series created by the errors");
+}

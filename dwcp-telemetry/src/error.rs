@@ -133,6 +133,24 @@ pub enum LabelError {
         /// How many values were given.
         got: usize,
     },
+    /// A label name given to `try_with_named` that the family does not declare.
+    #[error("metric {metric:?} has no label {label:?}; its labels are {expected:?}")]
+    UnknownLabel {
+        /// The metric.
+        metric: String,
+        /// The name given.
+        label: String,
+        /// The family's label names.
+        expected: Vec<String>,
+    },
+    /// A label of the family given no value (or given two) in `try_with_named`.
+    #[error("metric {metric:?} needs exactly one value for label {label:?}")]
+    MissingLabel {
+        /// The metric.
+        metric: String,
+        /// The label without exactly one value.
+        label: String,
+    },
     /// A label value is longer than the registry's maximum label value length.
     #[error("label {label:?} of metric {metric:?} has a {len}-byte value, over the maximum of {max}; with_labels_or_overflow would shorten it (with a hash suffix)")]
     ValueTooLong {

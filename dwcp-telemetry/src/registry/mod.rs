@@ -924,6 +924,50 @@ macro_rules! family_handle {
                 self.core.try_get(values)
             }
 
+            /// The handle for `(label name, value)` pairs given at run time, in any order. A
+            /// name the family does not declare, or a label given no value or two, is an
+            /// `Err` that names it; so are the errors of [`Self::try_with_labels`].
+            ///
+            /// ```
+            /// use dwcp_telemetry::{LabelError, Registry};
+            /// let reg = Registry::builder().build()?;
+            /// let reqs = reg.counter("reqs_total", "Requests")
+            ///     .dynamic_labels(["operation", "status"])
+            ///     .register()?;
+            /// reqs.try_with_named(&[("status", "ok"), ("operation", "migrate")])?.inc();
+            /// assert_eq!(reqs.try_with_labels(&["migrate", "ok"])?.get(), 1);
+            /// assert!(matches!(
+            ///     reqs.try_with_named(&[("operaton", "migrate"), ("status", "ok")]),
+            ///     Err(LabelError::UnknownLabel { .. })
+            /// ));
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn try_with_named(&self, pairs: &[(&str, &str)]) -> Result<$handle, LabelError> {
+                let desc = &self.core.desc;
+                let names = desc.label_names();
+                if let Some((unknown, _)) = pairs.iter().find(|(n, _)| !names.iter().any(|l| l == n)) {
+                    return Err(LabelError::UnknownLabel {
+                        metric: desc.name().to_owned(),
+                        label: (*unknown).to_owned(),
+                        expected: names.to_vec(),
+                    });
+                }
+                let mut values = Vec::with_capacity(names.len());
+                for name in names {
+                    let mut given = pairs.iter().filter(|(n, _)| n == name);
+                    match (given.next(), given.next()) {
+                        (Some((_, v)), None) => values.push(*v),
+                        _ => {
+                            return Err(LabelError::MissingLabel {
+                                metric: desc.name().to_owned(),
+                                label: name.clone(),
+                            })
+                        }
+                    }
+                }
+                self.core.try_get(&values)
+            }
+
             /// The handle for label values given at run time, never failing: a wrong number
             /// of values, or a new label set past the cardinality limit, gives the family's
             /// **overflow series** (label values `__overflow__`), counted in
