@@ -41,6 +41,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use criterion::measurement::WallTime;
 use criterion::{BatchSize, BenchmarkGroup, BenchmarkId, Criterion};
+use dwcp_support::bench::Stopwatch;
 use dwcp_telemetry::facade::DwcpRecorder;
 use dwcp_telemetry::registry::self_metrics;
 use dwcp_telemetry::{Registry, Value};
@@ -151,87 +152,6 @@ impl Pair {
 
 // ---------------------------------------------------------------------------------------------
 // Measurement loops (as in benches/recording.rs).
-
-/// The clock of the single-thread loops: the thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`),
-/// so time the thread spends descheduled by other work on a shared machine is not counted;
-/// `DWCP_BENCH_WALL=1` switches to wall-clock time.
-#[derive(Clone, Copy)]
-struct Stopwatch {
-    cpu: bool,
-}
-
-impl Stopwatch {
-    fn from_env() -> Self {
-        let wall = std::env::var_os("DWCP_BENCH_WALL").is_some_and(|v| v != "0");
-        Stopwatch {
-            cpu: !wall && thread_cpu::now().is_some(),
-        }
-    }
-
-    fn label(self) -> &'static str {
-        if self.cpu {
-            "thread CPU time (CLOCK_THREAD_CPUTIME_ID)"
-        } else {
-            "wall-clock time"
-        }
-    }
-
-    #[inline(always)]
-    fn start(self) -> (Instant, Duration) {
-        let cpu = if self.cpu {
-            thread_cpu::now().unwrap_or_default()
-        } else {
-            Duration::ZERO
-        };
-        (Instant::now(), cpu)
-    }
-
-    #[inline(always)]
-    fn elapsed(self, (wall, cpu): (Instant, Duration)) -> Duration {
-        match self.cpu.then(thread_cpu::now).flatten() {
-            Some(now) => now.saturating_sub(cpu),
-            None => wall.elapsed(),
-        }
-    }
-}
-
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-mod thread_cpu {
-    use std::time::Duration;
-
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: i64,
-        tv_nsec: i64,
-    }
-
-    extern "C" {
-        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-    }
-
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-
-    /// CPU time consumed by the calling thread.
-    pub(crate) fn now() -> Option<Duration> {
-        let mut ts = Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `clock_gettime` is the C library's (glibc/musl, always linked by std on
-        // Linux); on 64-bit Linux `struct timespec` is two 64-bit integers, matching
-        // `Timespec`, and the pointer is to a live local for the duration of the call.
-        let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-        let nanos = u32::try_from(ts.tv_nsec).ok()?;
-        (rc == 0).then(|| Duration::new(u64::try_from(ts.tv_sec).unwrap_or(0), nanos))
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-mod thread_cpu {
-    pub(crate) fn now() -> Option<std::time::Duration> {
-        None
-    }
-}
 
 /// Time `iters` calls of `f` on one thread, values cycled from `table`.
 #[inline(always)]

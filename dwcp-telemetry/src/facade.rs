@@ -386,11 +386,20 @@ impl DwcpRecorder {
         };
         let (unit, factor) = facade_unit(kind, &name, described_unit);
         let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        // The family: the existing one, else a new one (or, if another thread registered the
+        // name meanwhile, that one); `None` when the registry refuses it.
         macro_rules! bind {
-            ($family:expr) => {{
+            ($register:ident, $existing:ident) => {{
                 let family = match self.registry.descriptor_of(&name) {
-                    Some(_) => $family(self.registry.clone(), None),
-                    None => $family(self.registry.clone(), Some((help, unit, names.clone()))),
+                    Some(_) => self.registry.$existing(&name),
+                    None => self
+                        .registry
+                        .$register(name.clone(), help)
+                        .unit(unit)
+                        .dynamic_labels(names.clone())
+                        .register()
+                        .ok()
+                        .or_else(|| self.registry.$existing(&name)),
                 };
                 match family {
                     None => {
@@ -406,66 +415,25 @@ impl DwcpRecorder {
             }};
         }
         match kind {
-            MetricKind::Counter => {
-                let h = bind!(
-                    |r: Registry, new: Option<(String, Unit, Vec<String>)>| match new {
-                        Some((help, unit, labels)) => r
-                            .counter(name.clone(), help)
-                            .unit(unit)
-                            .dynamic_labels(labels)
-                            .register()
-                            .ok(),
-                        None => r.existing_counter(&name),
-                    }
-                );
-                match h.cell() {
-                    Some(c) => Entry::Counter(metrics::Counter::from_arc(c.clone())),
-                    None => noop(),
+            MetricKind::Counter => match bind!(counter, existing_counter).cell() {
+                Some(c) => Entry::Counter(metrics::Counter::from_arc(c.clone())),
+                None => noop(),
+            },
+            MetricKind::Gauge => match bind!(gauge, existing_gauge).cell() {
+                Some(c) => Entry::Gauge(metrics::Gauge::from_arc(c.clone())),
+                None => noop(),
+            },
+            MetricKind::Histogram => match bind!(histogram, existing_histogram).cell() {
+                // The family may predate this call with another unit: scale into whatever it
+                // stores.
+                Some(c) => {
+                    Entry::Histogram(metrics::Histogram::from_arc(Arc::new(ScaledHistogram {
+                        cell: c.clone(),
+                        scale: factor * c.scale,
+                    })))
                 }
-            }
-            MetricKind::Gauge => {
-                let h = bind!(
-                    |r: Registry, new: Option<(String, Unit, Vec<String>)>| match new {
-                        Some((help, unit, labels)) => r
-                            .gauge(name.clone(), help)
-                            .unit(unit)
-                            .dynamic_labels(labels)
-                            .register()
-                            .ok(),
-                        None => r.existing_gauge(&name),
-                    }
-                );
-                match h.cell() {
-                    Some(c) => Entry::Gauge(metrics::Gauge::from_arc(c.clone())),
-                    None => noop(),
-                }
-            }
-            MetricKind::Histogram => {
-                let h = bind!(
-                    |r: Registry, new: Option<(String, Unit, Vec<String>)>| match new {
-                        Some((help, unit, labels)) => r
-                            .histogram(name.clone(), help)
-                            .unit(unit)
-                            .dynamic_labels(labels)
-                            .register()
-                            .ok(),
-                        None => r.existing_histogram(&name),
-                    }
-                );
-                match h.cell() {
-                    Some(c) => {
-                        // The family may predate this call with another unit: scale into
-                        // whatever it stores.
-                        let stored = c.scale;
-                        let scale = factor * stored;
-                        Entry::Histogram(metrics::Histogram::from_arc(Arc::new(ScaledHistogram {
-                            cell: c.clone(),
-                            scale,
-                        })))
-                    }
-                    None => noop(),
-                }
-            }
+                None => noop(),
+            },
         }
     }
 }
