@@ -13,7 +13,6 @@
 
 mod prom_support;
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 use dwcp_telemetry::export::prometheus::{render, Format};
@@ -22,7 +21,7 @@ use dwcp_telemetry::{RegistrationError, Registry, Unit};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
-use prom_support::{have, promtool_check};
+use prom_support::{have, promtool_check, run_with_stdin};
 
 // ---------------------------------------------------------------------------------------------
 // The strict OpenMetrics parser.
@@ -58,27 +57,9 @@ fn have_openmetrics_parser() -> bool {
 
 /// Parse `text` with the strict OpenMetrics parser: `Ok(families)` or `Err(traceback)`.
 fn openmetrics_parse(text: &str) -> Result<usize, String> {
-    let mut child = Command::new("python3")
-        .args(["-c", OM_PARSE])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn python3");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let owned = text.to_owned();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(owned.as_bytes());
-    });
-    let out = child.wait_with_output().expect("python3 output");
-    writer.join().expect("writer");
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .unwrap_or(0))
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    match run_with_stdin("python3", &["-c", OM_PARSE], text) {
+        (0, out, _) => Ok(out.trim().parse().unwrap_or(0)),
+        (_, _, err) => Err(err),
     }
 }
 

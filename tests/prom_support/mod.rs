@@ -30,25 +30,35 @@ pub fn have(bin: &str) -> bool {
     ok
 }
 
-/// Run `promtool check metrics` on `text` (stdin); returns (exit code, stdout + stderr).
-pub fn promtool_check(text: &str) -> (i32, String) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
+/// Run `program args` with `text` on its stdin; returns (exit code, stdout, stderr).
+pub fn run_with_stdin(program: &str, args: &[&str], text: &str) -> (i32, String, String) {
+    let mut child = Command::new(program)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn promtool");
+        .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
     let mut stdin = child.stdin.take().expect("stdin");
     let owned = text.to_owned();
+    // Write from another thread so a large text cannot deadlock against a full stdout pipe.
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(owned.as_bytes());
     });
-    let out = child.wait_with_output().expect("promtool output");
+    let out = child.wait_with_output().expect("child output");
     writer.join().expect("writer");
-    let mut all = String::from_utf8_lossy(&out.stdout).into_owned();
-    all.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.code().unwrap_or(-1), all)
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Run `promtool check metrics` on `text` (stdin); returns (exit code, stdout + stderr).
+pub fn promtool_check(text: &str) -> (i32, String) {
+    let (code, mut all, err) = run_with_stdin("promtool", &["check", "metrics"], text);
+    all.push_str(&err);
+    (code, all)
 }
 
 /// A free TCP port on loopback (bound then released).
