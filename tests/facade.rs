@@ -111,6 +111,8 @@ fn facade_sanitises_and_counts_what_it_cannot_honour() {
                 vec!["reserved_label_renamed".to_string()],
                 Value::Counter(1)
             ),
+            // "http.requests-total" became "http_requests_total".
+            (vec!["name_sanitized".to_string()], Value::Counter(1)),
         ]
     );
     assert_eq!(

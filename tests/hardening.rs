@@ -846,3 +846,134 @@ fn wrong_arity_is_an_error_or_the_overflow_series() {
     );
     let _ = line_starting(&text, "typed_pair_total{version=\"1.0\",a=\"x\"");
 }
+
+// ------------------------------------------------------------------------------------------
+// Found in review: overflow series that would duplicate a label set, help and label-order
+// interplay between the facade and the registry, the cardinality limit in re-registration.
+
+/// Every exported sample line (name and labels, value dropped) appears once.
+fn assert_no_duplicate_series(text: &str) {
+    let mut seen = std::collections::HashSet::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let series = line.rsplit_once(' ').map_or(line, |(s, _)| s);
+        assert!(
+            seen.insert(series.to_owned()),
+            "duplicate {series} in\n{text}"
+        );
+    }
+}
+
+#[test]
+fn no_overflow_series_duplicates_a_label_set() {
+    let registry = Registry::builder().build().unwrap();
+    // A family without labels has no separate overflow series: wrong arity goes to its one
+    // series (counted as a label error).
+    let plain = registry.counter("plain_total", "p").register().unwrap();
+    plain.handle().inc();
+    plain.with_labels_or_overflow(&["x"]).inc();
+    plain.overflow().inc();
+    assert_eq!(plain.handle().get(), 3);
+    assert_eq!(plain.series_count(), 1);
+    // A user label set of `__overflow__` values is the overflow series itself.
+    let capped = registry
+        .counter("capped_total", "c")
+        .dynamic_labels(["k"])
+        .cardinality_limit(1)
+        .register()
+        .unwrap();
+    capped.with_labels_or_overflow(&["__overflow__"]).inc();
+    capped.with_labels_or_overflow(&["a"]).inc();
+    capped.with_labels_or_overflow(&["b"]).inc(); // past the limit
+    assert_eq!(capped.overflow().get(), 2);
+    // Through the facade: first without labels, then with one.
+    let recorder = DwcpRecorder::new(registry.clone());
+    metrics::with_local_recorder(&recorder, || {
+        metrics::counter!("jobs_total").increment(1);
+        metrics::counter!("jobs_total", "kind" => "x").increment(1);
+    });
+    assert_eq!(counter_value(&registry, "jobs_total", &[]), Some(2));
+    for format in [Format::Text, Format::OpenMetrics] {
+        assert_no_duplicate_series(&render(&registry, format));
+    }
+}
+
+#[test]
+fn a_facade_family_takes_the_help_of_a_later_registration() {
+    let registry = Registry::builder().build().unwrap();
+    let recorder = DwcpRecorder::new(registry.clone());
+    metrics::with_local_recorder(&recorder, || {
+        metrics::counter!("dwcp_handoffs_total").increment(2);
+    });
+    let family = registry
+        .counter("dwcp_handoffs_total", "Handoffs between nodes")
+        .register()
+        .expect("the facade's default help is supplied, not a conflict");
+    family.handle().inc();
+    assert_eq!(family.handle().get(), 3);
+    assert_eq!(
+        &*registry
+            .descriptor_of("dwcp_handoffs_total")
+            .unwrap()
+            .help(),
+        "Handoffs between nodes"
+    );
+    // A help given at registration is kept: a later description does not replace it, and the
+    // same registration still succeeds.
+    metrics::with_local_recorder(&recorder, || {
+        metrics::describe_counter!("dwcp_handoffs_total", "Something else");
+    });
+    assert!(registry
+        .counter("dwcp_handoffs_total", "Handoffs between nodes")
+        .register()
+        .is_ok());
+    assert!(matches!(
+        registry
+            .counter("dwcp_handoffs_total", "Other help")
+            .register(),
+        Err(RegistrationError::Conflict {
+            differs: "help",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn facade_calls_reach_a_registry_family_whatever_its_label_order() {
+    let registry = Registry::builder().build().unwrap();
+    let family = registry
+        .counter("ordered_total", "o")
+        .dynamic_labels(["zone", "app"])
+        .register()
+        .unwrap();
+    let recorder = DwcpRecorder::new(registry.clone());
+    metrics::with_local_recorder(&recorder, || {
+        metrics::counter!("ordered_total", "app" => "api", "zone" => "eu").increment(5);
+    });
+    assert_eq!(family.try_with_labels(&["eu", "api"]).unwrap().get(), 5);
+    assert_eq!(family.overflow().get(), 0);
+    assert_eq!(facade_adjustments(&registry, "label_mismatch"), None);
+}
+
+#[test]
+fn reregistration_with_another_cardinality_limit_is_a_conflict() {
+    let registry = Registry::builder().build().unwrap();
+    let make = |limit| {
+        registry
+            .counter("limited_total", "l")
+            .dynamic_labels(["k"])
+            .cardinality_limit(limit)
+            .register()
+    };
+    assert!(make(5).is_ok());
+    assert!(make(5).is_ok());
+    assert!(matches!(
+        make(500),
+        Err(RegistrationError::Conflict {
+            differs: "cardinality limit",
+            ..
+        })
+    ));
+}

@@ -419,3 +419,59 @@ fn async_start_and_shutdown() {
         .unwrap_err();
     assert!(err.to_string().contains("cannot listen"), "{err}");
 }
+
+#[test]
+fn a_client_that_stops_reading_is_closed_at_the_write_timeout() {
+    // As above, a response far larger than the socket buffers, and a client that reads its
+    // first bytes and then nothing: with a write timeout its connection is closed, the slot
+    // frees, and the next client is served.
+    let reg = registry();
+    let help = "h".repeat(4096);
+    for i in 0..4000 {
+        reg.counter(format!("big_family_{i}_total"), help.as_str())
+            .register()
+            .unwrap()
+            .handle()
+            .inc();
+    }
+    let server = PrometheusServer::builder(reg)
+        .bind("127.0.0.1:0".parse().unwrap())
+        .max_connections(1)
+        .write_timeout(Duration::from_millis(500))
+        .start_background()
+        .unwrap();
+    let addr = server.local_addr();
+    let mut stalled = TcpStream::connect(addr).unwrap();
+    stalled
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut first = [0u8; 12];
+    stalled.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    // Bounded: the stalled connection goes after 0.5 s without progress; allow a loaded
+    // machine 15 s.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if get(addr, "/health").status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stalled client kept the slot"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let metrics = get(addr, "/metrics").body;
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("dwcp_telemetry_http_connections_rejected_total")
+                && l.contains("reason=\"write_stalled\"")
+        })
+        .unwrap_or_else(|| panic!("no write_stalled counter"));
+    assert_eq!(line.rsplit(' ').next(), Some("1"), "{line}");
+    drop(stalled);
+}

@@ -324,3 +324,40 @@ fn detector_observe_does_not_allocate() {
         assert_eq!(allocations_in(|| d.reset()), 0, "{name}: reset");
     }
 }
+
+/// Many keys with owned label values, cycled: once every key has been resolved by this
+/// thread, calls allocate nothing, even though the 64 direct-mapped slots keep changing hands
+/// (the second level hands them an `Rc`, never a key clone).
+#[test]
+fn many_owned_keys_cycle_without_allocating() {
+    let registry = Registry::builder().version("3.0.0").build().unwrap();
+    let recorder = DwcpRecorder::new(registry.clone());
+    let keys: Vec<metrics::Key> = (0..200)
+        .map(|i| {
+            metrics::Key::from_parts(
+                "cycled_total",
+                vec![metrics::Label::new("id", format!("v{i}"))],
+            )
+        })
+        .collect();
+    let meta = metrics::Metadata::new("no_alloc", metrics::Level::INFO, None);
+    use metrics::Recorder as _;
+    for k in &keys {
+        recorder.register_counter(k, &meta).increment(1);
+    }
+    let n = allocations_in(|| {
+        for _ in 0..3 {
+            for k in &keys {
+                recorder.register_counter(k, &meta).increment(1);
+            }
+        }
+    });
+    assert_eq!(n, 0);
+    let family = registry.existing_counter("cycled_total").unwrap();
+    assert_eq!(family.series_count(), 200);
+    assert_eq!(
+        family.try_with_labels(&["v199"]).unwrap().get(),
+        4,
+        "every call recorded"
+    );
+}

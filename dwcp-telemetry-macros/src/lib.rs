@@ -1,4 +1,5 @@
-//! Procedural macros for `dwcp-telemetry`: `#[derive(LabelSet)]` and `#[derive(LabelValue)]`.
+//! Procedural macros for `dwcp-telemetry`: `#[derive(LabelSet)]`, `#[derive(LabelValue)]`
+//! and `#[instrument_dwcp]`.
 //!
 //! Use them through `dwcp_telemetry` (which re-exports both next to the traits of the same
 //! name); the generated code names `::dwcp_telemetry` unless `#[label(crate = path)]` says
@@ -8,6 +9,7 @@
 
 use proc_macro::TokenStream;
 
+mod instrument;
 mod labels;
 
 /// Derives `dwcp_telemetry::labels::LabelSet` for a struct with named fields.
@@ -46,6 +48,36 @@ pub fn derive_label_set(input: TokenStream) -> TokenStream {
 pub fn derive_label_value(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     labels::label_value(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Records request metrics for a function: `#[instrument_dwcp(component = "amst")]`.
+///
+/// Works on sync functions, `async fn`, methods (inherent and trait impls), generic
+/// functions, and functions returning `impl Future<Output = _>` or `Pin<Box<dyn Future<..>>>`.
+/// Each call counts `dwcp_requests_total{component, operation, status}` (`ok`, `error`,
+/// `panic`, `cancelled`), times `dwcp_request_duration_seconds{component, operation}`,
+/// tracks `dwcp_requests_in_flight{component, operation}` and counts
+/// `dwcp_errors_total{component, type}`; see `dwcp_telemetry::instrument` and
+/// `docs/INSTRUMENT.md`.
+///
+/// Arguments:
+/// - `component = "..."` (required);
+/// - `operation = "..."` (default: the function's name);
+/// - `registry = expr`: a `Registry`, `&Registry` (or anything `Borrow<Registry>`),
+///   evaluated once per call site, on its first call (default: `dwcp_telemetry::global()`);
+/// - `crate = path`: where `dwcp_telemetry` is (default `::dwcp_telemetry`);
+/// - `ok_if = path`: a `fn(&E) -> bool`; an `Err(e)` it accepts counts as `ok`;
+/// - `error_if = path`: a `fn(&T) -> bool`; an `Ok(t)` (or, for a function not returning
+///   `Result`, a return value) it accepts counts as `error`.
+///
+/// A function counts as returning `Result` when the last segment of its (future's output)
+/// return type is `Result`. Span arguments (`skip`, `skip_all`, `fields`, `level`, `sample`)
+/// are compile errors until the tracing pipeline lands.
+#[proc_macro_attribute]
+pub fn instrument_dwcp(attr: TokenStream, item: TokenStream) -> TokenStream {
+    instrument::expand(attr.into(), item.into())
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

@@ -34,6 +34,9 @@ pub enum ConfigError {
         /// The cap.
         limit: usize,
     },
+    /// A registry must be allowed at least one metric family.
+    #[error("max_families must be at least 1")]
+    MaxFamilies,
     /// The longest label value must leave room for a shortened value and its hash suffix.
     #[error("max_label_value_len must be at least 32 bytes, got {0}")]
     LabelValueLen(usize),

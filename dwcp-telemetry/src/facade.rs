@@ -13,32 +13,39 @@
 //! - `*_bytes` (or described in bytes, KiB, …) takes bytes; `*_ratio` or `Percent` a ratio;
 //! - anything else is stored and exported as given (rounded to an integer).
 //!
-//! A description that comes after first use updates the HELP text only: the unit and
-//! storage of an existing family never change (change them in the description that runs
-//! first, or register the family through the registry).
+//! A description that comes after first use can only supply a HELP text the family lacks (one
+//! registered without help, or by the facade): the unit and storage of an existing family
+//! never change, and a help given at registration is never overwritten (change them in the
+//! description that runs first, or register the family through the registry).
 //!
 //! The facade cannot return errors, so every call is resolved by a rule and counted in
-//! `dwcp_telemetry_facade_adjustments_total{reason}`:
+//! `dwcp_telemetry_facade_adjustments_total{reason}` (each time a thread resolves the key,
+//! i.e. on its first call for it):
 //! - names and label names that Prometheus would refuse are sanitised (invalid characters
-//!   become `_`);
+//!   become `_`); a sanitised metric name is counted (`name_sanitized`), since two names
+//!   that differ only there share one family;
 //! - a label named `le` or `quantile` (written by exporters; promtool flags `le` on any
 //!   kind), `version`, or a registry constant label is renamed with a trailing `_`
 //!   (`reserved_label_renamed`);
 //! - two label names equal after sanitising: the later one is dropped
 //!   (`label_collision_dropped`);
-//! - a name first used with one set of label names and later with another records the
-//!   mismatching calls into the family's overflow series (`label_mismatch`);
+//! - label order does not matter, also for a family registered through the registry with its
+//!   own order; a name first used with one set of label names and later with another records
+//!   the mismatching calls into the family's overflow series (`label_mismatch`);
 //! - a name used as two kinds: the second kind records nowhere (`kind_conflict`);
 //! - a family the registry refuses (its family cap, a reserved `dwcp_telemetry_` name, a
 //!   name whose exposition collides with another family's) records nowhere
 //!   (`family_refused`).
 //!
-//! Facade families get their name as HELP unless `describe_*!` gives one.
+//! Facade families get their name as HELP unless `describe_*!` gives one, and a later
+//! registration through the registry may supply the real one.
 //!
 //! Cost: a call for a series this thread has used before is a thread-local cache hit keyed
 //! by the `metrics::Key`'s precomputed hash (a direct-mapped slot, then a small map): no
 //! allocation, no global lock, no sanitising.
-//! Only a thread's first call for a key takes the recorder's lock.
+//! Only a thread's first call for a key takes the recorder's lock. Each thread caches up to
+//! 4,096 keys (past that, the oldest is evicted for each new one), so a flood of distinct keys
+//! costs bounded memory; the recorder itself keeps no per-key state.
 //!
 //! ```
 //! use dwcp_telemetry::{facade::DwcpRecorder, Registry, Value};
@@ -54,8 +61,9 @@
 //! ```
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::rc::Rc;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::sync::{Arc, Mutex};
 
@@ -109,12 +117,15 @@ enum Entry {
     Histogram(metrics::Histogram),
 }
 
-/// What the slow path keeps: descriptions and every key resolved so far.
+/// What the slow path keeps: the descriptions (bounded by the registry's family cap: a
+/// description for a name that cannot be registered is not kept).
 #[derive(Default)]
 struct State {
     described: HashMap<String, (Option<metrics::Unit>, String)>,
-    resolved: HashMap<(MetricKind, Key), Entry>,
 }
+
+/// Descriptions kept for names not yet registered (bounds a flood of `describe_*!` calls).
+const FAMILY_DESCRIPTIONS_MAX: usize = crate::registry::DEFAULT_MAX_FAMILIES;
 
 static NEXT_RECORDER_ID: StdAtomicU64 = StdAtomicU64::new(1);
 
@@ -161,38 +172,69 @@ impl Hasher for PreHashed {
     }
 }
 
-/// Entries one thread keeps before it starts over (bounds the cache's memory).
+/// Keys one thread keeps; past it, one cached key is evicted per new key.
 const THREAD_CACHE_ENTRIES: usize = 4_096;
-
-/// Per-thread cache: `(recorder id, kind, key hash)` → the keys with that hash and their
-/// handles.
-type CacheMap = HashMap<(u64, u8, u64), Vec<(Key, Entry)>, BuildHasherDefault<PreHashed>>;
-
-#[derive(Default)]
-struct ThreadCache {
-    map: CacheMap,
-    len: usize,
-}
 
 /// Slots of the per-thread direct-mapped first level.
 const DIRECT_SLOTS: usize = 64;
 
-/// One entry of the direct-mapped first level.
-struct DirectSlot {
-    tag: (u64, u8, u64),
+/// `(recorder id, kind, key hash)`.
+type Tag = (u64, u8, u64);
+
+/// A resolved key, shared by the thread's map and its direct slot (an `Rc` clone, never a
+/// key clone, moves it between them).
+struct Cached {
+    tag: Tag,
     key: Key,
     entry: Entry,
 }
 
+type CacheMap = HashMap<Tag, Vec<Rc<Cached>>, BuildHasherDefault<PreHashed>>;
+
+/// Per-thread second level: the keys this thread resolved, up to the bound, the oldest
+/// evicted first.
+#[derive(Default)]
+struct ThreadCache {
+    map: CacheMap,
+    order: VecDeque<Rc<Cached>>,
+}
+
+impl ThreadCache {
+    fn find(&self, tag: &Tag, key: &Key) -> Option<Rc<Cached>> {
+        self.map
+            .get(tag)?
+            .iter()
+            .find(|c| same_key(&c.key, key))
+            .cloned()
+    }
+
+    fn insert(&mut self, cached: Rc<Cached>) {
+        if self.order.len() >= THREAD_CACHE_ENTRIES {
+            // Evict the oldest key, not the whole cache: a thread cycling through more keys
+            // than the bound still hits for the most recent ones.
+            if let Some(old) = self.order.pop_front() {
+                if let Some(v) = self.map.get_mut(&old.tag) {
+                    v.retain(|c| !Rc::ptr_eq(c, &old));
+                    if v.is_empty() {
+                        self.map.remove(&old.tag);
+                    }
+                }
+            }
+        }
+        self.map.entry(cached.tag).or_default().push(cached.clone());
+        self.order.push_back(cached);
+    }
+}
+
 thread_local! {
-    static DIRECT: RefCell<[Option<DirectSlot>; DIRECT_SLOTS]> =
+    static DIRECT: RefCell<[Option<Rc<Cached>>; DIRECT_SLOTS]> =
         const { RefCell::new([const { None }; DIRECT_SLOTS]) };
     static CACHE: RefCell<ThreadCache> = RefCell::new(ThreadCache::default());
 }
 
 /// The direct-mapped slot of a `(recorder, kind, key hash)` tag.
 #[inline]
-fn direct_slot((id, kind, hash): (u64, u8, u64)) -> usize {
+fn direct_slot((id, kind, hash): Tag) -> usize {
     let mixed = hash ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(kind).rotate_left(17);
     (mixed >> 7) as usize % DIRECT_SLOTS
 }
@@ -252,12 +294,18 @@ impl DwcpRecorder {
     fn describe(&self, key: KeyName, unit: Option<metrics::Unit>, description: SharedString) {
         let name = sanitize_metric_name(key.as_str());
         let help = description.into_owned();
-        if !help.is_empty() {
-            if let Some(desc) = self.registry.descriptor_of(&name) {
-                desc.set_help(help.clone());
-            }
+        // Under the lock that `create` holds, so a family being created now either sees this
+        // description or is registered before it and gets its help here.
+        let mut state = self.state();
+        if let Some(desc) = self.registry.descriptor_of(&name) {
+            // Only a default help (the name) is replaced: a help given at registration wins.
+            desc.supply_help(&help);
+        } else if state.described.len() >= FAMILY_DESCRIPTIONS_MAX
+            && !state.described.contains_key(&name)
+        {
+            return;
         }
-        self.state().described.insert(name, (unit, help));
+        state.described.insert(name, (unit, help));
     }
 
     /// The handle for `key`: the thread's cache, else the slow path.
@@ -266,64 +314,45 @@ impl DwcpRecorder {
         let tag = (self.id, kind_tag(kind), key.get_hash());
         let slot = direct_slot(tag);
         // First level: one direct-mapped slot, no hashing beyond the key's own hash.
-        let hit = DIRECT.try_with(|d| {
-            let d = d.borrow();
-            match &d[slot] {
-                Some(s) if s.tag == tag && same_key(&s.key, key) => Some(s.entry.clone()),
-                _ => None,
-            }
+        let hit = DIRECT.try_with(|d| match &d.borrow()[slot] {
+            Some(c) if c.tag == tag && same_key(&c.key, key) => Some(c.entry.clone()),
+            _ => None,
         });
         if let Ok(Some(e)) = hit {
             return e;
         }
-        // Second level: the thread's map, else the recorder's slow path.
+        self.entry_slow(tag, slot, kind, key)
+    }
+
+    /// Second level: the thread's map, else the recorder's slow path; then the direct slot.
+    #[inline(never)]
+    fn entry_slow(&self, tag: Tag, slot: usize, kind: MetricKind, key: &Key) -> Entry {
         let cached = CACHE
-            .try_with(|c| {
-                let c = c.borrow();
-                c.map.get(&tag).and_then(|v| {
-                    v.iter()
-                        .find(|(k, _)| same_key(k, key))
-                        .map(|(_, e)| e.clone())
-                })
-            })
+            .try_with(|c| c.borrow().find(&tag, key))
             .ok()
             .flatten();
-        let e = match cached {
-            Some(e) => e,
+        let cached = match cached {
+            Some(c) => c,
             None => {
-                let e = self.resolve(kind, key);
-                let _ = CACHE.try_with(|c| {
-                    let mut c = c.borrow_mut();
-                    if c.len >= THREAD_CACHE_ENTRIES {
-                        c.map.clear();
-                        c.len = 0;
-                    }
-                    c.map.entry(tag).or_default().push((key.clone(), e.clone()));
-                    c.len += 1;
+                let c = Rc::new(Cached {
+                    tag,
+                    key: key.clone(),
+                    entry: self.resolve(kind, key),
                 });
-                e
+                let _ = CACHE.try_with(|cache| cache.borrow_mut().insert(c.clone()));
+                c
             }
         };
-        let _ = DIRECT.try_with(|d| {
-            d.borrow_mut()[slot] = Some(DirectSlot {
-                tag,
-                key: key.clone(),
-                entry: e.clone(),
-            });
-        });
-        e
+        let entry = cached.entry.clone();
+        let _ = DIRECT.try_with(|d| d.borrow_mut()[slot] = Some(cached));
+        entry
     }
 
     /// Slow path: under the recorder's lock, find or create the family and series.
     #[cold]
     fn resolve(&self, kind: MetricKind, key: &Key) -> Entry {
-        let mut state = self.state();
-        if let Some(e) = state.resolved.get(&(kind, key.clone())) {
-            return e.clone();
-        }
-        let e = self.create(&state, kind, key);
-        state.resolved.insert((kind, key.clone()), e.clone());
-        e
+        let state = self.state();
+        self.create(&state, kind, key)
     }
 
     fn count(&self, reason: &str) {
@@ -358,7 +387,12 @@ impl DwcpRecorder {
         }
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
         let (names, values) = pairs.into_iter().unzip();
-        (sanitize_metric_name(key.name()), names, values)
+        let name = sanitize_metric_name(key.name());
+        if name != key.name() {
+            // Two names that differ only in invalid characters share one family.
+            self.count("name_sanitized");
+        }
+        (name, names, values)
     }
 
     fn create(&self, state: &State, kind: MetricKind, key: &Key) -> Entry {
@@ -379,11 +413,9 @@ impl DwcpRecorder {
                 return noop();
             }
         }
-        let help = if described_help.is_empty() {
-            name.clone()
-        } else {
-            described_help
-        };
+        // No description: an empty help, which the registry turns into the name and marks as
+        // a default that a later registration or description may supply.
+        let help = described_help;
         let (unit, factor) = facade_unit(kind, &name, described_unit);
         let values: Vec<&str> = values.iter().map(String::as_str).collect();
         // The family: the existing one, else a new one (or, if another thread registered the
@@ -406,11 +438,14 @@ impl DwcpRecorder {
                         self.count("family_refused");
                         return noop();
                     }
-                    Some(f) if f.descriptor().label_names() != names.as_slice() => {
-                        self.count("label_mismatch");
-                        f.overflow()
-                    }
-                    Some(f) => f.with_labels_or_overflow(&values),
+                    Some(f) => match in_family_order(f.descriptor().label_names(), &names, &values)
+                    {
+                        Some(ordered) => f.with_labels_or_overflow(&ordered),
+                        None => {
+                            self.count("label_mismatch");
+                            f.overflow()
+                        }
+                    },
                 }
             }};
         }
@@ -436,6 +471,23 @@ impl DwcpRecorder {
             },
         }
     }
+}
+
+/// `values` (named by `names`) in the order of the family's `labels`, if both name the same
+/// set: a family registered through the registry keeps its declaration order, while the facade
+/// sorts names.
+fn in_family_order<'v>(
+    labels: &[String],
+    names: &[String],
+    values: &[&'v str],
+) -> Option<Vec<&'v str>> {
+    if labels.len() != names.len() {
+        return None;
+    }
+    labels
+        .iter()
+        .map(|l| names.iter().position(|n| n == l).map(|i| values[i]))
+        .collect()
 }
 
 /// The unit a new facade family gets, and the factor from the facade's values to that unit

@@ -96,11 +96,17 @@ pub mod export;
 #[cfg(feature = "metrics-facade")]
 pub mod facade;
 pub mod histogram;
+pub mod instrument;
 pub mod labels;
 pub mod metric;
+pub mod propagation;
 pub mod registry;
 mod sync;
 
+/// Instruments a handler: request, error and in-flight metrics and its latency histogram,
+/// bound once per call site (see `docs/INSTRUMENT.md`; trace spans arrive with the tracing
+/// pipeline).
+pub use dwcp_telemetry_macros::instrument_dwcp;
 /// Derives [`LabelSet`](trait@LabelSet) for a struct with named fields (see [`labels`]).
 pub use dwcp_telemetry_macros::LabelSet;
 /// Derives [`LabelValue`](trait@LabelValue) for an enum of unit variants (see [`labels`]).

@@ -88,7 +88,10 @@ impl Histogram {
         }
     }
 
-    /// Record a [`Duration`] as nanoseconds (saturating at `u64::MAX`, then clamped).
+    /// Record a [`Duration`] as nanoseconds (saturating at `u64::MAX`, then clamped): the
+    /// storage of duration (`_seconds`) histograms. On a histogram of another unit it records
+    /// the nanosecond count as a plain number, as do [`Histogram::start_timer`] and
+    /// [`Histogram::time`].
     #[inline]
     pub fn record_duration(&self, d: Duration) {
         self.record(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));

@@ -282,7 +282,7 @@ impl SelfDescriptors {
             overflow_records: self_family(OVERFLOW_RECORDS, "Records that went into a metric's overflow series because its cardinality limit was reached or its label values did not fit.", Counter, &["metric"]),
             overflow_sets: self_family(OVERFLOW_LABEL_SETS, "Lookups of new label sets refused because the metric reached its cardinality limit.", Counter, &["metric"]),
             label_errors: self_family(LABEL_ERRORS, "with_labels_or_overflow calls with the wrong number of label values (recorded into the overflow series).", Counter, &[]),
-            facade: self_family(FACADE_ADJUSTMENTS, "metrics-facade calls not recorded as written: kind_conflict and family_refused record nowhere, label_mismatch records into the overflow series, reserved_label_renamed and label_collision_dropped record with the label renamed or dropped.", Counter, &["reason"]),
+            facade: self_family(FACADE_ADJUSTMENTS, "metrics-facade calls not recorded as written: kind_conflict and family_refused record nowhere, label_mismatch records into the overflow series, reserved_label_renamed, label_collision_dropped and name_sanitized record with the name or label renamed or dropped.", Counter, &["reason"]),
             truncated: self_family(LABELS_TRUNCATED, "Label values shortened to the registry's maximum label value length (with a hash suffix).", Counter, &[]),
             refused: self_family(FAMILIES_REFUSED, "Metric families refused because the registry holds its maximum number of families.", Counter, &[]),
             saturated: self_family(SATURATED, "Counter additions and exact histogram sums that reached the largest u64 and were pinned there instead of wrapping.", Counter, &["metric"]),

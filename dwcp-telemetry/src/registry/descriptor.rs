@@ -136,6 +136,8 @@ pub const RECOVERY_BUCKETS: [f64; 7] = [0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0];
 pub struct Descriptor {
     name: String,
     help: ArcSwap<String>,
+    /// The help was not given (it is the name): a later definition may supply one.
+    help_is_default: std::sync::atomic::AtomicBool,
     kind: MetricKind,
     unit: Unit,
     label_names: Vec<String>,
@@ -158,8 +160,9 @@ impl Descriptor {
         exact_sum: bool,
     ) -> Self {
         Descriptor {
-            name,
-            help: ArcSwap::from_pointee(help),
+            name: name.clone(),
+            help_is_default: std::sync::atomic::AtomicBool::new(help.is_empty()),
+            help: ArcSwap::from_pointee(if help.is_empty() { name.clone() } else { help }),
             kind,
             unit,
             label_names,
@@ -191,6 +194,25 @@ impl Descriptor {
         self.help.load_full()
     }
 
+    /// Whether the help is the default (the name), given by no registration or description.
+    pub fn help_is_default(&self) -> bool {
+        self.help_is_default
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Replace a default help (the first real one wins; a given help is never overwritten).
+    /// Returns whether it was replaced.
+    pub(crate) fn supply_help(&self, help: &str) -> bool {
+        if help.is_empty() || !self.help_is_default() {
+            return false;
+        }
+        self.help.store(Arc::new(help.to_owned()));
+        self.help_is_default
+            .store(false, std::sync::atomic::Ordering::Release);
+        true
+    }
+
+    #[allow(dead_code)]
     pub(crate) fn set_help(&self, help: String) {
         self.help.store(Arc::new(help));
     }
@@ -243,7 +265,11 @@ impl Descriptor {
             Err("kind")
         } else if self.label_names != other.label_names {
             Err("label names")
-        } else if *self.help() != *other.help() {
+        } else if !self.help_is_default()
+            && !other.help_is_default()
+            && *self.help() != *other.help()
+        {
+            // A default help (none given) matches any: the given one is adopted.
             Err("help")
         } else if self.unit != other.unit {
             Err("unit")

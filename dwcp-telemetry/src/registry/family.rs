@@ -96,7 +96,7 @@ pub(crate) struct RegistryTallies {
 
 /// Why the `metrics` facade could not record as asked; the `reason` label of
 /// `dwcp_telemetry_facade_adjustments_total`.
-pub(crate) const FACADE_REASONS: [&str; 5] = [
+pub(crate) const FACADE_REASONS: [&str; 6] = [
     // The name is registered as another kind: the call records nowhere.
     "kind_conflict",
     // Called with other label names than the family was first registered with: the call
@@ -108,6 +108,9 @@ pub(crate) const FACADE_REASONS: [&str; 5] = [
     "label_collision_dropped",
     // The registry refused the family (family cap, reserved or colliding name): records nowhere.
     "family_refused",
+    // The name had characters Prometheus refuses (replaced by `_`, so names that differ only
+    // there share one family); recorded.
+    "name_sanitized",
 ];
 
 impl RegistryTallies {
@@ -241,6 +244,11 @@ impl<C: Cell> FamilyCore<C> {
 
     #[inline]
     fn lookup_exact(&self, values: &[&str]) -> Result<C::Handle, LabelError> {
+        // The label set the overflow series exports is the overflow series: a user set made
+        // only of `__overflow__` values must not become a second series with those labels.
+        if !values.is_empty() && values.iter().all(|v| *v == OVERFLOW_LABEL_VALUE) {
+            return Ok(self.overflow_handle());
+        }
         let hash = self.hasher.hash_one(values);
         if let Some(h) = self
             .index
@@ -254,6 +262,11 @@ impl<C: Cell> FamilyCore<C> {
     /// Slow path: add the series under the writer lock (re-checking first).
     #[cold]
     fn insert(&self, hash: u64, values: &[&str]) -> Result<C::Handle, LabelError> {
+        // A full family refuses new sets without taking the writer lock (a flood of new label
+        // sets past the cap must not serialise on it).
+        if self.len() >= self.limit {
+            return Err(self.refuse_new_set());
+        }
         let mut list = self.list.lock().unwrap_or_else(|p| p.into_inner());
         let index = self.index.load_full();
         if let Some(s) = index.find(hash, values) {
@@ -261,11 +274,7 @@ impl<C: Cell> FamilyCore<C> {
         }
         if list.len() >= self.limit {
             drop(list);
-            self.overflowed_sets.fetch_add(1, Ordering::Relaxed);
-            return Err(LabelError::CardinalityExceeded {
-                metric: self.desc.name().to_owned(),
-                limit: self.limit,
-            });
+            return Err(self.refuse_new_set());
         }
         let series = Arc::new(Series {
             values: values.iter().map(|v| (*v).to_owned()).collect(),
@@ -288,6 +297,38 @@ impl<C: Cell> FamilyCore<C> {
         Ok(C::handle(&series.cell))
     }
 
+    #[cold]
+    fn refuse_new_set(&self) -> LabelError {
+        self.overflowed_sets.fetch_add(1, Ordering::Relaxed);
+        LabelError::CardinalityExceeded {
+            metric: self.desc.name().to_owned(),
+            limit: self.limit,
+        }
+    }
+
+    /// The handle records go to when they cannot go where asked: the overflow series (label
+    /// values `__overflow__`), or, for a family without labels, its one series, since an
+    /// overflow series without labels would export the same label set twice.
+    pub(crate) fn overflow_handle(&self) -> C::Handle {
+        if self.desc.label_names().is_empty() {
+            if let Ok(h) = self.insert_or_find_unlabelled() {
+                return h;
+            }
+        }
+        C::handle(&self.overflow_series().cell)
+    }
+
+    fn insert_or_find_unlabelled(&self) -> Result<C::Handle, LabelError> {
+        let hash = self.hasher.hash_one::<&[&str]>(&[]);
+        if let Some(h) = self
+            .index
+            .with(|ix| ix.find(hash, &[]).map(|s| C::handle(&s.cell)))
+        {
+            return Ok(h);
+        }
+        self.insert(hash, &[])
+    }
+
     /// The handle for a label set. A wrong number of values or a full family give the
     /// overflow series (counted); values longer than the maximum are shortened (counted).
     pub(crate) fn get_or_overflow(&self, values: &[&str]) -> C::Handle {
@@ -297,7 +338,7 @@ impl<C: Cell> FamilyCore<C> {
                 if let LabelError::Arity { .. } = e {
                     self.tallies.label_errors.fetch_add(1, Ordering::Relaxed);
                 }
-                C::handle(&self.overflow_series().cell)
+                self.overflow_handle()
             }
         }
     }

@@ -103,6 +103,14 @@ pub(crate) enum AnyFamily {
 }
 
 impl AnyFamily {
+    fn limit(&self) -> usize {
+        match self {
+            AnyFamily::Counter(f) => f.limit(),
+            AnyFamily::Gauge(f) => f.limit(),
+            AnyFamily::Histogram(f) => f.limit(),
+        }
+    }
+
     fn desc(&self) -> &Arc<Descriptor> {
         match self {
             AnyFamily::Counter(f) => &f.desc,
@@ -296,7 +304,7 @@ impl RegistryBuilder {
             return Err(ConfigError::LabelValueLen(self.max_label_len).into());
         }
         if self.max_families == 0 {
-            return Err(RegistrationError::TooManyFamilies { limit: 0 });
+            return Err(ConfigError::MaxFamilies.into());
         }
         Layout::new(self.sigfig, self.max_value.unwrap_or(u64::MAX))?;
         let names: Vec<String> = self.const_labels.iter().map(|(n, _)| n.clone()).collect();
@@ -406,7 +414,17 @@ impl Registry {
         wrap: fn(Arc<Descriptor>, usize, Arc<RegistryTallies>) -> AnyFamily,
     ) -> Result<AnyFamily, RegistrationError> {
         let check = |existing: &AnyFamily| match existing.desc().same_definition(&desc) {
-            Ok(()) => Ok(existing.clone()),
+            Ok(()) if existing.limit() != limit => Err(RegistrationError::Conflict {
+                name: desc.name().to_owned(),
+                differs: "cardinality limit",
+                existing_kind: existing.desc().kind().as_str(),
+            }),
+            Ok(()) => {
+                if !desc.help_is_default() {
+                    existing.desc().supply_help(&desc.help());
+                }
+                Ok(existing.clone())
+            }
             Err(differs) => Err(RegistrationError::Conflict {
                 name: desc.name().to_owned(),
                 differs,
@@ -460,7 +478,9 @@ impl Registry {
 
     /// Walk every family and series, the library's self-metrics (`dwcp_telemetry_*`) last,
     /// handing real values to `visitor`: this is the one collection path every exporter uses.
-    /// Only loads atomics: never blocks or slows recording threads.
+    /// Reading values only loads atomics, so recording through bound handles is never
+    /// blocked; a thread *creating* a series may wait for the moment it takes to copy that
+    /// family's list of series.
     pub fn visit<V: Visitor + ?Sized>(&self, visitor: &mut V) {
         let families = self.family_list();
         let descs = self
@@ -736,16 +756,11 @@ impl<K, L> MetricBuilder<'_, K, L> {
             .exact_sum
             .or_else(|| policy.and_then(|p| p.exact_sum))
             .unwrap_or(inner.exact_sum);
-        // An empty HELP is the name: every family gets a HELP line (promtool lints its
-        // absence), and re-registering with "" or the name is the same definition.
-        let help = if self.help.is_empty() {
-            self.name.clone()
-        } else {
-            self.help.clone()
-        };
+        // An empty HELP becomes the name (every family gets a HELP line: promtool lints its
+        // absence) and is marked as a default, which a later definition may supply.
         let desc = Descriptor::new(
             self.name.clone(),
-            help,
+            self.help.clone(),
             kind,
             unit,
             self.labels.clone(),
@@ -877,9 +892,11 @@ macro_rules! family_handle {
                 self.core.get_or_overflow(&[])
             }
 
-            /// The series that label sets past the cardinality limit share.
+            /// The series that label sets past the cardinality limit share (label values
+            /// `__overflow__`). A family without labels has no separate overflow series:
+            /// this is its one series.
             pub fn overflow(&self) -> $handle {
-                <$cell as Cell>::handle(&self.core.overflow_series().cell)
+                self.core.overflow_handle()
             }
 
             /// Distinct label sets, not counting the overflow series.

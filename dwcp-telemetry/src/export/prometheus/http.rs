@@ -30,13 +30,16 @@
 //!   does not get refused: the connection that has been waiting longest for a head is closed
 //!   to make room. Only when every connection is busy does a new one wait, at most 1 s, for a
 //!   slot, and then gets `503` with `Retry-After: 1`.
+//! - **Write timeout**: a busy connection whose response makes no progress for
+//!   `write_timeout` (default 10 s) is closed, so clients that request and never read cannot
+//!   hold every connection busy.
 //! - **Bounds**: sockets held = `max_connections` + the one being admitted + at most 8 being
 //!   answered `503` + the listener; further connections wait in the kernel's listen backlog.
 //!   Memory per connection is its buffers (at most `max_header_bytes` read, plus the response).
 //! - **Counted** in `dwcp_telemetry_http_connections_rejected_total{reason}`: `evicted_idle`,
 //!   `at_capacity`, `head_timeout` (a connection that closed at the head deadline having sent
 //!   a partial head or no request at all; an idle keep-alive connection that simply expires
-//!   after serving requests is not counted).
+//!   after serving requests is not counted), `write_stalled`.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -128,6 +131,7 @@ struct Limits {
     max_header_bytes: usize,
     max_headers: usize,
     max_body_bytes: u64,
+    write_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -139,6 +143,7 @@ impl Default for Limits {
             max_header_bytes: 16 * 1024,
             max_headers: 64,
             max_body_bytes: 0,
+            write_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -205,6 +210,16 @@ impl ServerBuilder {
     /// `Content-Length`s and any chunked body get `413`.
     pub fn max_body_bytes(mut self, n: u64) -> Self {
         self.limits.max_body_bytes = n;
+        self
+    }
+
+    /// How long a busy connection may go without its response making progress (from its
+    /// request head, or from the last bytes the socket accepted) before it is closed
+    /// (default 10 s). Without it, clients that request `/metrics` and never read could keep
+    /// every connection busy, where eviction cannot reach them; counted as
+    /// `reason="write_stalled"`.
+    pub fn write_timeout(mut self, d: Duration) -> Self {
+        self.limits.write_timeout = d;
         self
     }
 
@@ -405,7 +420,8 @@ const REJECTED_METRIC: &str = "dwcp_telemetry_http_connections_rejected_total";
 const REJECTED_HELP: &str = "Connections the HTTP server closed without serving a request: \
 evicted_idle (waited longest for a request head, closed at the connection cap to admit a new \
 one), at_capacity (every connection busy: answered 503), head_timeout (no complete request \
-head within the head deadline)";
+head within the head deadline), write_stalled (a response made no progress within the write \
+timeout: the client stopped reading)";
 
 /// The bound counters, registered once at server start.
 #[derive(Debug)]
@@ -413,6 +429,7 @@ struct Rejected {
     evicted_idle: Counter,
     at_capacity: Counter,
     head_timeout: Counter,
+    write_stalled: Counter,
 }
 
 impl Rejected {
@@ -423,6 +440,7 @@ impl Rejected {
             evicted_idle: bound("evicted_idle"),
             at_capacity: bound("at_capacity"),
             head_timeout: bound("head_timeout"),
+            write_stalled: bound("write_stalled"),
         }
     }
 }
@@ -446,6 +464,9 @@ struct Slot {
     phase: AtomicU8,
     /// When the connection began waiting for its current head, in ns since [`State::epoch`].
     waiting_since: AtomicU64,
+    /// While busy: when its response last made progress (the head was read, or the socket
+    /// accepted bytes), in ns since [`State::epoch`].
+    progress_at: AtomicU64,
     /// Requests whose response body hyper still holds.
     in_flight: AtomicU32,
     /// Requests served on this connection.
@@ -476,6 +497,7 @@ impl Conns {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             phase: AtomicU8::new(WAITING),
             waiting_since: AtomicU64::new(now),
+            progress_at: AtomicU64::new(now),
             in_flight: AtomicU32::new(0),
             served: AtomicU32::new(0),
             read_while_waiting: AtomicBool::new(false),
@@ -534,6 +556,7 @@ impl State {
         {
             // BUSY already: a pipelined request read before the previous response was flushed.
             Ok(_) | Err(BUSY) => {
+                slot.progress_at.store(self.now(), Ordering::SeqCst);
                 slot.in_flight.fetch_add(1, Ordering::SeqCst);
                 slot.served.fetch_add(1, Ordering::Relaxed);
                 true
@@ -583,13 +606,28 @@ impl AsyncRead for Watched {
     }
 }
 
+impl Watched {
+    /// The socket accepted bytes: the response is making progress.
+    fn progressed(&self, r: &Poll<io::Result<usize>>) {
+        if let Poll::Ready(Ok(n)) = r {
+            if *n > 0 {
+                self.slot
+                    .progress_at
+                    .store(self.state.now(), Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 impl AsyncWrite for Watched {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let r = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.progressed(&r);
+        r
     }
 
     fn poll_write_vectored(
@@ -597,7 +635,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.progressed(&r);
+        r
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -787,6 +827,8 @@ enum End {
     Evicted,
     /// No complete head by the head deadline.
     HeadTimeout,
+    /// Busy, and the response made no progress within the write timeout.
+    WriteStalled,
     /// The connection lifetime ran out, or the server is stopping.
     Wind,
 }
@@ -846,6 +888,9 @@ async fn serve_connection(
     let mut armed_for = slot.waiting_since.load(Ordering::SeqCst);
     let head_deadline = tokio::time::sleep_until(state.at(armed_for) + limits.header_read_timeout);
     tokio::pin!(head_deadline);
+    let mut progress_armed = slot.progress_at.load(Ordering::SeqCst);
+    let write_deadline = tokio::time::sleep_until(state.at(progress_armed) + limits.write_timeout);
+    tokio::pin!(write_deadline);
     let evicted = slot.evict.notified();
     tokio::pin!(evicted);
     let stopping = stop.wait_for(|s| *s);
@@ -870,6 +915,17 @@ async fn serve_connection(
             if head_deadline.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(End::HeadTimeout);
             }
+        } else if slot.phase.load(Ordering::SeqCst) == BUSY {
+            let at = slot.progress_at.load(Ordering::SeqCst);
+            if at != progress_armed {
+                progress_armed = at;
+                write_deadline
+                    .as_mut()
+                    .reset(state.at(at) + limits.write_timeout);
+            }
+            if write_deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(End::WriteStalled);
+            }
         }
         if lifetime.as_mut().poll(cx).is_ready() || stopping.as_mut().poll(cx).is_ready() {
             return Poll::Ready(End::Wind);
@@ -879,6 +935,11 @@ async fn serve_connection(
     .await;
     match end {
         End::Done | End::Evicted => {}
+        End::WriteStalled => {
+            // Dropping the connection closes the socket; the stalled response is abandoned.
+            slot.phase.store(CLOSING, Ordering::SeqCst);
+            state.rejected.write_stalled.inc();
+        }
         End::HeadTimeout => {
             let won = slot
                 .phase
