@@ -8,6 +8,7 @@ use crate::histogram::Layout;
 
 /// The kind of a metric family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum MetricKind {
     /// Monotonic `u64`.
     Counter,

@@ -51,6 +51,7 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 
 /// Which exposition format to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[non_exhaustive]
 pub enum Format {
     /// Prometheus text format 0.0.4 (`text/plain; version=0.0.4`).
     #[default]
