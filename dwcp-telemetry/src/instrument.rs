@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
 
-use crate::clock;
+use crate::metric::Timer;
 use crate::metric::{Counter, Gauge, Histogram};
 use crate::registry::{CounterFamily, Registry};
 
@@ -240,7 +240,7 @@ impl CallSite {
         handles.in_flight.add(1.0);
         Guard {
             handles,
-            start: clock::now_raw(),
+            timer: Some(handles.duration.start_static_timer()),
             done: false,
             panicked: AtomicBool::new(false),
         }
@@ -254,7 +254,9 @@ impl CallSite {
 #[must_use]
 pub struct Guard {
     handles: &'static SiteHandles,
-    start: u64,
+    /// Times the call: the crate's [`Timer`](crate::Timer) on the call site's `static`
+    /// duration handle (no clone per call).
+    timer: Option<Timer>,
     done: bool,
     panicked: AtomicBool,
 }
@@ -284,10 +286,11 @@ impl Guard {
         self.finish(outcome);
     }
 
-    fn record(&self, status: Status) {
+    fn record(&mut self, status: Status) {
         let h = self.handles;
-        h.duration
-            .record(clock::nanos_between(self.start, clock::now_raw()));
+        if let Some(timer) = self.timer.take() {
+            timer.stop();
+        }
         h.requests[status as usize].inc();
         h.in_flight.sub(1.0);
     }

@@ -132,7 +132,19 @@ impl Histogram {
     #[inline]
     pub fn into_timer(self) -> Timer {
         Timer {
-            histogram: self,
+            histogram: Target::Owned(self),
+            start: clock::now_raw(),
+            armed: true,
+        }
+    }
+
+    /// Like [`Histogram::start_timer`] for a handle that lives in a `static` (as
+    /// `#[instrument_dwcp]`'s call sites keep theirs): the timer refers to it, with no clone
+    /// and no reference count, and is still `Send + 'static`.
+    #[inline]
+    pub fn start_static_timer(&'static self) -> Timer {
+        Timer {
+            histogram: Target::Static(self),
             start: clock::now_raw(),
             armed: true,
         }
@@ -183,9 +195,26 @@ impl Histogram {
 #[derive(Debug)]
 #[must_use = "a timer records when dropped; bind it to a variable"]
 pub struct Timer {
-    histogram: Histogram,
+    histogram: Target,
     start: u64,
     armed: bool,
+}
+
+/// The histogram a [`Timer`] records into: its own handle, or one in a `static`.
+#[derive(Debug)]
+enum Target {
+    Owned(Histogram),
+    Static(&'static Histogram),
+}
+
+impl Target {
+    #[inline]
+    fn record(&self, ns: u64) {
+        match self {
+            Target::Owned(h) => h.record(ns),
+            Target::Static(h) => h.record(ns),
+        }
+    }
 }
 
 impl Timer {
