@@ -35,13 +35,12 @@
 //! criterion's `estimates.json` files written by this run.
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::measurement::WallTime;
 use criterion::{BatchSize, BenchmarkGroup, BenchmarkId, Criterion};
-use dwcp_support::bench::Stopwatch;
+use dwcp_support::bench::{criterion_dir, median_ns, Stopwatch};
 use dwcp_telemetry::facade::DwcpRecorder;
 use dwcp_telemetry::registry::self_metrics;
 use dwcp_telemetry::{Registry, Value};
@@ -495,34 +494,6 @@ fn new_names(c: &mut Criterion) {
 
 // ---------------------------------------------------------------------------------------------
 // Summary read back from criterion's files.
-
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return PathBuf::from(home);
-    }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(target).join("criterion");
-    }
-    // The bench binary lives in <target>/<profile>/deps/.
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.ancestors().nth(3).map(|t| t.join("criterion")))
-        .unwrap_or_else(|| PathBuf::from("target/criterion"))
-}
-
-/// The median (ns per iteration) of a benchmark, if this run wrote it.
-fn median_ns(dir: &Path, group: &str, id: &str, since: SystemTime) -> Option<f64> {
-    let file = dir.join(group).join(id).join("new").join("estimates.json");
-    let modified = std::fs::metadata(&file).ok()?.modified().ok()?;
-    if modified < since {
-        return None;
-    }
-    let text = std::fs::read_to_string(&file).ok()?;
-    let median = &text[text.find("\"median\"")?..];
-    let value = &median[median.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
-    let end = value.find([',', '}'])?;
-    value[..end].trim().parse().ok()
-}
 
 fn summary(since: SystemTime) {
     let dir = criterion_dir();

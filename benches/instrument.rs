@@ -38,13 +38,12 @@
 //! check, read back from criterion's `estimates.json` files written by this run.
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion};
-use dwcp_support::bench::Stopwatch;
+use dwcp_support::bench::{criterion_dir, median_ns, Stopwatch};
 use dwcp_telemetry::instrument::{DURATION, IN_FLIGHT, REQUESTS};
 use dwcp_telemetry::Registry;
 use metrics_exporter_prometheus::PrometheusBuilder;
@@ -247,37 +246,9 @@ fn cases(c: &mut Criterion, sw: Stopwatch) {
 // ---------------------------------------------------------------------------------------------
 // Summary read back from criterion's files (as in benches/facade.rs).
 
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return PathBuf::from(home);
-    }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(target).join("criterion");
-    }
-    // The bench binary lives in <target>/<profile>/deps/.
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.ancestors().nth(3).map(|t| t.join("criterion")))
-        .unwrap_or_else(|| PathBuf::from("target/criterion"))
-}
-
-/// The median (ns per iteration) of a benchmark, if this run wrote it.
-fn median_ns(dir: &Path, id: &str, since: SystemTime) -> Option<f64> {
-    let file = dir.join(GROUP).join(id).join("new").join("estimates.json");
-    let modified = std::fs::metadata(&file).ok()?.modified().ok()?;
-    if modified < since {
-        return None;
-    }
-    let text = std::fs::read_to_string(&file).ok()?;
-    let median = &text[text.find("\"median\"")?..];
-    let value = &median[median.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
-    let end = value.find([',', '}'])?;
-    value[..end].trim().parse().ok()
-}
-
 fn summary(since: SystemTime) {
     let dir = criterion_dir();
-    let get = |id| median_ns(&dir, id, since);
+    let get = |id| median_ns(&dir, GROUP, id, since);
     let (base, ours, peer) = (get(BASELINE), get(DWCP), get(PEER));
     eprintln!(
         "\n== summary: medians of this run ({}) ==\n{GROUP}",

@@ -1,6 +1,7 @@
 //! Shared by the criterion benches: the single-thread stopwatch (thread CPU time).
 
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The clock of the single-thread loops. By default it is the thread's CPU time
 /// (`CLOCK_THREAD_CPUTIME_ID`), so time the thread spends descheduled by other work on a
@@ -82,4 +83,34 @@ pub mod thread_cpu {
     pub fn now() -> Option<std::time::Duration> {
         None
     }
+}
+
+/// Where criterion writes its results: `CRITERION_HOME`, else `<CARGO_TARGET_DIR>/criterion`,
+/// else `<target>/criterion` found from the bench binary's path.
+pub fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(target).join("criterion");
+    }
+    // The bench binary lives in <target>/<profile>/deps/.
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(|t| t.join("criterion")))
+        .unwrap_or_else(|| PathBuf::from("target/criterion"))
+}
+
+/// The median (ns per iteration) of `group/id`, if this run (started at `since`) wrote it.
+pub fn median_ns(dir: &Path, group: &str, id: &str, since: SystemTime) -> Option<f64> {
+    let file = dir.join(group).join(id).join("new").join("estimates.json");
+    let modified = std::fs::metadata(&file).ok()?.modified().ok()?;
+    if modified < since {
+        return None;
+    }
+    let text = std::fs::read_to_string(&file).ok()?;
+    let median = &text[text.find("\"median\"")?..];
+    let value = &median[median.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
+    let end = value.find([',', '}'])?;
+    value[..end].trim().parse().ok()
 }
