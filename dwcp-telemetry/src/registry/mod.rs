@@ -560,6 +560,15 @@ impl Registry {
         }
     }
 
+    /// A gauge of the library's own without labels (see [`Registry::self_counter`]).
+    #[allow(dead_code)] // used by the HTTP server (feature `http`)
+    pub(crate) fn self_gauge(&self, name: &'static str, help: &'static str) -> Gauge {
+        match self.gauge(name, help).library_owned().register() {
+            Ok(f) => f.handle(),
+            Err(_) => Gauge::noop(),
+        }
+    }
+
     /// The first policy matching `name`: exact matchers first, then the others in order.
     fn policy_for(&self, name: &str) -> Option<&MetricPolicy> {
         let p = &self.inner.policies;

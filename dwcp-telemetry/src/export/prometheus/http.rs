@@ -82,7 +82,7 @@ use tokio::time::Instant;
 use super::text::{Format, TextEncoder};
 use crate::export::summary::{health_json, Summarizer};
 use crate::registry::Registry;
-use crate::Counter;
+use crate::{Counter, Gauge};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -240,7 +240,10 @@ impl ServerBuilder {
             limits: self.limits,
             size_hint: AtomicUsize::new(4096),
             renders: Arc::new(Semaphore::new(RENDERS_AT_ONCE)),
-            conns: Conns::default(),
+            conns: Conns::new(
+                self.registry
+                    .self_gauge(OPEN_METRIC, "Connections the HTTP server holds open now."),
+            ),
             rejected: Rejected::register(&self.registry),
             epoch: Instant::now(),
         }))
@@ -415,6 +418,9 @@ const ADMIT_WAIT: Duration = Duration::from_secs(1);
 /// closed without an answer (and still counted).
 const REJECTS_AT_ONCE: usize = 8;
 
+/// The self-metric of the connections held open.
+pub const OPEN_METRIC: &str = "dwcp_telemetry_http_connections_open";
+
 /// The self-metric counting connections closed without being served.
 const REJECTED_METRIC: &str = "dwcp_telemetry_http_connections_rejected_total";
 const REJECTED_HELP: &str = "Connections the HTTP server closed without serving a request: \
@@ -478,8 +484,10 @@ struct Slot {
 }
 
 /// The open connections (at most `max_connections`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Conns {
+    /// `dwcp_telemetry_http_connections_open`, set under the lock on every change.
+    open: Gauge,
     slots: Mutex<Vec<Arc<Slot>>>,
     next_id: AtomicU64,
     /// Signalled when a busy connection starts waiting again (becomes evictable).
@@ -490,6 +498,15 @@ impl Conns {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Slot>>> {
         // Nothing panics while holding the lock; tolerate poisoning anyway.
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn new(open: Gauge) -> Self {
+        Conns {
+            open,
+            slots: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            became_waiting: Notify::new(),
+        }
     }
 
     fn add(&self, now: u64) -> Arc<Slot> {
@@ -503,7 +520,9 @@ impl Conns {
             read_while_waiting: AtomicBool::new(false),
             evict: Notify::new(),
         });
-        self.lock().push(slot.clone());
+        let mut slots = self.lock();
+        slots.push(slot.clone());
+        self.open.set(slots.len() as f64);
         slot
     }
 
@@ -512,6 +531,7 @@ impl Conns {
         if let Some(i) = slots.iter().position(|s| s.id == id) {
             slots.swap_remove(i);
         }
+        self.open.set(slots.len() as f64);
     }
 
     /// Close the connection that has waited longest for a request head. False if every
