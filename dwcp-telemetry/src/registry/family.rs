@@ -201,17 +201,43 @@ impl<C: Cell> FamilyCore<C> {
         Ok(())
     }
 
+    /// The hit path: arity, one hash, one probe. Nothing else is checked here because
+    /// nothing else can match: stored label values never hold a CR, are never longer than the
+    /// maximum, and are never all `__overflow__` (see [`FamilyCore::miss`]).
+    #[inline]
     fn lookup(&self, values: &[&str], shorten_long: bool) -> Result<C::Handle, LabelError> {
         self.check_arity(values)?;
+        let hash = self.hasher.hash_one(values);
+        if let Some(h) = self
+            .index
+            .with(|ix| ix.find(hash, values).map(|s| C::handle(&s.cell)))
+        {
+            return Ok(h);
+        }
+        self.miss(hash, values, shorten_long)
+    }
+
+    /// A label set not stored as given: the overflow set, a value to rewrite (a CR is stored
+    /// as a line feed, so `a\rb` and `a\nb` are one series, since the exposition has no
+    /// escape for CR; an over-long value is shortened or refused), or a new series.
+    #[cold]
+    fn miss(
+        &self,
+        hash: u64,
+        values: &[&str],
+        shorten_long: bool,
+    ) -> Result<C::Handle, LabelError> {
+        // The label set the overflow series exports is the overflow series: a user set made
+        // only of `__overflow__` values must not become a second series with those labels.
+        if !values.is_empty() && values.iter().all(|v| *v == OVERFLOW_LABEL_VALUE) {
+            return Ok(self.overflow_handle());
+        }
         let max = self.tallies.max_label_len;
-        // One pass decides whether any value needs rewriting (rare): too long, or holding a
-        // carriage return, which is stored as a line feed so that `a\rb` and `a\nb` are one
-        // series (the exposition has no escape for CR; see `escape_label_value`).
         if !values
             .iter()
             .any(|v| v.len() > max || v.as_bytes().contains(&b'\r'))
         {
-            return self.lookup_exact(values);
+            return self.insert(hash, values);
         }
         if let Some(i) = values.iter().position(|v| v.len() > max) {
             if !shorten_long {
@@ -239,24 +265,15 @@ impl<C: Cell> FamilyCore<C> {
             })
             .collect();
         let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
-        self.lookup_exact(&refs)
-    }
-
-    #[inline]
-    fn lookup_exact(&self, values: &[&str]) -> Result<C::Handle, LabelError> {
-        // The label set the overflow series exports is the overflow series: a user set made
-        // only of `__overflow__` values must not become a second series with those labels.
-        if !values.is_empty() && values.iter().all(|v| *v == OVERFLOW_LABEL_VALUE) {
-            return Ok(self.overflow_handle());
-        }
-        let hash = self.hasher.hash_one(values);
+        // The rewritten set is stored as is: look it up (or add it) directly.
+        let hash = self.hasher.hash_one(&refs[..]);
         if let Some(h) = self
             .index
-            .with(|ix| ix.find(hash, values).map(|s| C::handle(&s.cell)))
+            .with(|ix| ix.find(hash, &refs).map(|s| C::handle(&s.cell)))
         {
             return Ok(h);
         }
-        self.insert(hash, values)
+        self.insert(hash, &refs)
     }
 
     /// Slow path: add the series under the writer lock (re-checking first).
@@ -319,14 +336,7 @@ impl<C: Cell> FamilyCore<C> {
     }
 
     fn insert_or_find_unlabelled(&self) -> Result<C::Handle, LabelError> {
-        let hash = self.hasher.hash_one::<&[&str]>(&[]);
-        if let Some(h) = self
-            .index
-            .with(|ix| ix.find(hash, &[]).map(|s| C::handle(&s.cell)))
-        {
-            return Ok(h);
-        }
-        self.insert(hash, &[])
+        self.lookup(&[], false)
     }
 
     /// The handle for a label set. A wrong number of values or a full family give the
