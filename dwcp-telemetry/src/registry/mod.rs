@@ -600,13 +600,9 @@ pub struct MetricBuilder<'r, K, L = DynamicLabels> {
     registry: &'r Registry,
     name: String,
     help: String,
-    unit: Option<Unit>,
     labels: Vec<String>,
-    limit: Option<usize>,
-    sigfig: Option<u8>,
-    max_value: Option<u64>,
-    exact_sum: Option<bool>,
-    buckets: Option<Vec<f64>>,
+    /// What this builder sets; unset fields come from a registry policy, then defaults.
+    settings: MetricPolicy,
     internal: bool,
     kind: KindAndLabels<K, L>,
 }
@@ -619,7 +615,7 @@ impl<K, L> fmt::Debug for MetricBuilder<'_, K, L> {
         f.debug_struct("MetricBuilder")
             .field("name", &self.name)
             .field("labels", &self.labels)
-            .field("unit", &self.unit)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
@@ -630,13 +626,8 @@ impl<'r, K> MetricBuilder<'r, K, DynamicLabels> {
             registry,
             name,
             help,
-            unit: None,
             labels: Vec::new(),
-            limit: None,
-            sigfig: None,
-            max_value: None,
-            exact_sum: None,
-            buckets: None,
+            settings: MetricPolicy::new(),
             internal: false,
             kind: PhantomData,
         }
@@ -662,13 +653,8 @@ impl<'r, K> MetricBuilder<'r, K, DynamicLabels> {
             registry: self.registry,
             name: self.name,
             help: self.help,
-            unit: self.unit,
             labels: L::NAMES.iter().map(|s| (*s).to_owned()).collect(),
-            limit: self.limit,
-            sigfig: self.sigfig,
-            max_value: self.max_value,
-            exact_sum: self.exact_sum,
-            buckets: self.buckets,
+            settings: self.settings,
             internal: self.internal,
             kind: PhantomData,
         }
@@ -678,7 +664,7 @@ impl<'r, K> MetricBuilder<'r, K, DynamicLabels> {
 impl<K, L> MetricBuilder<'_, K, L> {
     /// The unit of the values (for histograms, also how they are stored: see [`Unit`]).
     pub fn unit(mut self, unit: Unit) -> Self {
-        self.unit = Some(unit);
+        self.settings = self.settings.unit(unit);
         self
     }
 
@@ -691,7 +677,7 @@ impl<K, L> MetricBuilder<'_, K, L> {
 
     /// Cap on label sets for this metric (overrides the registry default and policies).
     pub fn cardinality_limit(mut self, limit: usize) -> Self {
-        self.limit = Some(limit);
+        self.settings = self.settings.cardinality_limit(limit);
         self
     }
 
@@ -713,28 +699,18 @@ impl<K, L> MetricBuilder<'_, K, L> {
                 label: clash.clone(),
             });
         }
-        let policy = self.registry.policy_for(&self.name);
-        let limit = self
-            .limit
-            .or_else(|| policy.and_then(|p| p.cardinality_limit))
-            .unwrap_or(inner.limit);
+        let set = self.settings.or(self.registry.policy_for(&self.name));
+        let limit = set.cardinality_limit.unwrap_or(inner.limit);
         if limit == 0 {
             return Err(ConfigError::CardinalityLimit.into());
         }
-        let unit = self
-            .unit
-            .or_else(|| policy.and_then(|p| p.unit))
-            .unwrap_or(match kind {
-                MetricKind::Histogram => Unit::from_name(&self.name),
-                _ => Unit::None,
-            });
-        let sigfig = self
-            .sigfig
-            .or_else(|| policy.and_then(|p| p.sigfig))
-            .unwrap_or(inner.sigfig);
-        let max_value = self
+        let unit = set.unit.unwrap_or(match kind {
+            MetricKind::Histogram => Unit::from_name(&self.name),
+            _ => Unit::None,
+        });
+        let sigfig = set.sigfig.unwrap_or(inner.sigfig);
+        let max_value = set
             .max_value
-            .or_else(|| policy.and_then(|p| p.max_value))
             .or(inner.max_value)
             .unwrap_or_else(|| unit.default_max_value());
         let layout = Layout::new(sigfig, max_value)?;
@@ -750,21 +726,14 @@ impl<K, L> MetricBuilder<'_, K, L> {
                 .into());
             }
         }
-        let buckets = match self
-            .buckets
-            .as_ref()
-            .or_else(|| policy.and_then(|p| p.buckets.as_ref()))
-        {
+        let buckets = match set.buckets {
             Some(b) => {
-                policy::check_buckets(b)?;
-                b.clone()
+                policy::check_buckets(&b)?;
+                b
             }
             None => unit.default_buckets().to_vec(),
         };
-        let exact_sum = self
-            .exact_sum
-            .or_else(|| policy.and_then(|p| p.exact_sum))
-            .unwrap_or(inner.exact_sum);
+        let exact_sum = set.exact_sum.unwrap_or(inner.exact_sum);
         // An empty HELP becomes the name (every family gets a HELP line: promtool lints its
         // absence) and is marked as a default, which a later definition may supply.
         let desc = Descriptor::new(
@@ -777,7 +746,7 @@ impl<K, L> MetricBuilder<'_, K, L> {
             layout,
             exact_sum,
         )
-        .with_error_denominators(policy.and_then(|p| p.error_ratio_of.clone()));
+        .with_error_denominators(set.error_ratio_of);
         Ok((desc, limit))
     }
 }
@@ -831,19 +800,19 @@ fn kind_conflict(name: &str, existing: &AnyFamily) -> RegistrationError {
 impl<L> MetricBuilder<'_, HistogramKind, L> {
     /// Precision in significant digits, 1 to 5 (default: the registry's, normally 2).
     pub fn significant_digits(mut self, sigfig: u8) -> Self {
-        self.sigfig = Some(sigfig);
+        self.settings = self.settings.significant_digits(sigfig);
         self
     }
 
     /// Highest trackable stored value (default: [`Unit::default_max_value`]).
     pub fn max_value(mut self, max_value: u64) -> Self {
-        self.max_value = Some(max_value);
+        self.settings = self.settings.max_value(max_value);
         self
     }
 
     /// Keep an exact sum (one more relaxed add per record) instead of estimating it.
     pub fn exact_sum(mut self, on: bool) -> Self {
-        self.exact_sum = Some(on);
+        self.settings = self.settings.exact_sum(on);
         self
     }
 
@@ -851,7 +820,7 @@ impl<L> MetricBuilder<'_, HistogramKind, L> {
     /// finite, non-negative and strictly ascending. Storage is unaffected, so they can be
     /// made denser later.
     pub fn buckets(mut self, bounds: impl Into<Vec<f64>>) -> Self {
-        self.buckets = Some(bounds.into());
+        self.settings = self.settings.buckets(bounds);
         self
     }
 

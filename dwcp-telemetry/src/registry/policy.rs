@@ -114,6 +114,25 @@ impl MetricPolicy {
         self
     }
 
+    /// Each setting of `self`, else `other`'s.
+    pub(crate) fn or(&self, other: Option<&MetricPolicy>) -> MetricPolicy {
+        let Some(o) = other else {
+            return self.clone();
+        };
+        MetricPolicy {
+            buckets: self.buckets.clone().or_else(|| o.buckets.clone()),
+            unit: self.unit.or(o.unit),
+            sigfig: self.sigfig.or(o.sigfig),
+            max_value: self.max_value.or(o.max_value),
+            exact_sum: self.exact_sum.or(o.exact_sum),
+            cardinality_limit: self.cardinality_limit.or(o.cardinality_limit),
+            error_ratio_of: self
+                .error_ratio_of
+                .clone()
+                .or_else(|| o.error_ratio_of.clone()),
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<(), RegistrationError> {
         if let Some(b) = &self.buckets {
             check_buckets(b)?;
