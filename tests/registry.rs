@@ -387,3 +387,40 @@ fn named_dynamic_labels_report_unknown_and_missing_names() {
     );
     assert_eq!(fam.series_count(), 1, "no series created by the errors");
 }
+
+/// A careless user times a histogram named without `_seconds`: the durations are recorded
+/// (as nanoseconds, nothing lost) and each such call is counted, so the mistake shows on
+/// `/metrics` instead of passing for plain numbers.
+#[test]
+fn durations_into_a_non_duration_histogram_are_recorded_and_counted() {
+    let reg = Registry::builder().build().unwrap();
+    let careless = reg
+        .histogram("rpc_latency", "RPC latency")
+        .register()
+        .unwrap();
+    let right = reg
+        .histogram("rpc_latency_seconds", "RPC latency")
+        .register()
+        .unwrap();
+    for h in [careless.handle(), right.handle()] {
+        h.start_timer().stop();
+        h.record_duration(std::time::Duration::from_millis(2));
+        h.time(|| ());
+        h.record_secs(0.5);
+        assert_eq!(h.snapshot().count(), 4, "nothing lost");
+    }
+    let adjusted = |metric: &str| -> Option<Value> {
+        reg.collect()
+            .into_iter()
+            .find(|f| f.descriptor.name() == self_metrics::VALUES_ADJUSTED)
+            .and_then(|f| {
+                f.series
+                    .into_iter()
+                    .find(|s| s.label_values[..] == [metric.to_string(), "not_a_duration".into()])
+            })
+            .map(|s| s.value)
+    };
+    assert_eq!(adjusted("rpc_latency"), Some(Value::Counter(4)));
+    assert_eq!(adjusted("rpc_latency_seconds"), None);
+    assert_eq!(careless.handle().snapshot().bad_input().not_a_duration, 4);
+}

@@ -24,6 +24,9 @@ pub(crate) struct BadInput {
     pub(crate) negative: AtomicU64,
     /// Exact-sum additions that would have passed `u64::MAX` (pinned there).
     pub(crate) sum_saturated: AtomicU64,
+    /// Durations (timers, `record_duration`, `record_secs`) recorded, as nanoseconds, into a
+    /// histogram whose unit is not seconds.
+    pub(crate) not_a_duration: AtomicU64,
 }
 
 /// Counts of values that were clamped, zero, or rejected, as seen in a [`Snapshot`].
@@ -40,6 +43,10 @@ pub struct BadInputCounts {
     /// Exact-sum additions that reached `u64::MAX` and were pinned there (the values
     /// themselves were recorded).
     pub sum_saturated: u64,
+    /// Durations recorded, as nanoseconds, into a histogram whose unit is not seconds (a
+    /// timer on `rpc_latency` rather than `rpc_latency_seconds`, say): recorded, but the
+    /// family exports them as plain numbers.
+    pub not_a_duration: u64,
 }
 
 /// A thread-safe HDR histogram of `u64` values with a fixed footprint per touched region.
@@ -158,6 +165,16 @@ impl AtomicHistogram {
                 self.saturate_sum();
             }
         }
+    }
+
+    /// Count a duration recorded into a histogram that is not a duration histogram.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn count_not_a_duration(&self) {
+        self.written
+            .bad
+            .not_a_duration
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// The exact sum wrapped: pin it at `u64::MAX` and count it.
@@ -324,6 +341,7 @@ impl AtomicHistogram {
             nan: self.written.bad.nan.load(Ordering::Relaxed),
             negative: self.written.bad.negative.load(Ordering::Relaxed),
             sum_saturated: self.written.bad.sum_saturated.load(Ordering::Relaxed),
+            not_a_duration: self.written.bad.not_a_duration.load(Ordering::Relaxed),
         }
     }
 

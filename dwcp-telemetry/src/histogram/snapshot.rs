@@ -204,6 +204,10 @@ impl Snapshot {
                 .bad
                 .sum_saturated
                 .saturating_sub(earlier.bad.sum_saturated),
+            not_a_duration: self
+                .bad
+                .not_a_duration
+                .saturating_sub(earlier.bad.not_a_duration),
         };
         Snapshot::from_parts(self.layout, bins, exact_sum, bad)
     }
@@ -258,6 +262,10 @@ impl Snapshot {
                 .bad
                 .sum_saturated
                 .saturating_add(other.bad.sum_saturated),
+            not_a_duration: self
+                .bad
+                .not_a_duration
+                .saturating_add(other.bad.not_a_duration),
         };
         self.count = self.count.saturating_add(other.count);
         self.bins = merged;

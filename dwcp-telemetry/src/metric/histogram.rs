@@ -10,6 +10,9 @@ use crate::histogram::{AtomicHistogram, Layout, Snapshot};
 /// Aligned to 128 bytes so that, inside its `Arc`, the reference count (which an owned
 /// [`Timer`] increments and decrements) sits on other cache lines than the fields every record
 /// reads: timers on several threads do not slow each other's records through false sharing.
+/// Stored integers per second in a duration histogram.
+const NS_PER_SECOND: f64 = 1e9;
+
 #[derive(Debug)]
 #[repr(align(128))]
 pub(crate) struct HistogramCell {
@@ -58,7 +61,7 @@ impl Histogram {
         Histogram::from_cell(Arc::new(HistogramCell {
             hist: AtomicHistogram::new(layout),
             overflow: false,
-            scale: 1e9,
+            scale: NS_PER_SECOND,
         }))
     }
 
@@ -89,12 +92,27 @@ impl Histogram {
     }
 
     /// Record a [`Duration`] as nanoseconds (saturating at `u64::MAX`, then clamped): the
-    /// storage of duration (`_seconds`) histograms. On a histogram of another unit it records
-    /// the nanosecond count as a plain number, as do [`Histogram::start_timer`] and
-    /// [`Histogram::time`].
+    /// storage of duration (`_seconds`) histograms. On a histogram of another unit it still
+    /// records the nanosecond count (nothing is lost), as do [`Histogram::start_timer`],
+    /// [`Histogram::time`] and [`Histogram::record_secs`], and counts each such call in
+    /// `dwcp_telemetry_values_adjusted_total{reason="not_a_duration"}`: name duration
+    /// histograms `*_seconds` or give them `.unit(Unit::Seconds)`.
     #[inline]
     pub fn record_duration(&self, d: Duration) {
+        self.check_duration();
         self.record(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// A duration is about to be recorded: count it if this is not a duration histogram
+    /// (`not_a_duration` in `dwcp_telemetry_values_adjusted_total`), so a timer on a family
+    /// named without `_seconds` is visible rather than silently exported as plain numbers.
+    #[inline]
+    fn check_duration(&self) {
+        if let Some(c) = &self.cell {
+            if c.scale != NS_PER_SECOND {
+                c.hist.count_not_a_duration();
+            }
+        }
     }
 
     /// Record a value in the family's unit: seconds for durations (stored as ns), bytes,
@@ -114,7 +132,12 @@ impl Histogram {
     #[inline]
     pub fn record_secs(&self, seconds: f64) -> bool {
         match &self.cell {
-            Some(c) => c.hist.record_secs(seconds),
+            Some(c) => {
+                if c.scale != NS_PER_SECOND {
+                    c.hist.count_not_a_duration();
+                }
+                c.hist.record_secs(seconds)
+            }
             None => false,
         }
     }
@@ -131,6 +154,7 @@ impl Histogram {
     /// Like [`Histogram::start_timer`], consuming the handle (saves the clone).
     #[inline]
     pub fn into_timer(self) -> Timer {
+        self.check_duration();
         Timer {
             histogram: Target::Owned(self),
             start: clock::now_raw(),
@@ -143,6 +167,7 @@ impl Histogram {
     /// and no reference count, and is still `Send + 'static`.
     #[inline]
     pub fn start_static_timer(&'static self) -> Timer {
+        self.check_duration();
         Timer {
             histogram: Target::Static(self),
             start: clock::now_raw(),
@@ -153,6 +178,7 @@ impl Histogram {
     /// Run `f`, recording how long it took.
     #[inline]
     pub fn time<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.check_duration();
         let start = clock::now_raw();
         let out = f();
         self.record(clock::nanos_between(start, clock::now_raw()));
