@@ -11,7 +11,7 @@
 //!   `metrics` convention; milliseconds etc. if so described), stored as nanoseconds and
 //!   exported as seconds;
 //! - `*_bytes` (or described in bytes, KiB, …) takes bytes; `*_ratio` or `Percent` a ratio;
-//! - anything else is stored and exported as given (rounded to an integer).
+//! - anything else is stored and exported as given, to a millionth.
 //!
 //! A description that comes after first use can only supply a HELP text the family lacks (one
 //! registered without help, or by the facade): the unit and storage of an existing family
@@ -417,6 +417,10 @@ impl DwcpRecorder {
         // a default that a later registration or description may supply.
         let help = described_help;
         let (unit, factor) = facade_unit(kind, &name, described_unit);
+        // The facade receives `f64`: a unitless histogram it creates keeps millionths, so
+        // `histogram!("batch_size").record(12.5)` is 12.5, not 13 (the registry's own
+        // unitless histograms take `u64` and store them as given).
+        let fine = (kind == MetricKind::Histogram && unit == Unit::None).then_some(1e6);
         let values: Vec<&str> = values.iter().map(String::as_str).collect();
         // The family: the existing one, else a new one (or, if another thread registered the
         // name meanwhile, that one); `None` when the registry refuses it.
@@ -428,6 +432,7 @@ impl DwcpRecorder {
                         .registry
                         .$register(name.clone(), help)
                         .unit(unit)
+                        .storage_scale(fine)
                         .dynamic_labels(names.clone())
                         .register()
                         .ok()

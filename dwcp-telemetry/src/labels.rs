@@ -42,7 +42,13 @@ use std::sync::Arc;
 ///
 /// The derive turns each named field into a label, in declaration order; the field's name is
 /// the label name unless `#[label(rename = "...")]` says otherwise, and its type must
-/// implement [`LabelValue`].
+/// implement [`LabelValue`]. A `&'static str` field takes literals; for values built at run
+/// time use `String` (or an enum deriving `LabelValue`, which allocates nothing).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a typed label set",
+    note = "derive it with `#[derive(dwcp_telemetry::LabelSet)]` on a struct whose fields are the labels",
+    note = "a family registered with `.dynamic_labels([..])` takes values with `try_with_labels(&[..])` or `with_labels_or_overflow(&[..])`, not `get`"
+)]
 pub trait LabelSet {
     /// The label names, in the order [`LabelSet::with_values`] gives the values.
     const NAMES: &'static [&'static str];

@@ -150,7 +150,7 @@ impl Summarizer {
         let mut series = Vec::new();
         for f in &families {
             let desc = &f.descriptor;
-            let scale = desc.export_scale();
+            let scale = desc.storage_scale();
             for s in &f.series {
                 let key = (desc.name().to_owned(), s.label_values.clone());
                 let labels = desc
@@ -214,14 +214,10 @@ impl Summarizer {
     }
 }
 
-/// Stored units to exported units; nanoseconds are divided (not multiplied by an inexact
-/// 1e-9) so round values stay round.
-fn to_unit(x: f64, scale: f64) -> f64 {
-    if scale == 1e-9 {
-        x / 1e9
-    } else {
-        x * scale
-    }
+/// Stored units to exported units: divided by the (integral) stored integers per unit, not
+/// multiplied by an inexact reciprocal, so round values stay round.
+fn to_unit(x: f64, per_unit: f64) -> f64 {
+    x / per_unit
 }
 
 /// The request counters an error counter is divided by: those its registry policy names

@@ -27,6 +27,8 @@ pub(crate) struct BadInput {
     /// Durations (timers, `record_duration`, `record_secs`) recorded, as nanoseconds, into a
     /// histogram whose unit is not seconds.
     pub(crate) not_a_duration: AtomicU64,
+    /// `f64` values with a fraction recorded into integer storage (rounded to nearest).
+    pub(crate) rounded: AtomicU64,
 }
 
 /// Counts of values that were clamped, zero, or rejected, as seen in a [`Snapshot`].
@@ -47,6 +49,9 @@ pub struct BadInputCounts {
     /// timer on `rpc_latency` rather than `rpc_latency_seconds`, say): recorded, but the
     /// family exports them as plain numbers.
     pub not_a_duration: u64,
+    /// `f64` values with a fraction given to a histogram that stores whole numbers (a
+    /// registry histogram without a unit, through `observe`): recorded rounded to nearest.
+    pub rounded: u64,
 }
 
 /// A thread-safe HDR histogram of `u64` values with a fixed footprint per touched region.
@@ -167,6 +172,12 @@ impl AtomicHistogram {
         }
     }
 
+    #[cold]
+    #[inline(never)]
+    fn count_rounded(&self) {
+        self.written.bad.rounded.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Count a duration recorded into a histogram that is not a duration histogram.
     #[cold]
     #[inline(never)]
@@ -202,6 +213,9 @@ impl AtomicHistogram {
     pub fn record_f64(&self, value: f64, scale: f64) -> bool {
         match scaled_to_u64(value, scale) {
             Ok(ns) => {
+                if scale == 1.0 && value.fract() != 0.0 && value.is_finite() {
+                    self.count_rounded();
+                }
                 self.record(ns);
                 true
             }
@@ -342,6 +356,7 @@ impl AtomicHistogram {
             negative: self.written.bad.negative.load(Ordering::Relaxed),
             sum_saturated: self.written.bad.sum_saturated.load(Ordering::Relaxed),
             not_a_duration: self.written.bad.not_a_duration.load(Ordering::Relaxed),
+            rounded: self.written.bad.rounded.load(Ordering::Relaxed),
         }
     }
 

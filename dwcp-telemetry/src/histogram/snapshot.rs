@@ -208,6 +208,7 @@ impl Snapshot {
                 .bad
                 .not_a_duration
                 .saturating_sub(earlier.bad.not_a_duration),
+            rounded: self.bad.rounded.saturating_sub(earlier.bad.rounded),
         };
         Snapshot::from_parts(self.layout, bins, exact_sum, bad)
     }
@@ -266,6 +267,7 @@ impl Snapshot {
                 .bad
                 .not_a_duration
                 .saturating_add(other.bad.not_a_duration),
+            rounded: self.bad.rounded.saturating_add(other.bad.rounded),
         };
         self.count = self.count.saturating_add(other.count);
         self.bins = merged;

@@ -116,7 +116,9 @@ impl Histogram {
     }
 
     /// Record a value in the family's unit: seconds for durations (stored as ns), bytes,
-    /// a ratio (stored as millionths), or a plain number (rounded to an integer). NaN and
+    /// a ratio (stored as millionths), or a plain number (a registry histogram without a unit
+    /// stores whole numbers: a fraction is rounded to nearest and counted as
+    /// `reason="rounded"`; the facade's unitless histograms keep millionths). NaN and
     /// negative values are rejected and counted; returns whether the value was recorded.
     #[inline]
     pub fn observe(&self, value: f64) -> bool {
@@ -219,7 +221,7 @@ impl Histogram {
 /// assert_eq!(fam.with_labels_or_overflow(&["sync"]).snapshot().count(), 1);
 /// ```
 #[derive(Debug)]
-#[must_use = "a timer records when dropped; bind it to a variable"]
+#[must_use = "a timer records when dropped: bind it with `let _t = ..` (`let _ = ..` drops it at once)"]
 pub struct Timer {
     histogram: Target,
     start: u64,

@@ -278,7 +278,7 @@ impl SelfDescriptors {
         use self_metrics::*;
         use MetricKind::{Counter, Gauge};
         SelfDescriptors {
-            adjusted: self_family(VALUES_ADJUSTED, "Values not recorded as given: nan and negative are rejected, clamped were above the trackable maximum and recorded as it, zero were recorded as 0, not_a_duration were durations recorded as nanoseconds into a histogram whose unit is not seconds.", Counter, &["metric", "reason"]),
+            adjusted: self_family(VALUES_ADJUSTED, "Values not recorded as given: nan and negative are rejected, clamped were above the trackable maximum and recorded as it, zero were recorded as 0, not_a_duration were durations recorded as nanoseconds into a histogram whose unit is not seconds, rounded were fractional values recorded to the nearest whole number.", Counter, &["metric", "reason"]),
             overflow_records: self_family(OVERFLOW_RECORDS, "Records that went into a metric's overflow series because its cardinality limit was reached or its label values did not fit.", Counter, &["metric"]),
             overflow_sets: self_family(OVERFLOW_LABEL_SETS, "Lookups of new label sets refused because the metric reached its cardinality limit.", Counter, &["metric"]),
             label_errors: self_family(LABEL_ERRORS, "with_labels_or_overflow calls with the wrong number of label values (recorded into the overflow series).", Counter, &[]),
@@ -405,7 +405,7 @@ fn family<C: super::Cell, V: Visitor + ?Sized>(
 ) {
     let desc = &core.desc;
     let wanted = v.family(desc);
-    let mut adjusted = [0u64; 5];
+    let mut adjusted = [0u64; 6];
     let mut overflow_records = 0u64;
     let mut saturated = 0u64;
     for s in core.series() {
@@ -413,20 +413,30 @@ fn family<C: super::Cell, V: Visitor + ?Sized>(
         overflow_records += e.overflow_records.unwrap_or(0);
         saturated += e.saturated;
         if let Some(b) = e.bad {
-            for (acc, x) in
-                adjusted
-                    .iter_mut()
-                    .zip([b.clamped, b.zero, b.nan, b.negative, b.not_a_duration])
-            {
+            for (acc, x) in adjusted.iter_mut().zip([
+                b.clamped,
+                b.zero,
+                b.nan,
+                b.negative,
+                b.not_a_duration,
+                b.rounded,
+            ]) {
                 *acc += x;
             }
         }
     }
     v.family_end(desc);
     let name = desc.name();
-    for (reason, n) in ["clamped", "zero", "nan", "negative", "not_a_duration"]
-        .iter()
-        .zip(adjusted)
+    for (reason, n) in [
+        "clamped",
+        "zero",
+        "nan",
+        "negative",
+        "not_a_duration",
+        "rounded",
+    ]
+    .iter()
+    .zip(adjusted)
     {
         if n != 0 {
             g.adjusted.push((labels(&[name, reason]), n));

@@ -146,6 +146,8 @@ pub struct Descriptor {
     layout: Layout,
     exact_sum: bool,
     error_denominators: Option<Vec<String>>,
+    /// Stored integers per exported unit (histograms).
+    storage_scale: f64,
 }
 
 impl Descriptor {
@@ -171,7 +173,17 @@ impl Descriptor {
             layout,
             exact_sum,
             error_denominators: None,
+            storage_scale: unit.storage_scale(),
         }
+    }
+
+    /// Store values at `scale` integers per exported unit instead of the unit's own (the
+    /// facade keeps unitless histograms in millionths, since it receives `f64`).
+    pub(crate) fn with_storage_scale(mut self, scale: Option<f64>) -> Self {
+        if let Some(s) = scale {
+            self.storage_scale = s;
+        }
+        self
     }
 
     pub(crate) fn with_error_denominators(mut self, d: Option<Vec<String>>) -> Self {
@@ -246,8 +258,15 @@ impl Descriptor {
     /// Multiply stored histogram values by this to get the exported unit
     /// (1e-9 for [`Unit::Seconds`]: stored in ns, exported in s; 1e-6 for ratios).
     pub fn export_scale(&self) -> f64 {
+        1.0 / self.storage_scale()
+    }
+
+    /// Stored integers per exported unit: 1e9 for durations (ns), 1e6 for ratios, 1 for
+    /// bytes and counts given through the registry, 1e6 for unitless histograms the
+    /// `metrics` facade creates (it receives `f64`); 1 for counters and gauges.
+    pub fn storage_scale(&self) -> f64 {
         match self.kind {
-            MetricKind::Histogram => 1.0 / self.unit.storage_scale(),
+            MetricKind::Histogram => self.storage_scale,
             _ => 1.0,
         }
     }
@@ -274,6 +293,8 @@ impl Descriptor {
             Err("help")
         } else if self.unit != other.unit {
             Err("unit")
+        } else if self.storage_scale() != other.storage_scale() {
+            Err("storage scale")
         } else if self.kind == MetricKind::Histogram && self.buckets != other.buckets {
             Err("buckets")
         } else if self.kind == MetricKind::Histogram && self.layout != other.layout {

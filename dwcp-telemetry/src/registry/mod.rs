@@ -87,7 +87,7 @@ impl Cell for HistogramCell {
         HistogramCell {
             hist: AtomicHistogram::with_options(desc.layout(), desc.exact_sum()),
             overflow,
-            scale: desc.unit().storage_scale(),
+            scale: desc.storage_scale(),
         }
     }
     fn handle(cell: &Arc<Self>) -> Histogram {
@@ -604,6 +604,7 @@ pub struct MetricBuilder<'r, K, L = DynamicLabels> {
     /// What this builder sets; unset fields come from a registry policy, then defaults.
     settings: MetricPolicy,
     internal: bool,
+    storage_scale: Option<f64>,
     kind: KindAndLabels<K, L>,
 }
 
@@ -629,6 +630,7 @@ impl<'r, K> MetricBuilder<'r, K, DynamicLabels> {
             labels: Vec::new(),
             settings: MetricPolicy::new(),
             internal: false,
+            storage_scale: None,
             kind: PhantomData,
         }
     }
@@ -655,6 +657,7 @@ impl<'r, K> MetricBuilder<'r, K, DynamicLabels> {
             help: self.help,
             labels: L::NAMES.iter().map(|s| (*s).to_owned()).collect(),
             settings: self.settings,
+            storage_scale: self.storage_scale,
             internal: self.internal,
             kind: PhantomData,
         }
@@ -665,6 +668,12 @@ impl<K, L> MetricBuilder<'_, K, L> {
     /// The unit of the values (for histograms, also how they are stored: see [`Unit`]).
     pub fn unit(mut self, unit: Unit) -> Self {
         self.settings = self.settings.unit(unit);
+        self
+    }
+
+    /// Store values at `scale` integers per exported unit (the facade's unitless histograms).
+    pub(crate) fn storage_scale(mut self, scale: Option<f64>) -> Self {
+        self.storage_scale = scale;
         self
     }
 
@@ -746,7 +755,8 @@ impl<K, L> MetricBuilder<'_, K, L> {
             layout,
             exact_sum,
         )
-        .with_error_denominators(set.error_ratio_of);
+        .with_error_denominators(set.error_ratio_of)
+        .with_storage_scale(self.storage_scale);
         Ok((desc, limit))
     }
 }

@@ -456,6 +456,9 @@ impl Rejected {
 /// Waiting for a request head: just accepted, a head partly received, or idle on keep-alive
 /// after a response was fully handed to the socket. The only phase that can be evicted.
 const WAITING: u8 = 0;
+/// [`Slot::progress_at`] while the response is being rendered.
+const RENDERING: u64 = u64::MAX;
+
 /// A complete request head was read and its response is not yet fully written.
 const BUSY: u8 = 1;
 /// Chosen for eviction or timed out: the connection task closes the socket.
@@ -470,8 +473,9 @@ struct Slot {
     phase: AtomicU8,
     /// When the connection began waiting for its current head, in ns since [`State::epoch`].
     waiting_since: AtomicU64,
-    /// While busy: when its response last made progress (the head was read, or the socket
-    /// accepted bytes), in ns since [`State::epoch`].
+    /// While busy: when its response last made progress (the response was ready, or the
+    /// socket accepted bytes), in ns since [`State::epoch`]; [`RENDERING`] while the response
+    /// is being made (a slow render is not a stalled client).
     progress_at: AtomicU64,
     /// Requests whose response body hyper still holds.
     in_flight: AtomicU32,
@@ -576,7 +580,8 @@ impl State {
         {
             // BUSY already: a pipelined request read before the previous response was flushed.
             Ok(_) | Err(BUSY) => {
-                slot.progress_at.store(self.now(), Ordering::SeqCst);
+                // Rendering: no write deadline until the response exists.
+                slot.progress_at.store(RENDERING, Ordering::SeqCst);
                 slot.in_flight.fetch_add(1, Ordering::SeqCst);
                 slot.served.fetch_add(1, Ordering::Relaxed);
                 true
@@ -885,7 +890,9 @@ async fn serve_connection(
                         .insert(header::CONNECTION, HeaderValue::from_static("close"));
                     return Ok::<_, Infallible>(r.map(|body| Tracked { body, slot: None }));
                 }
-                let r = handle(state, req).await;
+                let r = handle(state.clone(), req).await;
+                // The response is ready: from now on it must make progress.
+                slot.progress_at.store(state.now(), Ordering::SeqCst);
                 Ok(r.map(|body| Tracked {
                     body,
                     slot: Some(slot),
@@ -937,14 +944,17 @@ async fn serve_connection(
             }
         } else if slot.phase.load(Ordering::SeqCst) == BUSY {
             let at = slot.progress_at.load(Ordering::SeqCst);
-            if at != progress_armed {
-                progress_armed = at;
-                write_deadline
-                    .as_mut()
-                    .reset(state.at(at) + limits.write_timeout);
-            }
-            if write_deadline.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(End::WriteStalled);
+            // While rendering there is nothing to write yet: no deadline.
+            if at != RENDERING {
+                if at != progress_armed {
+                    progress_armed = at;
+                    write_deadline
+                        .as_mut()
+                        .reset(state.at(at) + limits.write_timeout);
+                }
+                if write_deadline.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(End::WriteStalled);
+                }
             }
         }
         if lifetime.as_mut().poll(cx).is_ready() || stopping.as_mut().poll(cx).is_ready() {

@@ -307,7 +307,7 @@ impl TextEncoder {
     }
 
     fn prepare_bounds(&mut self, desc: &Descriptor) {
-        let scale = desc.export_scale();
+        let scale = desc.storage_scale();
         let layout = desc.layout();
         self.les.clear();
         for &b in desc.buckets() {
@@ -334,7 +334,7 @@ impl TextEncoder {
         source: Source<'_, '_>,
         out: &mut String,
     ) {
-        let scale = desc.export_scale();
+        let scale = desc.storage_scale();
         let layout = desc.layout();
         let name = desc.name();
         self.set_labels(desc, labels);
@@ -595,11 +595,12 @@ fn push_le(out: &mut String, b: f64, format: Format) {
 }
 
 /// The largest stored value an exported bound `b` holds (`value ≤ b`), or `None` if `b < 0`.
-fn stored_bound(b: f64, scale: f64) -> Option<u64> {
+/// The stored value of export bound `b` at `per_unit` stored integers per exported unit.
+fn stored_bound(b: f64, per_unit: f64) -> Option<u64> {
     if b < 0.0 || b.is_nan() {
         return None;
     }
-    let x = if scale == 1e-9 { b * 1e9 } else { b / scale };
+    let x = b * per_unit;
     let r = x.round();
     // 0.005 s × 1e9 is 4_999_999.999…: bounds within float noise of an integer are that integer.
     let stored = if (x - r).abs() <= r.abs() * 1e-12 {
@@ -610,15 +611,12 @@ fn stored_bound(b: f64, scale: f64) -> Option<u64> {
     Some(stored as u64) // saturating cast
 }
 
-fn scaled_sum(sum: u128, scale: f64) -> f64 {
-    if scale == 1e-9 {
-        // Split so seconds stay exact to the nanosecond as long as f64 allows.
-        let secs = (sum / 1_000_000_000) as f64;
-        let nanos = (sum % 1_000_000_000) as f64;
-        secs + nanos / 1e9
-    } else {
-        sum as f64 * scale
-    }
+/// A stored sum in the exported unit, at `per_unit` stored integers per unit (an integer:
+/// 1, 1e6 or 1e9). Split into whole units and the rest, so the result stays exact to the
+/// stored resolution as long as `f64` allows.
+fn scaled_sum(sum: u128, per_unit: f64) -> f64 {
+    let p = (per_unit as u128).max(1);
+    (sum / p) as f64 + (sum % p) as f64 / per_unit
 }
 
 #[cfg(test)]
@@ -675,11 +673,14 @@ mod tests {
         assert_eq!(le(1.0, Format::OpenMetrics), "1.0");
         assert_eq!(le(1.0, Format::Text), "1");
         assert_eq!(le(0.005, Format::OpenMetrics), "0.005");
-        assert_eq!(stored_bound(0.005, 1e-9), Some(5_000_000));
-        assert_eq!(stored_bound(0.1, 1e-9), Some(100_000_000));
+        assert_eq!(stored_bound(0.005, 1e9), Some(5_000_000));
+        assert_eq!(stored_bound(0.1, 1e9), Some(100_000_000));
+        assert_eq!(stored_bound(0.3, 1e6), Some(300_000));
         assert_eq!(stored_bound(2.5, 1.0), Some(2));
         assert_eq!(stored_bound(-1.0, 1.0), None);
-        assert_eq!(scaled_sum(1_500_000_001, 1e-9), 1.500000001);
+        assert_eq!(scaled_sum(1_500_000_001, 1e9), 1.500000001);
+        assert_eq!(scaled_sum(12_500_000, 1e6), 12.5);
+        assert_eq!(scaled_sum(1500, 1.0), 1500.0);
     }
 
     #[test]
