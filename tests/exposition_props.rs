@@ -21,7 +21,7 @@ use dwcp_telemetry::{RegistrationError, Registry, Unit};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
-use prom_support::{have, promtool_check, run_with_stdin};
+use prom_support::{have, hostile_string, promtool_check, run_with_stdin};
 
 // ---------------------------------------------------------------------------------------------
 // The strict OpenMetrics parser.
@@ -195,29 +195,6 @@ fn label_name(via_facade: bool) -> BoxedStrategy<String> {
         .boxed()
 }
 
-fn hostile_string() -> impl Strategy<Value = String> {
-    proptest::collection::vec(
-        prop_oneof![
-            Just('"'),
-            Just('\\'),
-            Just('\n'),
-            Just('\r'),
-            Just('\t'),
-            Just('{'),
-            Just('}'),
-            Just(','),
-            Just('='),
-            Just(' '),
-            Just('#'),
-            Just('é'),
-            Just('日'),
-            proptest::char::range('a', 'z'),
-        ],
-        0..6,
-    )
-    .prop_map(|v| v.into_iter().collect())
-}
-
 fn int_value() -> impl Strategy<Value = u64> {
     prop_oneof![
         Just(0u64),
@@ -252,7 +229,7 @@ fn float_value() -> impl Strategy<Value = f64> {
 
 fn op() -> impl Strategy<Value = Op> {
     (
-        proptest::collection::vec(hostile_string(), 0..4),
+        proptest::collection::vec(hostile_string(true), 0..4),
         int_value(),
         float_value(),
         any::<bool>(),
@@ -308,7 +285,7 @@ fn buckets() -> impl Strategy<Value = Option<Vec<f64>>> {
 
 fn help() -> impl Strategy<Value = String> {
     // promtool lints a missing or blank HELP ("no help text"): start with a letter.
-    hostile_string().prop_map(|s| format!("h{s}"))
+    hostile_string(true).prop_map(|s| format!("h{s}"))
 }
 
 fn family_spec() -> impl Strategy<Value = FamilySpec> {

@@ -49,6 +49,16 @@ fn assert_line(text: &str, line: &str) {
     );
 }
 
+/// The text exposition of `reg`, after asserting that it has each of `lines` exactly.
+#[track_caller]
+fn text_with_lines(reg: &Registry, lines: &[&str]) -> String {
+    let text = render(reg, Format::Text);
+    for line in lines {
+        assert_line(&text, line);
+    }
+    text
+}
+
 /// The one line of `text` starting with `prefix`.
 #[track_caller]
 fn line_starting<'t>(text: &'t str, prefix: &str) -> &'t str {
@@ -127,14 +137,12 @@ fn facade_label_equal_to_a_const_label_is_renamed_and_counted() {
     assert_eq!(desc.label_names(), ["instance_"]);
     assert_eq!(counter_value(&reg, "requests_total", &["other"]), Some(3));
     assert_eq!(facade_adjustments(&reg, "reserved_label_renamed"), Some(1));
-    let text = render(&reg, Format::Text);
-    assert_line(
-        &text,
-        r#"requests_total{version="1.0",instance="host-1:8080",instance_="other"} 3"#,
-    );
-    assert_line(
-        &text,
-        r#"dwcp_telemetry_facade_adjustments_total{version="1.0",instance="host-1:8080",reason="reserved_label_renamed"} 1"#,
+    let text = text_with_lines(
+        &reg,
+        &[
+            r#"requests_total{version="1.0",instance="host-1:8080",instance_="other"} 3"#,
+            r#"dwcp_telemetry_facade_adjustments_total{version="1.0",instance="host-1:8080",reason="reserved_label_renamed"} 1"#,
+        ],
     );
     assert_promtool_silent(&text);
 }
@@ -258,17 +266,15 @@ fn bytes_histogram_stores_and_exports_bytes() {
         .unwrap();
     assert_eq!(h.descriptor().unit(), Unit::Bytes);
     h.handle().record(1500);
-    let text = render(&reg, Format::Text);
-    assert_line(
-        &text,
-        r#"payload_size_bytes_bucket{version="1.0",le="1024"} 0"#,
+    text_with_lines(
+        &reg,
+        &[
+            r#"payload_size_bytes_bucket{version="1.0",le="1024"} 0"#,
+            r#"payload_size_bytes_bucket{version="1.0",le="4096"} 1"#,
+            r#"payload_size_bytes_sum{version="1.0"} 1500"#,
+            r#"payload_size_bytes_count{version="1.0"} 1"#,
+        ],
     );
-    assert_line(
-        &text,
-        r#"payload_size_bytes_bucket{version="1.0",le="4096"} 1"#,
-    );
-    assert_line(&text, r#"payload_size_bytes_sum{version="1.0"} 1500"#);
-    assert_line(&text, r#"payload_size_bytes_count{version="1.0"} 1"#);
     assert_eq!(h.handle().snapshot().bad_input().clamped, 0);
 }
 
@@ -294,19 +300,17 @@ fn facade_bytes_histogram_is_not_clamped_to_an_hour() {
     assert_eq!(secs.descriptor().unit(), Unit::Seconds);
     assert_eq!(secs.handle().snapshot().sum(), 250_000_000); // stored in ns
 
-    let text = render(&reg, Format::Text);
-    assert_line(&text, r#"facade_payload_bytes_sum{version="1.0"} 5000"#);
-    assert_line(
-        &text,
-        r#"facade_payload_bytes_bucket{version="1.0",le="4096"} 0"#,
+    text_with_lines(
+        &reg,
+        &[
+            r#"facade_payload_bytes_sum{version="1.0"} 5000"#,
+            r#"facade_payload_bytes_bucket{version="1.0",le="4096"} 0"#,
+            r#"facade_payload_bytes_bucket{version="1.0",le="16384"} 1"#,
+            r#"x_seconds_sum{version="1.0"} 0.25"#,
+            r#"x_seconds_bucket{version="1.0",le="0.1"} 0"#,
+            r#"x_seconds_bucket{version="1.0",le="0.25"} 1"#,
+        ],
     );
-    assert_line(
-        &text,
-        r#"facade_payload_bytes_bucket{version="1.0",le="16384"} 1"#,
-    );
-    assert_line(&text, r#"x_seconds_sum{version="1.0"} 0.25"#);
-    assert_line(&text, r#"x_seconds_bucket{version="1.0",le="0.1"} 0"#);
-    assert_line(&text, r#"x_seconds_bucket{version="1.0",le="0.25"} 1"#);
     assert_eq!(
         counter_value(
             &reg,
@@ -356,7 +360,10 @@ fn facade_describe_before_first_use_sets_the_unit_after_only_the_help() {
         .unwrap()
         .handle()
         .snapshot();
-    assert_eq!((snap.count(), snap.sum()), (2, 30));
+    // A unitless histogram the facade creates stores millionths (it receives f64):
+    // 10 + 20 is 30,000,000 stored, exported as 30.
+    assert_eq!((snap.count(), snap.sum()), (2, 30_000_000));
+    assert_eq!(late.export_scale(), 1e-6);
 
     let om = render(&reg, Format::OpenMetrics);
     assert!(om.contains("# HELP late_payload Late help\n"), "{om}");
@@ -425,16 +432,14 @@ fn facade_names_past_the_family_cap_record_nowhere_and_are_counted() {
         Some(7)
     );
     assert_eq!(facade_adjustments(&reg, "family_refused"), Some(7));
-    let text = render(&reg, Format::Text);
+    let text = text_with_lines(
+        &reg,
+        &[
+            r#"dwcp_telemetry_families_refused_total{version="1.0"} 7"#,
+            r#"dwcp_telemetry_facade_adjustments_total{version="1.0",reason="family_refused"} 7"#,
+        ],
+    );
     assert!(!text.contains("facade_100_total"), "{text}");
-    assert_line(
-        &text,
-        r#"dwcp_telemetry_families_refused_total{version="1.0"} 7"#,
-    );
-    assert_line(
-        &text,
-        r#"dwcp_telemetry_facade_adjustments_total{version="1.0",reason="family_refused"} 7"#,
-    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -562,12 +567,13 @@ fn facade_histogram_label_le_is_renamed_and_recorded() {
     assert_eq!((snap.count(), snap.sum()), (1, 500_000_000));
     assert_eq!(fam.overflow().snapshot().count(), 0);
     assert_eq!(facade_adjustments(&reg, "reserved_label_renamed"), Some(1));
-    let text = render(&reg, Format::Text);
-    assert_line(
-        &text,
-        r#"op_seconds_bucket{version="1.0",le_="x",le="0.5"} 1"#,
+    let text = text_with_lines(
+        &reg,
+        &[
+            r#"op_seconds_bucket{version="1.0",le_="x",le="0.5"} 1"#,
+            r#"op_seconds_sum{version="1.0",le_="x"} 0.5"#,
+        ],
     );
-    assert_line(&text, r#"op_seconds_sum{version="1.0",le_="x"} 0.5"#);
     assert_promtool_silent(&text);
 }
 
@@ -583,8 +589,7 @@ fn facade_labels_equal_after_sanitising_drop_one_and_count_it() {
     assert_eq!(counter_value(&reg, "coll_total", &["first"]), Some(2));
     assert_eq!(counter_value(&reg, "coll_total", &["second"]), None);
     assert_eq!(facade_adjustments(&reg, "label_collision_dropped"), Some(1));
-    let text = render(&reg, Format::Text);
-    assert_line(&text, r#"coll_total{version="1.0",a_b="first"} 2"#);
+    let text = text_with_lines(&reg, &[r#"coll_total{version="1.0",a_b="first"} 2"#]);
     assert_promtool_silent(&text);
 }
 
@@ -612,11 +617,15 @@ fn facade_metrics_get_their_name_as_help_and_pass_promtool_lint() {
     ] {
         assert_eq!(*reg.descriptor_of(name).unwrap().help(), name);
     }
-    let text = render(&reg, Format::Text);
-    assert_line(&text, "# HELP jobs_done_total jobs_done_total");
-    assert_line(&text, "# HELP jobs_failed_total jobs_failed");
-    assert_line(&text, "# HELP job_run_seconds job_run_seconds");
-    assert_line(&text, r#"jobs_failed_total{version="1.0"} 1"#);
+    let text = text_with_lines(
+        &reg,
+        &[
+            "# HELP jobs_done_total jobs_done_total",
+            "# HELP jobs_failed_total jobs_failed",
+            "# HELP job_run_seconds job_run_seconds",
+            r#"jobs_failed_total{version="1.0"} 1"#,
+        ],
+    );
     assert_promtool_silent(&text);
 }
 
@@ -634,13 +643,14 @@ fn gauge_plus_inf_minus_inf_stays_plus_inf_and_counts_a_nan() {
         counter_value(&reg, self_metrics::VALUES_ADJUSTED, &["level", "nan"]),
         Some(1)
     );
-    let text = render(&reg, Format::Text);
-    assert_line(&text, r#"level{version="1.0"} +Inf"#);
-    assert!(!text.contains("NaN"), "{text}");
-    assert_line(
-        &text,
-        r#"dwcp_telemetry_values_adjusted_total{version="1.0",metric="level",reason="nan"} 1"#,
+    let text = text_with_lines(
+        &reg,
+        &[
+            r#"level{version="1.0"} +Inf"#,
+            r#"dwcp_telemetry_values_adjusted_total{version="1.0",metric="level",reason="nan"} 1"#,
+        ],
     );
+    assert!(!text.contains("NaN"), "{text}");
 }
 
 #[test]
@@ -658,14 +668,12 @@ fn counter_saturates_at_u64_max_and_counts_it() {
         counter_value(&reg, self_metrics::SATURATED, &["big_total"]),
         Some(1)
     );
-    let text = render(&reg, Format::Text);
-    assert_line(
-        &text,
-        &format!(r#"big_total{{version="1.0"}} {}"#, u64::MAX),
-    );
-    assert_line(
-        &text,
-        r#"dwcp_telemetry_saturated_total{version="1.0",metric="big_total"} 1"#,
+    text_with_lines(
+        &reg,
+        &[
+            &format!(r#"big_total{{version="1.0"}} {}"#, u64::MAX),
+            r#"dwcp_telemetry_saturated_total{version="1.0",metric="big_total"} 1"#,
+        ],
     );
 }
 
@@ -738,8 +746,7 @@ fn carriage_return_in_a_label_value_is_escaped_as_newline() {
         .unwrap()
         .with_labels_or_overflow(&["a\rb\r\nc"])
         .inc();
-    let text = render(&reg, Format::Text);
-    assert_line(&text, r#"cr_total{version="1.0",v="a\nb\n\nc"} 1"#);
+    let text = text_with_lines(&reg, &[r#"cr_total{version="1.0",v="a\nb\n\nc"} 1"#]);
     assert!(!text.contains('\r'));
     assert_promtool_silent(&text);
     let om = render(&reg, Format::OpenMetrics);
@@ -831,18 +838,13 @@ fn wrong_arity_is_an_error_or_the_overflow_series() {
         counter_value(&reg, self_metrics::LABEL_ERRORS, &[]),
         Some(2)
     );
-    let text = render(&reg, Format::Text);
-    assert_line(
-        &text,
-        r#"pair_total{version="1.0",a="__overflow__",b="__overflow__"} 5"#,
-    );
-    assert_line(
-        &text,
-        r#"dwcp_telemetry_label_errors_total{version="1.0"} 2"#,
-    );
-    assert_line(
-        &text,
-        r#"dwcp_telemetry_cardinality_overflow_records_total{version="1.0",metric="pair_total"} 1"#,
+    let text = text_with_lines(
+        &reg,
+        &[
+            r#"pair_total{version="1.0",a="__overflow__",b="__overflow__"} 5"#,
+            r#"dwcp_telemetry_label_errors_total{version="1.0"} 2"#,
+            r#"dwcp_telemetry_cardinality_overflow_records_total{version="1.0",metric="pair_total"} 1"#,
+        ],
     );
     let _ = line_starting(&text, "typed_pair_total{version=\"1.0\",a=\"x\"");
 }

@@ -6,10 +6,11 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use dwcp_telemetry::export::prometheus::http::OPEN_METRIC;
 use dwcp_telemetry::export::prometheus::{render, BackgroundServer, Format, PrometheusServer};
 use dwcp_telemetry::Registry;
 
-use prom_support::{get, parse_response, raw, request};
+use prom_support::{get, open_connections, parse_response, raw, request, wait_until};
 
 fn registry() -> Registry {
     let reg = Registry::builder().version("3.0.0").build().unwrap();
@@ -37,6 +38,22 @@ fn registry() -> Registry {
     reg
 }
 
+/// `registry()` plus 4,000 counters with a 4 KiB help each: a text exposition of about 16 MB,
+/// far larger than what loopback socket buffers absorb, so a client that stops reading keeps
+/// its connection busy writing the response.
+fn big_registry() -> Registry {
+    let reg = registry();
+    let help = "h".repeat(4096);
+    for i in 0..4000 {
+        reg.counter(format!("big_family_{i}_total"), help.as_str())
+            .register()
+            .unwrap()
+            .handle()
+            .inc();
+    }
+    reg
+}
+
 fn serve(reg: &Registry) -> BackgroundServer {
     PrometheusServer::builder(reg.clone())
         .bind("127.0.0.1:0".parse().unwrap())
@@ -45,27 +62,54 @@ fn serve(reg: &Registry) -> BackgroundServer {
         .unwrap()
 }
 
+/// Wait until the server serving `reg` holds no connection (a finished request's connection
+/// is closed by its client before the server has dropped it).
+fn no_open_connections(reg: &Registry) {
+    wait_until(
+        "the server to drop every connection",
+        Duration::from_secs(10),
+        || open_connections(reg) == Some(0.0),
+    );
+}
+
+/// What a scrape served in `format` on the only open connection: `reg` rendered here once that
+/// connection is gone, with `dwcp_telemetry_http_connections_open` at 1 (the scrape's own
+/// connection, open while the server rendered) instead of 0.
+fn as_served_alone(reg: &Registry, format: Format) -> String {
+    no_open_connections(reg);
+    let text = render(reg, format);
+    let now = format!("\n{OPEN_METRIC}{{version=\"3.0.0\"}} 0\n");
+    assert!(text.contains(&now), "no {now:?} in:\n{text}");
+    text.replacen(
+        &now,
+        &format!("\n{OPEN_METRIC}{{version=\"3.0.0\"}} 1\n"),
+        1,
+    )
+}
+
 #[test]
 fn metrics_text_and_openmetrics() {
     let reg = registry();
     let server = serve(&reg);
     let addr = server.local_addr();
+    no_open_connections(&reg);
     let r = get(addr, "/metrics");
     assert_eq!(r.status, 200);
     assert_eq!(
         r.header("content-type"),
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
-    assert_eq!(r.body, render(&reg, Format::Text));
+    assert_eq!(r.body, as_served_alone(&reg, Format::Text));
 
     let prom_accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    no_open_connections(&reg);
     let r = request(addr, "GET", "/metrics", &[("Accept", prom_accept)]);
     assert_eq!(r.status, 200);
     assert_eq!(
         r.header("content-type"),
         Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
     );
-    assert_eq!(r.body, render(&reg, Format::OpenMetrics));
+    assert_eq!(r.body, as_served_alone(&reg, Format::OpenMetrics));
     assert!(r.body.ends_with("# EOF\n"));
 
     let full = get(addr, "/metrics").body.len();
@@ -280,7 +324,8 @@ fn rejected(addr: SocketAddr, reason: &str) -> u64 {
 
 #[test]
 fn connection_cap_evicts_a_connection_waiting_for_its_head() {
-    let server = PrometheusServer::builder(registry())
+    let reg = registry();
+    let server = PrometheusServer::builder(reg.clone())
         .bind("127.0.0.1:0".parse().unwrap())
         .max_connections(1)
         .header_read_timeout(Duration::from_secs(10))
@@ -290,7 +335,11 @@ fn connection_cap_evicts_a_connection_waiting_for_its_head() {
     // Hold the only slot with an unfinished request.
     let mut hog = TcpStream::connect(addr).unwrap();
     hog.write_all(b"GET /metrics HTTP/1.1\r\n").unwrap();
-    std::thread::sleep(Duration::from_millis(50));
+    wait_until(
+        "the hog to hold the only slot",
+        Duration::from_secs(10),
+        || open_connections(&reg) == Some(1.0),
+    );
     // The new request is served: the hog, still waiting for its head, makes room.
     let started = Instant::now();
     assert_eq!(get(addr, "/health").status, 200);
@@ -307,15 +356,7 @@ fn connection_cap_evicts_a_connection_waiting_for_its_head() {
 fn connection_cap_answers_503_when_every_connection_is_busy() {
     // A body far larger than what loopback socket buffers absorb, so a client that never
     // reads keeps its connection busy writing the response.
-    let reg = registry();
-    let help = "h".repeat(4096);
-    for i in 0..4000 {
-        reg.counter(format!("big_family_{i}_total"), help.as_str())
-            .register()
-            .unwrap()
-            .handle()
-            .inc();
-    }
+    let reg = big_registry();
     let server = PrometheusServer::builder(reg)
         .bind("127.0.0.1:0".parse().unwrap())
         .max_connections(1)
@@ -425,15 +466,7 @@ fn a_client_that_stops_reading_is_closed_at_the_write_timeout() {
     // As above, a response far larger than the socket buffers, and a client that reads its
     // first bytes and then nothing: with a write timeout its connection is closed, the slot
     // frees, and the next client is served.
-    let reg = registry();
-    let help = "h".repeat(4096);
-    for i in 0..4000 {
-        reg.counter(format!("big_family_{i}_total"), help.as_str())
-            .register()
-            .unwrap()
-            .handle()
-            .inc();
-    }
+    let reg = big_registry();
     let server = PrometheusServer::builder(reg.clone())
         .bind("127.0.0.1:0".parse().unwrap())
         .max_connections(1)

@@ -6,64 +6,21 @@
 //! Every test uses its own registry (a `LazyLock` static, since a call site binds its
 //! handles once) except `minimal_form_records_into_global`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll, Wake, Waker};
 
+use dwcp_support::alloc::allocations_in;
 use dwcp_telemetry::instrument::{ErrorLabel, DURATION, ERRORS, IN_FLIGHT, REFUSED, REQUESTS};
 use dwcp_telemetry::{instrument_dwcp, Registry};
 
 // ---------------------------------------------------------------------------------------
 // A counting allocator (per thread, so parallel tests do not disturb each other).
 
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn count_one() {
-    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-}
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
-// `GlobalAlloc` contract is `System`'s; the only addition is a thread-local counter that
-// never allocates (a const-initialised `Cell` without a destructor).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_one();
-        // SAFETY: the caller's layout, valid as the caller guarantees.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count_one();
-        // SAFETY: as in `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_one();
-        // SAFETY: `ptr` came from `System` with `layout`, as the caller guarantees.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` with `layout`, as the caller guarantees.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: dwcp_support::alloc::Counting = dwcp_support::alloc::Counting;
 
 // ---------------------------------------------------------------------------------------
 // Helpers: reading the registry, and a tiny executor.
@@ -770,17 +727,17 @@ fn ok_and_error_calls_allocate_nothing_after_warm_up() {
     for shift in 0..40 {
         h.record(1 << shift);
     }
-    let before = allocations();
     let mut acc = 0;
-    for i in 0..10_000 {
-        acc += hot(std::hint::black_box(i)).unwrap();
-    }
-    let ok_allocs = allocations() - before;
-    let before = allocations();
-    for _ in 0..1_000 {
-        hot(std::hint::black_box(u64::MAX)).unwrap_err();
-    }
-    let err_allocs = allocations() - before;
+    let ok_allocs = allocations_in(|| {
+        for i in 0..10_000 {
+            acc += hot(std::hint::black_box(i)).unwrap();
+        }
+    });
+    let err_allocs = allocations_in(|| {
+        for _ in 0..1_000 {
+            hot(std::hint::black_box(u64::MAX)).unwrap_err();
+        }
+    });
     assert!(acc > 0);
     assert_eq!(ok_allocs, 0, "ok calls allocated");
     assert_eq!(err_allocs, 0, "error calls allocated");

@@ -424,3 +424,51 @@ fn durations_into_a_non_duration_histogram_are_recorded_and_counted() {
     assert_eq!(adjusted("rpc_latency_seconds"), None);
     assert_eq!(careless.handle().snapshot().bad_input().not_a_duration, 4);
 }
+
+/// The facade receives `f64`: its unitless histograms keep millionths. The registry's own
+/// unitless histograms store whole numbers, and a fraction given to `observe` is rounded and
+/// counted, never silently.
+#[test]
+fn fractions_are_kept_by_the_facade_and_counted_when_rounded() {
+    use dwcp_telemetry::export::prometheus::{render, Format};
+    // Exact sums, so the exported sums can be compared exactly.
+    let reg = Registry::builder()
+        .version("1")
+        .exact_sums(true)
+        .build()
+        .unwrap();
+    let recorder = dwcp_telemetry::facade::DwcpRecorder::new(reg.clone());
+    metrics::with_local_recorder(&recorder, || {
+        for _ in 0..10 {
+            metrics::histogram!("rpc_load").record(0.3);
+        }
+        metrics::histogram!("rpc_batch").record(12.5);
+    });
+    let plain = reg
+        .histogram("items_per_batch", "Items")
+        .register()
+        .unwrap();
+    assert!(plain.handle().observe(0.4));
+    assert!(plain.handle().observe(7.0));
+    let text = render(&reg, Format::Text);
+    assert!(text.contains("rpc_load_sum{version=\"1\"} 3\n"), "{text}");
+    assert!(
+        text.contains("rpc_batch_sum{version=\"1\"} 12.5\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rpc_load_bucket{version=\"1\",le=\"1\"} 10\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("items_per_batch_sum{version=\"1\"} 7\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "dwcp_telemetry_values_adjusted_total{version=\"1\",metric=\"items_per_batch\",reason=\"rounded\"} 1\n"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("metric=\"rpc_load\",reason="), "{text}");
+}

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use dwcp_telemetry::export::prometheus::{BackgroundServer, PrometheusServer};
 use dwcp_telemetry::Registry;
 
+use prom_support::{open_connections, parse_response, raw, wait_until};
+
 /// The spec: a scrape is answered within this.
 const SCRAPE_DEADLINE: Duration = Duration::from_secs(1);
 /// The attack: connections held open from the same host.
@@ -46,21 +48,13 @@ fn registry() -> Registry {
 /// A scrape as Prometheus does it: connect, `GET`, read the whole answer (`Connection: close`).
 /// Returns the status, the body and the time from connect to the last byte.
 fn timed_get(addr: SocketAddr, path: &str) -> (u16, String, Duration) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     let started = Instant::now();
-    let result = (|| -> std::io::Result<Vec<u8>> {
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf)?;
-        Ok(buf)
-    })();
+    let result = raw(addr, request.as_bytes());
     let elapsed = started.elapsed();
     match result {
         Ok(bytes) => {
-            let r = prom_support::parse_response(&bytes);
+            let r = parse_response(&bytes);
             (r.status, r.body, elapsed)
         }
         Err(e) => (0, format!("io error: {e}"), elapsed),
@@ -332,7 +326,7 @@ fn read_response(s: &mut TcpStream) -> std::io::Result<(u16, String)> {
                 }
                 buf.extend_from_slice(&chunk[..n]);
             }
-            let r = prom_support::parse_response(&buf[..end + 4 + len]);
+            let r = parse_response(&buf[..end + 4 + len]);
             return Ok((r.status, r.body));
         }
         let n = s.read(&mut chunk)?;
@@ -363,7 +357,7 @@ fn is_closed(s: &mut TcpStream, within: Duration) -> bool {
 fn keep_alive_connection_between_requests_is_evictable() {
     let _one = one_at_a_time();
     let reg = registry();
-    let server = PrometheusServer::builder(reg)
+    let server = PrometheusServer::builder(reg.clone())
         .bind("127.0.0.1:0".parse().unwrap())
         .max_connections(2)
         .header_read_timeout(Duration::from_secs(60))
@@ -377,10 +371,15 @@ fn keep_alive_connection_between_requests_is_evictable() {
     let (status, body) = keep_alive_get(&mut a, "/metrics").unwrap();
     assert_eq!(status, 200);
     assert!(body.contains(KNOWN));
-    // B: connected later, has sent nothing yet.
-    std::thread::sleep(Duration::from_millis(50));
+    // B: connected later, has sent nothing yet. A's wait for its next head started when the
+    // server flushed its response, before this client read it, so B, connecting after that
+    // read, is already the later one; wait only until the server holds both.
     let mut b = TcpStream::connect(addr).unwrap();
-    std::thread::sleep(Duration::from_millis(50));
+    wait_until(
+        "the server to hold A and B",
+        Duration::from_secs(10),
+        || open_connections(&reg) == Some(2.0),
+    );
 
     // C finds both slots taken: A has waited longest for a head, so A makes room.
     let (status, body, elapsed) = timed_get(addr, "/metrics");
@@ -478,7 +477,7 @@ fn hundred_keep_alive_scrapers_do_not_starve_a_separate_scraper() {
 #[test]
 fn reconnecting_flood_does_not_starve_scrapes() {
     let _one = one_at_a_time();
-    let (_reg, server) = serve(None);
+    let (reg, server) = serve(None);
     let addr = server.local_addr();
     let stop = Arc::new(AtomicBool::new(false));
     let opened = Arc::new(AtomicU64::new(0));
@@ -503,7 +502,17 @@ fn reconnecting_flood_does_not_starve_scrapes() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // Scrape once the flood is at full strength: it has opened as many connections as its two
+    // rings hold (so from now on it drops and replaces its oldest), and the server is at its
+    // cap of 64 (63 between an evicted connection's removal and its replacement's admission).
+    wait_until(
+        "the flood to fill its rings and the server",
+        Duration::from_secs(10),
+        || {
+            opened.load(Ordering::Relaxed) >= 2 * 400
+                && open_connections(&reg).is_some_and(|n| n >= 63.0)
+        },
+    );
     let mut latencies = Vec::new();
     let mut failures = Vec::new();
     for i in 0..5 {

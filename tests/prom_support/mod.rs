@@ -1,5 +1,6 @@
-//! Helpers for the Prometheus tests: a tiny blocking HTTP client, promtool, and a real
-//! `prometheus` server run as a child process (killed on drop). Included with `mod prom_support;`.
+//! Helpers for the Prometheus tests: a tiny blocking HTTP client, promtool, a real
+//! `prometheus` server run as a child process (killed on drop), waiting on a condition with a
+//! deadline, and a hostile-string strategy. Included with `mod prom_support;`.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -7,6 +8,54 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use dwcp_telemetry::export::prometheus::http::OPEN_METRIC;
+use dwcp_telemetry::Registry;
+
+/// Poll `f` every few milliseconds until it returns true; panic naming `what` if it is still
+/// false after `within`. For waiting on a state instead of sleeping a guessed time.
+#[track_caller]
+pub fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !f() {
+        if started.elapsed() > within {
+            panic!("timed out after {within:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// `dwcp_telemetry_http_connections_open` in `registry` (the one given to the server builder):
+/// the connections the server holds now. `None` before a server registered it.
+pub fn open_connections(registry: &Registry) -> Option<f64> {
+    registry
+        .existing_gauge(OPEN_METRIC)
+        .map(|f| f.handle().get())
+}
+
+/// Strings of up to 7 characters that stress escaping: quotes, backslashes, line feeds, tabs,
+/// braces, commas, `=`, spaces, `#`, multi-byte UTF-8 and plain letters. `with_cr`: also
+/// `'\r'` (a CR is stored as a line feed, so a model that needs one series per generated
+/// label set leaves it out).
+pub fn hostile_string(with_cr: bool) -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let mut special = vec![
+        '"', '\\', '\n', '\t', '{', '}', ',', '=', ' ', '#', 'é', '日', '✓',
+    ];
+    if with_cr {
+        special.push('\r');
+    }
+    // Each special character as likely as the whole a–z range, as with one `Just` apiece.
+    let weight = special.len() as u32;
+    proptest::collection::vec(
+        prop_oneof![
+            weight => proptest::sample::select(special),
+            1 => proptest::char::range('a', 'z'),
+        ],
+        0..8,
+    )
+    .prop_map(|v| v.into_iter().collect())
+}
 
 /// Whether `bin` runs. If not: panic when `DWCP_REQUIRE_PROMETHEUS=1`, else print why and
 /// return false so the test can return early.

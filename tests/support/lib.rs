@@ -1,6 +1,7 @@
 //! Support code shared by the workspace's integration tests, examples and benches.
 #![allow(missing_docs)]
 
+pub mod alloc;
 pub mod nab;
 
 /// Latency-like samples from about 10 µs to 10 ms (ns), cycled from a fixed table, as in
