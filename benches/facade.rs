@@ -40,24 +40,17 @@ use std::time::{Duration, Instant, SystemTime};
 
 use criterion::measurement::WallTime;
 use criterion::{BatchSize, BenchmarkGroup, BenchmarkId, Criterion};
-use dwcp_support::bench::{criterion_dir, median_ns, Stopwatch};
+use dwcp_support::bench::{criterion_dir, median_ns, peer_buckets, Stopwatch, N};
 use dwcp_telemetry::facade::DwcpRecorder;
 use dwcp_telemetry::registry::self_metrics;
 use dwcp_telemetry::{Registry, Value};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 /// Table length: a power of two, so the cycling index is one mask and no bounds check.
-const N: usize = 4096;
 const MASK: usize = N - 1;
 
 /// Distinct names in `facade_new_names`.
 const NAMES: usize = 20_000;
-
-/// The 16 `le` bounds given to metrics-exporter-prometheus, as in `benches/recording.rs`
-/// (10 µs · 2^k, k = 0..16). They change its render, not its record path.
-fn peer_buckets() -> Vec<f64> {
-    (0..16).map(|k| 1e-5 * f64::from(1u32 << k)).collect()
-}
 
 /// The input table in seconds.
 fn seconds_table() -> Box<[f64; N]> {

@@ -42,7 +42,7 @@ use std::time::{Duration, SystemTime};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion};
-use dwcp_support::bench::{criterion_dir, median_ns, Stopwatch};
+use dwcp_support::bench::{criterion_dir, median_ns, peer_buckets, Inputs, Stopwatch, N};
 use dwcp_telemetry::Registry;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram as PcHistogram;
@@ -55,7 +55,6 @@ const PROM: &str = "prometheus";
 const BOUND: &str = "dwcp_bound_handle";
 const NAME: &str = "dwcp_request_duration_seconds";
 
-const N: usize = 4096;
 const MASK: usize = N - 1;
 
 #[derive(Clone, Copy, dwcp_telemetry::LabelValue)]
@@ -75,30 +74,6 @@ struct Req {
 struct Labels {
     operation: &'static str,
     status: &'static str,
-}
-
-/// The peers' buckets, as in `benches/recording.rs`: 10 µs doubling to ~0.33 s.
-fn peer_buckets() -> Vec<f64> {
-    (0..16).map(|k| 1e-5 * f64::from(1u32 << k)).collect()
-}
-
-/// The input table, in nanoseconds (`u64`) and in seconds (`f64`).
-struct Inputs {
-    ns: Box<[u64; N]>,
-    secs: Box<[f64; N]>,
-}
-
-impl Inputs {
-    fn new() -> Self {
-        let table = dwcp_support::latency_table(N);
-        let mut ns = Box::new([0u64; N]);
-        ns.copy_from_slice(&table);
-        let mut secs = Box::new([0f64; N]);
-        for (s, &v) in secs.iter_mut().zip(table.iter()) {
-            *s = v as f64 / 1e9;
-        }
-        Inputs { ns, secs }
-    }
 }
 
 fn dwcp_registry() -> Registry {

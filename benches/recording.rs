@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion};
-use dwcp_support::bench::{criterion_dir, median_ns, Stopwatch};
+use dwcp_support::bench::{criterion_dir, median_ns, peer_buckets, Inputs, Stopwatch, N};
 use dwcp_telemetry::{Counter, Histogram, Layout, Registry};
 use opentelemetry::metrics::{Meter, MeterProvider as _};
 use opentelemetry::KeyValue;
@@ -31,32 +31,7 @@ use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 
 /// Table length: a power of two, so the cycling index is one mask and no bounds check.
-const N: usize = 4096;
 const MASK: usize = N - 1;
-
-/// The 16 `le` bounds given to the bucketed peers: 10 µs · 2^k, k = 0..16 (10 µs – 328 ms).
-fn peer_buckets() -> Vec<f64> {
-    (0..16).map(|k| 1e-5 * f64::from(1u32 << k)).collect()
-}
-
-/// The input table, in nanoseconds (`u64`) and in seconds (`f64`).
-struct Inputs {
-    ns: Box<[u64; N]>,
-    secs: Box<[f64; N]>,
-}
-
-impl Inputs {
-    fn new() -> Self {
-        let table = dwcp_support::latency_table(N);
-        let mut ns = Box::new([0u64; N]);
-        ns.copy_from_slice(&table);
-        let mut secs = Box::new([0f64; N]);
-        for (s, &v) in secs.iter_mut().zip(table.iter()) {
-            *s = v as f64 * 1e-9;
-        }
-        Inputs { ns, secs }
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The implementations under test, built once per group.

@@ -114,3 +114,36 @@ pub fn median_ns(dir: &Path, group: &str, id: &str, since: SystemTime) -> Option
     let end = value.find([',', '}'])?;
     value[..end].trim().parse().ok()
 }
+
+/// Samples in the benches' input tables (a power of two: index with `i & (N - 1)`).
+pub const N: usize = 4096;
+
+/// The `le` bounds given to the bucketed peers: 10 µs · 2^k, k = 0..16 (10 µs – 328 ms).
+pub fn peer_buckets() -> Vec<f64> {
+    (0..16).map(|k| 1e-5 * f64::from(1u32 << k)).collect()
+}
+
+/// The input table ([`crate::latency_table`]), in nanoseconds (`u64`) and in seconds (`f64`).
+pub struct Inputs {
+    pub ns: Box<[u64; N]>,
+    pub secs: Box<[f64; N]>,
+}
+
+impl Inputs {
+    pub fn new() -> Self {
+        let table = crate::latency_table(N);
+        let mut ns = Box::new([0u64; N]);
+        ns.copy_from_slice(&table);
+        let mut secs = Box::new([0f64; N]);
+        for (s, &v) in secs.iter_mut().zip(table.iter()) {
+            *s = v as f64 / 1e9;
+        }
+        Inputs { ns, secs }
+    }
+}
+
+impl Default for Inputs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
