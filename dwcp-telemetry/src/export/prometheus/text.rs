@@ -612,9 +612,13 @@ fn stored_bound(b: f64, per_unit: f64) -> Option<u64> {
 }
 
 /// A stored sum in the exported unit, at `per_unit` stored integers per unit (an integer:
-/// 1, 1e6 or 1e9). Split into whole units and the rest, so the result stays exact to the
-/// stored resolution as long as `f64` allows.
+/// 1, 1e6 or 1e9): one division while the sum is exact in `f64`, else split into whole units
+/// and the rest, so the result stays exact to the stored resolution as long as `f64` allows.
 fn scaled_sum(sum: u128, per_unit: f64) -> f64 {
+    if sum < 1 << 53 {
+        // Exactly representable: one correctly rounded division.
+        return sum as f64 / per_unit;
+    }
     let p = (per_unit as u128).max(1);
     (sum / p) as f64 + (sum % p) as f64 / per_unit
 }
@@ -680,6 +684,7 @@ mod tests {
         assert_eq!(stored_bound(-1.0, 1.0), None);
         assert_eq!(scaled_sum(1_500_000_001, 1e9), 1.500000001);
         assert_eq!(scaled_sum(12_500_000, 1e6), 12.5);
+        assert_eq!(scaled_sum(3_497_984, 1e6), 3.497984);
         assert_eq!(scaled_sum(1500, 1.0), 1500.0);
     }
 
