@@ -102,6 +102,7 @@ pub mod metric;
 pub mod propagation;
 pub mod registry;
 mod sync;
+pub mod trace;
 
 /// Instruments a handler: request, error and in-flight metrics and its latency histogram,
 /// bound once per call site (see `docs/INSTRUMENT.md`; trace spans arrive with the tracing
