@@ -7,6 +7,7 @@
 //!   quantiles, error rates).
 
 pub mod prometheus;
+pub mod status;
 pub mod summary;
 
 mod json;
