@@ -131,22 +131,16 @@ impl Summarizer {
 
     /// Collect the registry and summarise it; closes the current rate window.
     pub fn summary(&self) -> Summary {
-        self.summarise(true).0
-    }
-
-    /// [`Summarizer::summary`] and the collected families it was computed from (one collection
-    /// for both; the status page draws distributions from the families).
-    pub(crate) fn summary_and_families(&self) -> (Summary, Vec<FamilySnapshot>) {
         self.summarise(true)
     }
 
     /// Like [`Summarizer::summary`], but leaves the rate window open (for `HEAD` requests and
     /// other observers that must not disturb the next caller's rates).
     pub fn peek(&self) -> Summary {
-        self.summarise(false).0
+        self.summarise(false)
     }
 
-    fn summarise(&self, close_window: bool) -> (Summary, Vec<FamilySnapshot>) {
+    fn summarise(&self, close_window: bool) -> Summary {
         let families = self.registry.collect();
         let now = Instant::now();
         let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
@@ -205,14 +199,13 @@ impl Summarizer {
         }
         drop(window);
         let error_rates = error_rates(&families, &deltas, secs);
-        let summary = Summary {
+        Summary {
             version: self.registry.version().to_owned(),
             uptime_seconds: now.duration_since(self.registry.started()).as_secs_f64(),
             window_seconds: secs,
             series,
             error_rates,
-        };
-        (summary, families)
+        }
     }
 
     /// [`Summarizer::summary`] as JSON (the `/metrics/summary` body).

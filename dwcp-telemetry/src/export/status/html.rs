@@ -164,20 +164,22 @@ fn labels(o: &mut String, l: &[(String, String)]) {
     }
 }
 
-/// A log-x bar chart of the distribution, with a red line at p99.
+/// A log-x bar chart of the distribution, with a red line at p99. Integer coordinates (bars
+/// 144 px in all, 28 px tall at most), so drawing costs no float formatting.
 fn svg(o: &mut String, r: &OperationRow) {
-    const W: f64 = 144.0;
-    const H: f64 = 28.0;
+    const H: u64 = 28;
     let bins = &r.distribution;
     if bins.is_empty() {
         o.push_str("<span class=\"empty\">no data</span>");
         return;
     }
+    // 144 px wide in all: 3 to 144 px a bar.
+    let bar = 144 / bins.len().clamp(1, DISTRIBUTION_BINS);
+    let w = bar * bins.len();
     let peak = bins.iter().map(|b| b.1).max().unwrap_or(1).max(1) as f64;
-    let bw = W / DISTRIBUTION_BINS as f64;
     let _ = write!(
         o,
-        "<svg class=\"dist\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" role=\"img\"><title>"
+        "<svg class=\"dist\" width=\"{w}\" height=\"{H}\" viewBox=\"0 0 {w} {H}\" role=\"img\"><title>"
     );
     let lo = bins.first().map_or(0.0, |b| b.0);
     esc(
@@ -193,23 +195,22 @@ fn svg(o: &mut String, r: &OperationRow) {
     let mut p99_x = None;
     for (i, &(upper, count)) in bins.iter().enumerate() {
         if p99_x.is_none() && upper >= r.quantiles[2] {
-            p99_x = Some(i as f64 * bw + bw / 2.0);
+            p99_x = Some(i * bar + bar / 2);
         }
         if count == 0 {
             continue;
         }
-        let h = ((count as f64 / peak).sqrt() * (H - 2.0)).max(1.0);
+        let h = (((count as f64 / peak).sqrt() * (H - 2) as f64).round() as u64).max(1);
         let _ = write!(
             o,
-            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\"/>",
-            i as f64 * bw,
+            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{h}\"/>",
+            i * bar,
             H - h,
-            (bw - 1.0).max(1.0),
-            h
+            bar.saturating_sub(1).max(1)
         );
     }
     if let Some(x) = p99_x {
-        let _ = write!(o, "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"0\" y2=\"{H}\"/>");
+        let _ = write!(o, "<line x1=\"{x}\" x2=\"{x}\" y1=\"0\" y2=\"{H}\"/>");
     }
     o.push_str("</svg>");
 }

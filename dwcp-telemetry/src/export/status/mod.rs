@@ -27,7 +27,8 @@
 //! series with `status` in `error`, `panic`, `failed`, `failure` or `timeout`. Otherwise the
 //! ratio is not shown.
 //!
-//! **Cost**: one collection of the registry per render, as a scrape; at most
+//! **Cost**: one visit of the registry per render, as a scrape (histograms are read in place,
+//! never copied); at most
 //! [`MAX_OPERATIONS`] operations are drawn (the busiest), the rest are counted.
 
 mod html;
@@ -39,19 +40,17 @@ pub use journal::{
 };
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use super::json;
-use super::summary::{SeriesSummary, Summarizer};
-use crate::registry::{FamilySnapshot, MetricKind, Registry, Unit, Value};
-
-/// Series summaries by (name, labels), for their rates.
-type Rates<'a> = HashMap<(&'a str, &'a [(String, String)]), &'a SeriesSummary>;
+use crate::registry::{Descriptor, HistogramView, MetricKind, Registry, Unit, Visitor};
 
 /// The most operations drawn on the page (the busiest by rate; the rest are counted).
-pub const MAX_OPERATIONS: usize = 200;
-/// Bins of each latency distribution.
-pub const DISTRIBUTION_BINS: usize = 24;
+pub const MAX_OPERATIONS: usize = 100;
+/// The most bars in a latency distribution.
+pub const DISTRIBUTION_BINS: usize = 48;
 
 /// `status` label values counted as errors in an operation's error ratio.
 const ERROR_STATUSES: [&str; 5] = ["error", "panic", "failed", "failure", "timeout"];
@@ -75,7 +74,9 @@ pub struct OperationRow {
     pub quantiles: [f64; 4],
     /// Largest value, in the exported unit.
     pub max: f64,
-    /// The distribution: `(bin upper bound, count)` over log-spaced bins from min to max.
+    /// The distribution: `(bin upper bound, count)` over log-spaced bins (a quarter of an HDR
+    /// region each, about a fifth of an octave, merged in pairs down to at most
+    /// [`DISTRIBUTION_BINS`]) from the smallest recorded value's to the largest's.
     pub distribution: Vec<(f64, u64)>,
 }
 
@@ -157,16 +158,285 @@ pub struct StatusSnapshot {
 /// Renders the status page of one registry (see the module docs).
 #[derive(Debug)]
 pub struct StatusPage {
-    summarizer: Summarizer,
+    registry: Registry,
     journal: Arc<Journal>,
+    window: Mutex<Window>,
 }
+
+/// The previous render's totals, for rates. Keyed by the address of a series' label-values
+/// `Arc`, which the registry keeps for the series' life (the map holds a clone, so the address
+/// cannot be reused while it is a key).
+#[derive(Debug)]
+struct Window {
+    at: Instant,
+    totals: Totals,
+}
+
+/// Series totals by label-`Arc` address.
+type Totals = HashMap<usize, (Arc<[String]>, u64), BuildHasherDefault<AddressHasher>>;
+
+/// Hashes an address: a multiply by an odd constant, high bits first (addresses are aligned,
+/// so their low bits carry nothing).
+#[derive(Debug, Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(32);
+    }
+}
+
+/// Families the page reads besides histograms: their series as (labels, value, rate).
+#[derive(Debug)]
+struct Fam {
+    desc: Arc<Descriptor>,
+    series: Vec<(Arc<[String]>, f64, f64)>,
+}
+
+/// One histogram series, read in place.
+struct Hist {
+    desc: Arc<Descriptor>,
+    labels: Arc<[String]>,
+    count: u64,
+    rate: f64,
+    quantiles: [f64; 4],
+    max: f64,
+    distribution: Vec<(f64, u64)>,
+}
+
+/// Reads what the page needs in one visit: no copy of any histogram.
+struct Reader<'w> {
+    window: &'w Window,
+    secs: f64,
+    totals: Totals,
+    current: Option<Arc<Descriptor>>,
+    keep: bool,
+    pending: Option<Fam>,
+    hists: Vec<Hist>,
+    fams: HashMap<String, Fam>,
+    slices: Vec<(usize, usize, u64)>,
+}
+
+impl Reader<'_> {
+    /// The increase per second since the previous render; remembers `total`.
+    fn rate(&mut self, labels: &Arc<[String]>, total: u64) -> f64 {
+        let key = Arc::as_ptr(labels) as *const () as usize;
+        let before = self.window.totals.get(&key).map_or(0, |e| e.1);
+        self.totals.insert(key, (labels.clone(), total));
+        if self.secs > 0.0 {
+            total.saturating_sub(before) as f64 / self.secs
+        } else {
+            0.0
+        }
+    }
+
+    fn scalar(&mut self, labels: &Arc<[String]>, value: f64, rate: f64) {
+        if let Some(f) = &mut self.pending {
+            f.series.push((labels.clone(), value, rate));
+        }
+    }
+}
+
+/// Whether the page reads a non-histogram family: request counters (a `status` label) and the
+/// breaker, health and SLA families.
+fn wanted(d: &Descriptor) -> bool {
+    let n = d.name();
+    (d.kind() == MetricKind::Counter && d.label_names().iter().any(|l| l == "status"))
+        || n.starts_with("dwcp_circuit_breaker_")
+        || n == "dwcp_component_status"
+        || n.starts_with("dwcp_sla_")
+}
+
+impl Visitor for Reader<'_> {
+    fn family(&mut self, descriptor: &Arc<Descriptor>) -> bool {
+        self.keep = !descriptor.name().starts_with("dwcp_telemetry_")
+            && (descriptor.kind() == MetricKind::Histogram || wanted(descriptor));
+        self.current = Some(descriptor.clone());
+        self.pending = (self.keep && descriptor.kind() != MetricKind::Histogram).then(|| Fam {
+            desc: descriptor.clone(),
+            series: Vec::new(),
+        });
+        self.keep
+    }
+
+    fn family_end(&mut self, descriptor: &Descriptor) {
+        if let Some(f) = self.pending.take() {
+            self.fams.insert(descriptor.name().to_owned(), f);
+        }
+    }
+
+    fn counter(&mut self, _: &Descriptor, labels: &Arc<[String]>, value: u64) {
+        let rate = self.rate(labels, value);
+        self.scalar(labels, value as f64, rate);
+    }
+
+    fn gauge(&mut self, _: &Descriptor, labels: &Arc<[String]>, value: f64) {
+        self.scalar(labels, value, 0.0);
+    }
+
+    fn histogram(&mut self, descriptor: &Descriptor, labels: &Arc<[String]>, h: HistogramView<'_>) {
+        let Some(desc) = self.current.clone() else {
+            return;
+        };
+        let mut slices = std::mem::take(&mut self.slices);
+        let read = read_histogram(&h, descriptor.storage_scale(), &mut slices);
+        self.slices = slices;
+        let rate = self.rate(labels, read.count);
+        self.hists.push(Hist {
+            desc,
+            labels: labels.clone(),
+            count: read.count,
+            rate,
+            quantiles: read.quantiles,
+            max: read.max,
+            distribution: read.distribution,
+        });
+    }
+}
+
+/// What the page shows of one histogram series.
+struct Read {
+    count: u64,
+    quantiles: [f64; 4],
+    max: f64,
+    distribution: Vec<(f64, u64)>,
+}
+
+/// Slices per histogram region in the distribution: HDR regions double in value, so four
+/// slices a region make bins about a fifth of an octave wide.
+const SLICES_PER_REGION: usize = 4;
+
+/// Reads a live histogram in place, without a branch per slot and without a copy. One pass
+/// sums each quarter of each region (the distribution, log-scale by construction: regions
+/// double in value); the quantiles, the smallest and the largest slot are then looked up only
+/// in the slices that hold them. The quantiles are those of `Snapshot::quantile` (the highest
+/// equivalent value of the slot holding the ceil(q·n)-th smallest value). Counts only grow,
+/// so a value recorded between the passes can only move a result to a later slot of the
+/// same slice.
+fn read_histogram(
+    h: &HistogramView<'_>,
+    scale: f64,
+    slices: &mut Vec<(usize, usize, u64)>,
+) -> Read {
+    let layout = h.layout();
+    slices.clear();
+    h.for_each_region(|first, counts| {
+        let len = counts.len();
+        let step = (len / SLICES_PER_REGION).max(1);
+        let mut start = 0;
+        while start < len {
+            let end = (start + step).min(len);
+            let sum = counts.slice(start, end).iter().sum();
+            slices.push((first + start, first + end - 1, sum));
+            start = end;
+        }
+    });
+    let count: u64 = slices.iter().map(|r| r.2).sum();
+    let (Some(first_nz), Some(last_nz)) = (
+        slices.iter().position(|r| r.2 > 0),
+        slices.iter().rposition(|r| r.2 > 0),
+    ) else {
+        return Read {
+            count,
+            quantiles: [0.0; 4],
+            max: 0.0,
+            distribution: Vec::new(),
+        };
+    };
+    // Which slice holds each rank, and the rank within it.
+    let ranks = QS.map(|q| ((q * count as f64).ceil() as u64).clamp(1, count));
+    let mut at = [(usize::MAX, 0u64); 4];
+    let mut seen = 0u64;
+    for (si, r) in slices.iter().enumerate() {
+        for (k, &rank) in ranks.iter().enumerate() {
+            if at[k].0 == usize::MAX && rank <= seen + r.2 {
+                at[k] = (si, rank - seen);
+            }
+        }
+        seen += r.2;
+    }
+    let last_slot = slices[last_nz].1;
+    let mut max_slot = last_slot;
+    let mut quantile_slots = [last_slot; 4];
+    let wanted = |si: usize| si == last_nz || at.iter().any(|a| a.0 == si);
+    let mut si = 0;
+    h.for_each_region(|first, counts| {
+        let len = counts.len();
+        let step = (len / SLICES_PER_REGION).max(1);
+        let mut start = 0;
+        while start < len {
+            let end = (start + step).min(len);
+            if wanted(si) {
+                let part = counts.slice(start, end);
+                let slice = || part.iter().enumerate().map(|(j, c)| (start + j, c));
+                if si == last_nz {
+                    if let Some((j, _)) = slice().filter(|(_, c)| *c > 0).last() {
+                        max_slot = first + j;
+                    }
+                }
+                for (k, &(s, local_rank)) in at.iter().enumerate() {
+                    if s == si {
+                        let mut cum = 0;
+                        for (j, c) in slice() {
+                            cum += c;
+                            if cum >= local_rank {
+                                quantile_slots[k] = first + j;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            si += 1;
+            start = end;
+        }
+    });
+    let value = |slot: usize| layout.highest_of(slot) as f64 / scale;
+    let mut distribution: Vec<(f64, u64)> = slices[first_nz..=last_nz]
+        .iter()
+        .map(|&(_, last, sum)| (value(last), sum))
+        .collect();
+    // At most DISTRIBUTION_BINS bars: merge neighbours (each keeps the upper bound).
+    while distribution.len() > DISTRIBUTION_BINS {
+        distribution = distribution
+            .chunks(2)
+            .map(|c| (c[c.len() - 1].0, c.iter().map(|b| b.1).sum()))
+            .collect();
+    }
+    Read {
+        count,
+        quantiles: quantile_slots.map(value),
+        max: value(max_slot),
+        distribution,
+    }
+}
+
+/// The quantiles the page shows.
+const QS: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
 
 impl StatusPage {
     /// A page for `registry`, reading recent events from `journal`.
     pub fn new(registry: Registry, journal: Arc<Journal>) -> Self {
+        let at = registry.started();
         StatusPage {
-            summarizer: Summarizer::new(registry),
+            registry,
             journal,
+            window: Mutex::new(Window {
+                at,
+                totals: Totals::default(),
+            }),
         }
     }
 
@@ -175,67 +445,81 @@ impl StatusPage {
         &self.journal
     }
 
-    /// Collects the registry and the journal; closes the rate window.
+    /// Reads the registry (one visit, no histogram copied) and the journal; closes the rate
+    /// window.
     pub fn snapshot(&self) -> StatusSnapshot {
-        let (summary, families) = self.summarizer.summary_and_families();
-        let by_name: HashMap<&str, &FamilySnapshot> =
-            families.iter().map(|f| (f.descriptor.name(), f)).collect();
-        let rates: Rates<'_> = summary
-            .series
-            .iter()
-            .map(|s| ((s.name.as_str(), s.labels.as_slice()), s))
-            .collect();
+        let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let secs = now.duration_since(window.at).as_secs_f64();
+        let mut r = Reader {
+            window: &window,
+            secs,
+            totals: Totals::with_capacity_and_hasher(window.totals.len(), Default::default()),
+            current: None,
+            keep: false,
+            pending: None,
+            hists: Vec::new(),
+            fams: HashMap::new(),
+            slices: Vec::new(),
+        };
+        self.registry.visit(&mut r);
+        let Reader {
+            totals,
+            hists,
+            fams,
+            ..
+        } = r;
+        window.at = now;
+        window.totals = totals;
+        drop(window);
 
-        let mut operations = Vec::new();
-        for f in &families {
-            let d = &f.descriptor;
-            if d.kind() != MetricKind::Histogram || d.name().starts_with("dwcp_telemetry_") {
-                continue;
-            }
-            let requests = request_family(&families, d.label_names());
-            for s in &f.series {
-                let Value::Histogram(h) = &s.value else {
-                    continue;
-                };
-                let labels = pairs(d.label_names(), &s.label_values);
-                let rate = rates
-                    .get(&(d.name(), labels.as_slice()))
-                    .map_or(0.0, |r| r.rate);
-                let error_ratio = requests.and_then(|r| error_ratio(r, &labels, &rates));
-                let scale = d.storage_scale();
-                let q = |p: f64| h.quantile(p) as f64 / scale;
-                operations.push(OperationRow {
-                    metric: d.name().to_owned(),
-                    labels,
-                    unit: d.unit(),
-                    rate,
-                    error_ratio,
-                    count: h.count(),
-                    quantiles: [q(0.5), q(0.9), q(0.99), q(0.999)],
-                    max: h.max() as f64 / scale,
-                    distribution: distribution(h, scale),
-                });
-            }
+        // Error indexes of the request families, built once each.
+        let mut indexes: HashMap<&str, ErrorIndex> = HashMap::new();
+        let mut operations = Vec::with_capacity(hists.len());
+        for h in &hists {
+            let names = h.desc.label_names();
+            let error_ratio = request_family(&fams, names).and_then(|f| {
+                indexes
+                    .entry(f.desc.name())
+                    .or_insert_with(|| error_index(f))
+                    .get(&h.labels[..])
+                    .and_then(|&(total, err)| (total > 0.0).then(|| err / total))
+            });
+            operations.push((h, error_ratio));
         }
-        operations.sort_by(|a, b| {
+        operations.sort_by(|(a, _), (b, _)| {
             b.rate
                 .total_cmp(&a.rate)
                 .then(b.count.cmp(&a.count))
-                .then_with(|| a.metric.cmp(&b.metric))
+                .then_with(|| a.desc.name().cmp(b.desc.name()))
                 .then_with(|| a.labels.cmp(&b.labels))
         });
         let operations_omitted = operations.len().saturating_sub(MAX_OPERATIONS);
-        operations.truncate(MAX_OPERATIONS);
+        let operations = operations
+            .into_iter()
+            .take(MAX_OPERATIONS)
+            .map(|(h, error_ratio)| OperationRow {
+                metric: h.desc.name().to_owned(),
+                labels: pairs(h.desc.label_names(), &h.labels),
+                unit: h.desc.unit(),
+                rate: h.rate,
+                error_ratio,
+                count: h.count,
+                quantiles: h.quantiles,
+                max: h.max,
+                distribution: h.distribution.clone(),
+            })
+            .collect();
 
         StatusSnapshot {
-            version: summary.version.clone(),
-            uptime_seconds: summary.uptime_seconds,
-            window_seconds: summary.window_seconds,
+            version: self.registry.version().to_owned(),
+            uptime_seconds: now.duration_since(self.registry.started()).as_secs_f64(),
+            window_seconds: secs,
             operations,
             operations_omitted,
-            breakers: breakers(&by_name),
-            health: health(&by_name),
-            sla: sla(&by_name),
+            breakers: breakers(&fams),
+            health: health(&fams),
+            sla: sla(&fams),
             anomalies: self.journal.anomalies(),
             transitions: self.journal.transitions(),
             spans: self.journal.spans(),
@@ -273,15 +557,12 @@ fn pairs(names: &[String], values: &[String]) -> Vec<(String, String)> {
 }
 
 /// The one counter family with a `status` label whose other labels are `names`.
-fn request_family<'a>(
-    families: &'a [FamilySnapshot],
-    names: &[String],
-) -> Option<&'a FamilySnapshot> {
-    let mut found = families.iter().filter(|f| {
-        let d = &f.descriptor;
+fn request_family<'a>(fams: &'a HashMap<String, Fam>, names: &[String]) -> Option<&'a Fam> {
+    let mut found = fams.values().filter(|f| {
+        let d = &f.desc;
         d.kind() == MetricKind::Counter
-            && d.label_names().iter().any(|n| n == "status")
             && d.label_names().len() == names.len() + 1
+            && d.label_names().iter().any(|n| n == "status")
             && d.label_names()
                 .iter()
                 .filter(|n| *n != "status")
@@ -291,97 +572,52 @@ fn request_family<'a>(
     found.next().is_none().then_some(first)
 }
 
-fn error_ratio(
-    requests: &FamilySnapshot,
-    labels: &[(String, String)],
-    rates: &Rates<'_>,
-) -> Option<f64> {
-    let d = &requests.descriptor;
-    let status_at = d.label_names().iter().position(|n| n == "status")?;
-    let (mut total, mut errors) = (0.0, 0.0);
-    for s in &requests.series {
-        let matches = d
-            .label_names()
+/// Per label values (without `status`): (calls per second, errors per second).
+type ErrorIndex = HashMap<Vec<String>, (f64, f64)>;
+
+/// Indexes a request family's rates by its label values without `status`: one pass.
+fn error_index(requests: &Fam) -> ErrorIndex {
+    let mut index = ErrorIndex::new();
+    let Some(status_at) = requests
+        .desc
+        .label_names()
+        .iter()
+        .position(|n| n == "status")
+    else {
+        return index;
+    };
+    for (values, _, rate) in &requests.series {
+        let key: Vec<String> = values
             .iter()
-            .zip(s.label_values.iter())
             .enumerate()
             .filter(|(i, _)| *i != status_at)
-            .all(|(_, (n, v))| labels.iter().any(|(ln, lv)| ln == n && lv == v));
-        if !matches {
-            continue;
-        }
-        let series_labels = pairs(d.label_names(), &s.label_values);
-        let rate = rates
-            .get(&(d.name(), series_labels.as_slice()))
-            .map_or(0.0, |r| r.rate);
-        total += rate;
-        if ERROR_STATUSES.contains(&s.label_values[status_at].as_str()) {
-            errors += rate;
+            .map(|(_, v)| v.clone())
+            .collect();
+        let e = index.entry(key).or_insert((0.0, 0.0));
+        e.0 += rate;
+        if ERROR_STATUSES.contains(&values[status_at].as_str()) {
+            e.1 += rate;
         }
     }
-    (total > 0.0).then(|| errors / total)
+    index
 }
 
-/// Log-spaced bins from the smallest to the largest recorded value; each HDR slot's count goes
-/// to the bin holding its highest value.
-fn distribution(h: &crate::Snapshot, scale: f64) -> Vec<(f64, u64)> {
-    if h.is_empty() {
-        return Vec::new();
-    }
-    let lo = (h.min().max(1)) as f64;
-    let hi = (h.max().max(1)) as f64;
-    let n = DISTRIBUTION_BINS;
-    let ratio = if hi > lo {
-        (hi / lo).ln() / n as f64
-    } else {
-        0.0
-    };
-    let bound = |i: usize| {
-        if ratio == 0.0 {
-            hi
-        } else {
-            lo * ((i + 1) as f64 * ratio).exp()
-        }
-    };
-    let mut bins: Vec<(f64, u64)> = (0..n).map(|i| (bound(i) / scale, 0)).collect();
-    for (_, high, count) in h.iter() {
-        let v = (high.max(1)) as f64;
-        let i = if ratio == 0.0 || v <= lo {
-            0
-        } else {
-            (((v / lo).ln() / ratio).ceil() as usize)
-                .saturating_sub(1)
-                .min(n - 1)
-        };
-        bins[i].1 += count;
-    }
-    bins
-}
-
-fn label<'a>(f: &'a FamilySnapshot, values: &'a [String], name: &str) -> Option<&'a str> {
-    let i = f.descriptor.label_names().iter().position(|n| n == name)?;
+fn label<'a>(f: &Fam, values: &'a [String], name: &str) -> Option<&'a str> {
+    let i = f.desc.label_names().iter().position(|n| n == name)?;
     values.get(i).map(String::as_str)
 }
 
-fn number(v: &Value) -> f64 {
-    match v {
-        Value::Counter(c) => *c as f64,
-        Value::Gauge(g) => *g,
-        _ => f64::NAN,
-    }
-}
-
 fn per_circuit(
-    by_name: &HashMap<&str, &FamilySnapshot>,
+    fams: &HashMap<String, Fam>,
     metric: &str,
     into: &mut BTreeMap<String, BreakerRow>,
     set: impl Fn(&mut BreakerRow, f64),
 ) {
-    let Some(f) = by_name.get(metric) else {
+    let Some(f) = fams.get(metric) else {
         return;
     };
-    for s in &f.series {
-        let Some(circuit) = label(f, &s.label_values, "circuit") else {
+    for (values, value, _) in &f.series {
+        let Some(circuit) = label(f, values, "circuit") else {
             continue;
         };
         let row = into
@@ -394,13 +630,13 @@ fn per_circuit(
                 trips: 0,
                 resets: 0,
             });
-        set(row, number(&s.value));
+        set(row, *value);
     }
 }
 
-fn breakers(by_name: &HashMap<&str, &FamilySnapshot>) -> Vec<BreakerRow> {
+fn breakers(fams: &HashMap<String, Fam>) -> Vec<BreakerRow> {
     let mut rows = BTreeMap::new();
-    per_circuit(by_name, "dwcp_circuit_breaker_state", &mut rows, |r, v| {
+    per_circuit(fams, "dwcp_circuit_breaker_state", &mut rows, |r, v| {
         r.state = match v as i64 {
             0 => "closed",
             1 => "open",
@@ -410,13 +646,13 @@ fn breakers(by_name: &HashMap<&str, &FamilySnapshot>) -> Vec<BreakerRow> {
     });
     let rate = |v: f64| (v >= 0.0).then_some(v);
     per_circuit(
-        by_name,
+        fams,
         "dwcp_circuit_breaker_failure_rate",
         &mut rows,
         |r, v| r.failure_rate = rate(v),
     );
     per_circuit(
-        by_name,
+        fams,
         "dwcp_circuit_breaker_slow_call_rate",
         &mut rows,
         |r, v| r.slow_call_rate = rate(v),
@@ -426,30 +662,28 @@ fn breakers(by_name: &HashMap<&str, &FamilySnapshot>) -> Vec<BreakerRow> {
         "dwcp_circuit_breaker_trips",
         "dwcp_circuit_breaker_trips_total",
     ] {
-        per_circuit(by_name, name, &mut rows, |r, v| r.trips += v as u64);
+        per_circuit(fams, name, &mut rows, |r, v| r.trips += v as u64);
     }
     for name in [
         "dwcp_circuit_breaker_resets",
         "dwcp_circuit_breaker_resets_total",
     ] {
-        per_circuit(by_name, name, &mut rows, |r, v| r.resets += v as u64);
+        per_circuit(fams, name, &mut rows, |r, v| r.resets += v as u64);
     }
     rows.into_values().collect()
 }
 
-fn health(by_name: &HashMap<&str, &FamilySnapshot>) -> Vec<ComponentHealth> {
-    let Some(f) = by_name.get("dwcp_component_status") else {
+fn health(fams: &HashMap<String, Fam>) -> Vec<ComponentHealth> {
+    let Some(f) = fams.get("dwcp_component_status") else {
         return Vec::new();
     };
     let mut out: BTreeMap<String, String> = BTreeMap::new();
-    for s in &f.series {
-        let (Some(c), Some(st)) = (
-            label(f, &s.label_values, "component"),
-            label(f, &s.label_values, "status"),
-        ) else {
+    for (values, value, _) in &f.series {
+        let (Some(c), Some(st)) = (label(f, values, "component"), label(f, values, "status"))
+        else {
             continue;
         };
-        if number(&s.value) > 0.0 {
+        if *value > 0.0 {
             out.insert(c.to_owned(), st.to_owned());
         } else {
             out.entry(c.to_owned()).or_insert_with(|| "unknown".into());
@@ -460,33 +694,30 @@ fn health(by_name: &HashMap<&str, &FamilySnapshot>) -> Vec<ComponentHealth> {
         .collect()
 }
 
-fn single_gauge(by_name: &HashMap<&str, &FamilySnapshot>, name: &str) -> Option<f64> {
-    let f = by_name.get(name)?;
-    f.series.first().map(|s| number(&s.value))
+fn single_gauge(fams: &HashMap<String, Fam>, name: &str) -> Option<f64> {
+    fams.get(name)?.series.first().map(|s| s.1)
 }
 
-fn sla(by_name: &HashMap<&str, &FamilySnapshot>) -> SlaView {
+fn sla(fams: &HashMap<String, Fam>) -> SlaView {
     let mut rows = Vec::new();
-    if let Some(f) = by_name.get("dwcp_sla_compliance") {
-        for s in &f.series {
-            let (Some(sli), Some(window)) = (
-                label(f, &s.label_values, "sli"),
-                label(f, &s.label_values, "window"),
-            ) else {
+    if let Some(f) = fams.get("dwcp_sla_compliance") {
+        for (values, value, _) in &f.series {
+            let (Some(sli), Some(window)) = (label(f, values, "sli"), label(f, values, "window"))
+            else {
                 continue;
             };
             rows.push(SlaRow {
                 sli: sli.to_owned(),
                 window: window.to_owned(),
-                compliance: number(&s.value),
+                compliance: *value,
             });
         }
     }
     rows.sort_by(|a, b| (&a.sli, &a.window).cmp(&(&b.sli, &b.window)));
     SlaView {
         rows,
-        error_budget_remaining: single_gauge(by_name, "dwcp_sla_error_budget_remaining_ratio"),
-        decision: single_gauge(by_name, "dwcp_sla_decision").map(decision_name),
+        error_budget_remaining: single_gauge(fams, "dwcp_sla_error_budget_remaining_ratio"),
+        decision: single_gauge(fams, "dwcp_sla_decision").map(decision_name),
     }
 }
 
@@ -649,4 +880,63 @@ fn to_json(s: &StatusSnapshot) -> String {
     o.push(']');
     o.push('}');
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The in-place read agrees with the copying snapshot on every series: quantiles, max,
+    /// count, and a distribution that accounts for every value.
+    #[test]
+    fn in_place_read_matches_the_snapshot() {
+        let reg = Registry::builder().build().unwrap();
+        let fam = reg
+            .histogram("op_seconds", "Op")
+            .dynamic_labels(["series"])
+            .register()
+            .unwrap();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut handles = Vec::new();
+        for s in 0..40u64 {
+            let h = fam.with_labels_or_overflow(&[&s.to_string()]);
+            // Series 0 stays empty; series 1 holds one value; the rest spread over decades.
+            let n = match s {
+                0 => 0,
+                1 => 1,
+                _ => 50 * s,
+            };
+            for _ in 0..n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let decades = 1 + s % 7;
+                h.record(1 + x % 10u64.pow(decades as u32 + 2));
+            }
+            handles.push(h);
+        }
+        let page = StatusPage::new(reg.clone(), Arc::new(Journal::new(1)));
+        let snap = page.snapshot();
+        assert_eq!(snap.operations.len(), 40);
+        for row in &snap.operations {
+            let s: usize = row.labels[0].1.parse().unwrap();
+            let h = handles[s].snapshot();
+            assert_eq!(row.count, h.count(), "series {s}");
+            let want = [0.5, 0.9, 0.99, 0.999].map(|q| h.quantile(q) as f64 / 1e9);
+            assert_eq!(row.quantiles, want, "series {s}");
+            assert_eq!(row.max, h.max() as f64 / 1e9, "series {s}");
+            let binned: u64 = row.distribution.iter().map(|b| b.1).sum();
+            assert_eq!(binned, h.count(), "series {s}");
+            if h.count() > 0 {
+                assert!(row.distribution.len() <= DISTRIBUTION_BINS);
+                let (first, last) = (row.distribution[0], *row.distribution.last().unwrap());
+                assert!(first.1 > 0 && last.1 > 0, "series {s}: trimmed to the data");
+                assert!(first.0 >= h.min() as f64 / 1e9);
+                assert!(last.0 >= h.max() as f64 / 1e9);
+                assert!(row.distribution.windows(2).all(|w| w[0].0 < w[1].0));
+            } else {
+                assert!(row.distribution.is_empty());
+            }
+        }
+    }
 }
