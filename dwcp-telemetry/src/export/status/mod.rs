@@ -198,11 +198,12 @@ impl Hasher for AddressHasher {
     }
 }
 
-/// Families the page reads besides histograms: their series as (labels, value, rate).
+/// Families the page reads besides histograms: their series as (labels, value, increase since
+/// the previous render; 0 for gauges).
 #[derive(Debug)]
 struct Fam {
     desc: Arc<Descriptor>,
-    series: Vec<(Arc<[String]>, f64, f64)>,
+    series: Vec<(Arc<[String]>, f64, u64)>,
 }
 
 /// One histogram series, read in place.
@@ -231,20 +232,25 @@ struct Reader<'w> {
 
 impl Reader<'_> {
     /// The increase per second since the previous render; remembers `total`.
-    fn rate(&mut self, labels: &Arc<[String]>, total: u64) -> f64 {
+    /// The increase since the previous render; remembers `total`.
+    fn increase(&mut self, labels: &Arc<[String]>, total: u64) -> u64 {
         let key = Arc::as_ptr(labels) as *const () as usize;
         let before = self.window.totals.get(&key).map_or(0, |e| e.1);
         self.totals.insert(key, (labels.clone(), total));
+        total.saturating_sub(before)
+    }
+
+    fn per_second(&self, increase: u64) -> f64 {
         if self.secs > 0.0 {
-            total.saturating_sub(before) as f64 / self.secs
+            increase as f64 / self.secs
         } else {
             0.0
         }
     }
 
-    fn scalar(&mut self, labels: &Arc<[String]>, value: f64, rate: f64) {
+    fn scalar(&mut self, labels: &Arc<[String]>, value: f64, increase: u64) {
         if let Some(f) = &mut self.pending {
-            f.series.push((labels.clone(), value, rate));
+            f.series.push((labels.clone(), value, increase));
         }
     }
 }
@@ -278,12 +284,12 @@ impl Visitor for Reader<'_> {
     }
 
     fn counter(&mut self, _: &Descriptor, labels: &Arc<[String]>, value: u64) {
-        let rate = self.rate(labels, value);
-        self.scalar(labels, value as f64, rate);
+        let increase = self.increase(labels, value);
+        self.scalar(labels, value as f64, increase);
     }
 
     fn gauge(&mut self, _: &Descriptor, labels: &Arc<[String]>, value: f64) {
-        self.scalar(labels, value, 0.0);
+        self.scalar(labels, value, 0);
     }
 
     fn histogram(&mut self, descriptor: &Descriptor, labels: &Arc<[String]>, h: HistogramView<'_>) {
@@ -293,7 +299,8 @@ impl Visitor for Reader<'_> {
         let mut slices = std::mem::take(&mut self.slices);
         let read = read_histogram(&h, descriptor.storage_scale(), &mut slices);
         self.slices = slices;
-        let rate = self.rate(labels, read.count);
+        let increase = self.increase(labels, read.count);
+        let rate = self.per_second(increase);
         self.hists.push(Hist {
             desc,
             labels: labels.clone(),
@@ -483,7 +490,7 @@ impl StatusPage {
                     .entry(f.desc.name())
                     .or_insert_with(|| error_index(f))
                     .get(&h.labels[..])
-                    .and_then(|&(total, err)| (total > 0.0).then(|| err / total))
+                    .and_then(|&(total, err)| (total > 0).then(|| err as f64 / total as f64))
             });
             operations.push((h, error_ratio));
         }
@@ -572,8 +579,8 @@ fn request_family<'a>(fams: &'a HashMap<String, Fam>, names: &[String]) -> Optio
     found.next().is_none().then_some(first)
 }
 
-/// Per label values (without `status`): (calls per second, errors per second).
-type ErrorIndex = HashMap<Vec<String>, (f64, f64)>;
+/// Per label values (without `status`): (calls, errors) since the previous render.
+type ErrorIndex = HashMap<Vec<String>, (u64, u64)>;
 
 /// Indexes a request family's rates by its label values without `status`: one pass.
 fn error_index(requests: &Fam) -> ErrorIndex {
@@ -586,17 +593,17 @@ fn error_index(requests: &Fam) -> ErrorIndex {
     else {
         return index;
     };
-    for (values, _, rate) in &requests.series {
+    for (values, _, increase) in &requests.series {
         let key: Vec<String> = values
             .iter()
             .enumerate()
             .filter(|(i, _)| *i != status_at)
             .map(|(_, v)| v.clone())
             .collect();
-        let e = index.entry(key).or_insert((0.0, 0.0));
-        e.0 += rate;
+        let e = index.entry(key).or_insert((0, 0));
+        e.0 += increase;
         if ERROR_STATUSES.contains(&values[status_at].as_str()) {
-            e.1 += rate;
+            e.1 += increase;
         }
     }
     index
