@@ -22,7 +22,7 @@
 //! | `dwcp_telemetry_otlp_retries_total` | `signal` | retried attempts |
 //! | `dwcp_telemetry_otlp_exported_items_total` | `signal` | spans / data points the collector accepted |
 //! | `dwcp_telemetry_otlp_rejected_items_total` | `signal` | spans / data points a `partial_success` rejected |
-//! | `dwcp_telemetry_otlp_dropped_total` | `signal`, `reason` (`queue_full`, `export_failed`, `export_rejected`) | spans / data points dropped on our side |
+//! | `dwcp_telemetry_otlp_dropped_total` | `signal`, `reason` (`queue_full`, `export_failed`, `export_rejected`, `exporter_shutdown`) | spans / data points dropped on our side |
 //!
 //! The transport runs on tokio: create it and call [`Transport::send`] inside a tokio runtime
 //! (the span exporter runs its own on a background thread, so a dead, slow or refusing
@@ -355,6 +355,7 @@ pub(crate) struct SelfMetrics {
     dropped_queue_full: Counter,
     dropped_failed: Counter,
     dropped_rejected: Counter,
+    dropped_shutdown: Counter,
 }
 
 const EXPORTS: &str = "dwcp_telemetry_otlp_exports_total";
@@ -415,7 +416,17 @@ impl SelfMetrics {
             dropped_queue_full: drop("queue_full"),
             dropped_failed: drop("export_failed"),
             dropped_rejected: drop("export_rejected"),
+            dropped_shutdown: drop("exporter_shutdown"),
         }
+    }
+
+    /// The `(queue_full, exporter_shutdown)` drop counters, for a queue in front of the
+    /// transport.
+    pub(crate) fn queue_counters(&self) -> (Counter, Counter) {
+        (
+            self.dropped_queue_full.clone(),
+            self.dropped_shutdown.clone(),
+        )
     }
 
     /// Counts `n` items dropped because a queue was full.
