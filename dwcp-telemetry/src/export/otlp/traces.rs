@@ -20,7 +20,7 @@
 //! ```
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -198,7 +198,8 @@ enum Control {
 
 /// A [`SpanSink`] exporting over OTLP in batches (see the [module docs](self)).
 pub struct OtlpSpanExporter {
-    queue: mpsc::Sender<SpanRecord>,
+    queue: std_mpsc::SyncSender<SpanRecord>,
+    wake: Arc<Wake>,
     control: mpsc::UnboundedSender<Control>,
     dropped_full: Counter,
     dropped_closed: Counter,
@@ -298,14 +299,21 @@ impl OtlpSpanExporterBuilder {
         let metrics = SelfMetrics::new(&registry, Signal::Traces);
         let (dropped_full, dropped_closed) = metrics.queue_counters();
 
-        let (queue, rx) = mpsc::channel(batch.max_queue_size);
+        let (queue, rx) = std_mpsc::sync_channel(batch.max_queue_size);
+        let wake = Arc::new(Wake {
+            pending: AtomicUsize::new(0),
+            notify: tokio::sync::Notify::new(),
+            batch: batch.max_export_batch_size,
+            closed: AtomicBool::new(false),
+        });
         let (control, control_rx) = mpsc::unbounded_channel();
         let endpoint = exporter.endpoint().to_owned();
         // The transport needs a runtime to be created in: build both on the export thread and
         // report a construction error back before returning.
         let (ready_tx, ready_rx) = std_mpsc::sync_channel::<Result<(), OtlpConfigError>>(1);
         let worker = Worker {
-            rx,
+            rx: Some(rx),
+            wake: Arc::clone(&wake),
             control: control_rx,
             batch,
             resource,
@@ -361,6 +369,7 @@ impl OtlpSpanExporterBuilder {
         }
         Ok(OtlpSpanExporter {
             queue,
+            wake,
             control,
             dropped_full,
             dropped_closed,
@@ -417,10 +426,24 @@ impl OtlpSpanExporter {
 
 impl SpanSink for OtlpSpanExporter {
     fn submit(&self, span: SpanRecord) {
+        // Counted before the send so that the export thread never takes more than was
+        // counted; `pending` may briefly over-count, never under-count.
+        let pending = self.wake.pending.fetch_add(1, Ordering::AcqRel) + 1;
         match self.queue.try_send(span) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.dropped_full.inc(),
-            Err(mpsc::error::TrySendError::Closed(_)) => self.dropped_closed.inc(),
+            Ok(()) => {
+                // Wake the export thread once per full batch, not once per span: a wake-up is
+                // a syscall when the thread sleeps. Partial batches go on the schedule tick.
+                if pending == self.wake.batch {
+                    self.wake.notify.notify_one();
+                }
+            }
+            Err(e) => {
+                self.wake.pending.fetch_sub(1, Ordering::AcqRel);
+                match e {
+                    std_mpsc::TrySendError::Full(_) => self.dropped_full.inc(),
+                    std_mpsc::TrySendError::Disconnected(_) => self.dropped_closed.inc(),
+                }
+            }
         }
     }
 
@@ -433,8 +456,31 @@ impl SpanSink for OtlpSpanExporter {
     }
 }
 
+impl Drop for OtlpSpanExporter {
+    fn drop(&mut self) {
+        // Tell the export thread to send what is queued and stop (without waiting for it).
+        self.wake.closed.store(true, Ordering::Release);
+        self.wake.notify.notify_one();
+    }
+}
+
+/// What the submitting side shares with the export thread.
+#[derive(Debug)]
+struct Wake {
+    /// Spans in the queue (incremented on submit, decremented when taken).
+    pending: AtomicUsize,
+    /// Woken when `pending` reaches a full batch, or on close.
+    notify: tokio::sync::Notify,
+    /// The batch size.
+    batch: usize,
+    /// The exporter was dropped.
+    closed: AtomicBool,
+}
+
 struct Worker {
-    rx: mpsc::Receiver<SpanRecord>,
+    /// `None` once shut down (dropping it makes later submits fail fast and be counted).
+    rx: Option<std_mpsc::Receiver<SpanRecord>>,
+    wake: Arc<Wake>,
     control: mpsc::UnboundedReceiver<Control>,
     batch: BatchConfig,
     resource: Resource,
@@ -442,88 +488,85 @@ struct Worker {
 
 impl Worker {
     async fn run(mut self, transport: Transport) {
-        let max = self.batch.max_export_batch_size;
-        let mut buf: Vec<SpanRecord> = Vec::with_capacity(max);
         let mut tick =
             tokio::time::interval(self.batch.schedule_delay.max(Duration::from_millis(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await; // the first tick is immediate
         let mut control_open = true;
+        let timeout = self.batch.export_timeout;
         loop {
-            let room = max - buf.len().min(max - 1);
             tokio::select! {
                 biased;
                 c = self.control.recv(), if control_open => match c {
                     Some(Control::Flush(t, reply)) => {
-                        let ok = self.drain(&transport, &mut buf, t).await;
+                        let ok = self.send_queued(&transport, t, false).await;
                         let _ = reply.send(ok);
                     }
                     Some(Control::Shutdown(t, reply)) => {
-                        self.rx.close();
-                        let ok = self.drain(&transport, &mut buf, t).await;
+                        let ok = self.send_queued(&transport, t, false).await;
+                        self.rx = None;
                         let _ = reply.send(ok);
                         return;
                     }
                     None => control_open = false,
                 },
-                n = self.rx.recv_many(&mut buf, room) => {
-                    if n == 0 {
-                        // Every sender is gone: send what is left and stop.
-                        self.drain(&transport, &mut buf, self.batch.export_timeout).await;
+                _ = self.wake.notify.notified() => {
+                    if self.wake.closed.load(Ordering::Acquire) {
+                        self.send_queued(&transport, timeout, false).await;
                         return;
                     }
-                    if buf.len() >= max {
-                        self.export(&transport, &mut buf, self.batch.export_timeout).await;
-                    }
+                    self.send_queued(&transport, timeout, true).await;
                 }
                 _ = tick.tick() => {
-                    if !buf.is_empty() {
-                        self.export(&transport, &mut buf, self.batch.export_timeout).await;
-                    }
+                    self.send_queued(&transport, timeout, false).await;
                 }
             }
         }
     }
 
-    /// Sends `buf` (up to one batch) and clears it. Returns whether it was delivered.
-    async fn export(
+    /// Takes up to one batch off the queue.
+    fn take_batch(&self) -> Vec<SpanRecord> {
+        let Some(rx) = &self.rx else {
+            return Vec::new();
+        };
+        let max = self.batch.max_export_batch_size;
+        let mut buf = Vec::with_capacity(max.min(self.wake.pending.load(Ordering::Acquire)));
+        while buf.len() < max {
+            match rx.try_recv() {
+                Ok(s) => buf.push(s),
+                Err(_) => break,
+            }
+        }
+        self.wake.pending.fetch_sub(buf.len(), Ordering::AcqRel);
+        buf
+    }
+
+    /// Sends what is queued batch by batch: only full batches when `full_only`, else
+    /// everything (spans submitted meanwhile included). Returns whether all was delivered.
+    async fn send_queued(
         &self,
         transport: &Transport,
-        buf: &mut Vec<SpanRecord>,
         deadline: Duration,
+        full_only: bool,
     ) -> bool {
-        if buf.is_empty() {
-            return true;
-        }
-        let request = build_request(&self.resource, buf);
-        buf.clear();
-        transport
-            .send(&request, deadline)
-            .await
-            .outcome
-            .is_delivered()
-    }
-
-    /// Sends everything buffered and queued, batch by batch.
-    async fn drain(
-        &mut self,
-        transport: &Transport,
-        buf: &mut Vec<SpanRecord>,
-        deadline: Duration,
-    ) -> bool {
-        let max = self.batch.max_export_batch_size;
         let mut ok = true;
         loop {
-            while buf.len() < max {
-                match self.rx.try_recv() {
-                    Ok(s) => buf.push(s),
-                    Err(_) => break,
-                }
+            if full_only
+                && self.wake.pending.load(Ordering::Acquire) < self.batch.max_export_batch_size
+            {
+                return ok;
             }
+            let buf = self.take_batch();
             if buf.is_empty() {
                 return ok;
             }
-            ok &= self.export(transport, buf, deadline).await;
+            let request = build_request(&self.resource, &buf);
+            drop(buf);
+            ok &= transport
+                .send(&request, deadline)
+                .await
+                .outcome
+                .is_delivered();
         }
     }
 }
