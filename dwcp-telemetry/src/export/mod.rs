@@ -5,9 +5,18 @@
 //!   with feature `http` the `/metrics`, `/health` and `/metrics/summary` server.
 //! - [`summary`] (feature `prometheus`): the `/metrics/summary` JSON (counts, rates,
 //!   quantiles, error rates).
+//! - [`status`] (feature `prometheus`): the `/status` page and `/status.json`.
+//! - [`otlp`] (feature `otlp`): OTLP push over gRPC and HTTP/protobuf (trace spans; the
+//!   transport is shared with the metrics push).
 
+#[cfg(feature = "otlp")]
+pub mod otlp;
+#[cfg(feature = "prometheus")]
 pub mod prometheus;
+#[cfg(feature = "prometheus")]
 pub mod status;
+#[cfg(feature = "prometheus")]
 pub mod summary;
 
+#[cfg(feature = "prometheus")]
 mod json;
