@@ -9,4 +9,4 @@
 pub mod prometheus;
 pub mod summary;
 
-mod json;
+pub(crate) mod json;
