@@ -55,9 +55,16 @@ pub use health::{
 };
 pub use metrics::{BreakerMetrics, CallKind, State, TransitionError};
 pub use recovery::{Recovery, RecoveryGuard};
+pub use sla::{
+    Decision, Selector, SlaConfig, SlaConfigBuilder, SlaInputs, SlaReport, SlaTargets, SlaTicker,
+    SlaTracker, Sli, SliReport, WindowReport,
+};
 
 // Atomics: loom's under `cfg(loom)`, so the breaker's state machine can be model-checked.
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+
+#[cfg(all(test, not(loom)))]
+mod tests;
