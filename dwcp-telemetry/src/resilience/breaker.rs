@@ -10,6 +10,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+#[cfg(not(loom))]
 use std::time::Duration;
 
 use super::config::{BreakerConfig, ConfigurationError, Outcome, SlidingWindow};
@@ -135,6 +136,7 @@ struct Inner {
     config: BreakerConfig,
     metrics: BreakerMetrics,
     circuit: Arc<str>,
+    #[cfg_attr(loom, allow(dead_code))]
     weak: std::sync::Weak<Inner>,
 }
 
@@ -228,6 +230,14 @@ impl CircuitBreaker {
                 weak: weak.clone(),
             }),
         })
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn words(&self) -> (u64, u64) {
+        (
+            self.inner.state.load(Ordering::SeqCst),
+            self.inner.published.load(Ordering::SeqCst),
+        )
     }
 
     /// The circuit's name.
@@ -630,16 +640,19 @@ impl Inner {
 
     /// Show the newest state on the gauge. Each transition publishes its word with
     /// `fetch_max` (the generation is in the high bits), then shows the maximum and checks
-    /// it is still the maximum: the last store is of the newest state.
+    /// it is still the maximum. The reads are read-modify-writes, which see the latest value
+    /// and order this thread's gauge store before any later publisher's: the last store is
+    /// of the newest state (a plain load may return an older value; loom found that).
     fn publish(&self) {
         let w = self.state.load(Ordering::Acquire);
-        self.published.fetch_max(w, Ordering::AcqRel);
+        let mut p = self.published.fetch_max(w, Ordering::AcqRel).max(w);
         loop {
-            let p = self.published.load(Ordering::Acquire);
             self.metrics.show_state(state_of(p));
-            if self.published.load(Ordering::Acquire) == p {
+            let now = self.published.fetch_add(0, Ordering::AcqRel);
+            if now == p {
                 return;
             }
+            p = now;
         }
     }
 

@@ -1,7 +1,7 @@
 //! The circuit-breaker series, and the instrumentation-only API for services that keep
 //! their own breaker.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use super::{AtomicU8, Ordering};
 
 use crate::{Counter, Gauge, LabelSet, LabelValue, RegistrationError, Registry};
 

@@ -642,7 +642,7 @@ impl SlaTracker {
         })
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn inner_sample_counts(&self) -> Vec<usize> {
         let w = self.inner.windows.lock().unwrap_or_else(|p| p.into_inner());
         w.iter().map(|w| w.samples.len()).collect()
