@@ -232,7 +232,7 @@ impl CircuitBreaker {
         })
     }
 
-    #[cfg(loom)]
+    #[cfg(all(test, loom))]
     pub(crate) fn words(&self) -> (u64, u64) {
         (
             self.inner.state.load(Ordering::SeqCst),
