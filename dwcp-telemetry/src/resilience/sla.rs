@@ -840,3 +840,60 @@ impl Visitor for SampleVisitor<'_> {
         self.sample.latency_count = self.sample.latency_count.saturating_add(snap.count());
     }
 }
+
+#[cfg(feature = "prometheus")]
+impl SlaReport {
+    /// The report as JSON (the `"sla"` of `/metrics/summary`):
+    /// `{"decision":"GO","decision_window":"5m","windows":[{"window":"5m",
+    /// "covered_seconds":300,"requests":12000,"burn_rate":0.2,"error_budget_remaining":0.8,
+    /// "slis":{"availability":{"value":0.998,"compliant":true},…}},…]}`. A value without
+    /// data is `null`.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(256 + 256 * self.windows.len());
+        self.write_json(&mut out);
+        out
+    }
+
+    pub(crate) fn write_json(&self, out: &mut String) {
+        use crate::export::json;
+        out.push('{');
+        json::key(out, "decision", true);
+        json::string(out, self.decision.as_str());
+        json::key(out, "decision_window", false);
+        json::string(out, &self.decision_window);
+        json::key(out, "windows", false);
+        out.push('[');
+        for (i, w) in self.windows.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push('{');
+            json::key(out, "window", true);
+            json::string(out, &w.label);
+            json::key(out, "covered_seconds", false);
+            json::number(out, w.covered.as_secs_f64());
+            json::key(out, "requests", false);
+            json::number(out, w.requests as f64);
+            json::key(out, "burn_rate", false);
+            json::number(out, w.burn_rate);
+            json::key(out, "error_budget_remaining", false);
+            json::number(out, w.error_budget_remaining);
+            json::key(out, "slis", false);
+            out.push('{');
+            for (j, s) in w.slis.iter().enumerate() {
+                json::key(out, s.sli.as_str(), j == 0);
+                out.push('{');
+                json::key(out, "value", true);
+                match s.value {
+                    Some(v) => json::number(out, v),
+                    None => out.push_str("null"),
+                }
+                json::key(out, "compliant", false);
+                out.push_str(if s.compliant { "true" } else { "false" });
+                out.push('}');
+            }
+            out.push_str("}}");
+        }
+        out.push_str("]}");
+    }
+}

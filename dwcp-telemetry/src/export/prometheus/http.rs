@@ -3,7 +3,7 @@
 //! | path | returns |
 //! | --- | --- |
 //! | `/metrics` (`GET`, `HEAD`) | the exposition: OpenMetrics 1.0 if `Accept` asks for `application/openmetrics-text`, else text 0.0.4 |
-//! | `/health` | `{"status":"ok","version":"3.0.0","uptime_seconds":12.5}` |
+//! | `/health` | `{"status":"ok","version":"3.0.0","uptime_seconds":12.5}`; with [`ServerBuilder::health`], the checks' aggregate and per-component detail, `503` when unhealthy |
 //! | `/metrics/summary` | [`Summary`](crate::export::summary::Summary) JSON: counts, rates, quantiles, error rates |
 //!
 //! Anything else is `404`; another method on a known path is `405` with `Allow`. With a
@@ -82,6 +82,7 @@ use tokio::time::Instant;
 use super::text::{Format, TextEncoder};
 use crate::export::summary::{health_json, Summarizer};
 use crate::registry::Registry;
+use crate::resilience::{HealthChecker, HealthStatus, SlaTracker};
 use crate::{Counter, Gauge};
 
 /// Why the server could not start.
@@ -119,6 +120,8 @@ impl PrometheusServer {
             addr: SocketAddr::from(([127, 0, 0, 1], 9898)),
             token: None,
             limits: Limits::default(),
+            health: None,
+            sla: None,
         }
     }
 }
@@ -156,6 +159,8 @@ pub struct ServerBuilder {
     addr: SocketAddr,
     token: Option<String>,
     limits: Limits,
+    health: Option<HealthChecker>,
+    sla: Option<SlaTracker>,
 }
 
 impl ServerBuilder {
@@ -163,6 +168,20 @@ impl ServerBuilder {
     /// `0.0.0.0:9898` (or `[::]:9898`) for a Prometheus on another host.
     pub fn bind(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;
+        self
+    }
+
+    /// Serve `checker`'s report on `/health`: each request runs the checks (each within its
+    /// timeout) and answers the aggregate with per-component detail, with status `503` when
+    /// it is unhealthy (what a Kubernetes probe needs), else `200`.
+    pub fn health(mut self, checker: HealthChecker) -> Self {
+        self.health = Some(checker);
+        self
+    }
+
+    /// Add `tracker`'s report (ticked on each request) to `/metrics/summary` as `"sla"`.
+    pub fn sla(mut self, tracker: SlaTracker) -> Self {
+        self.sla = Some(tracker);
         self
     }
 
@@ -235,7 +254,8 @@ impl ServerBuilder {
         };
         Ok(Arc::new(State {
             registry: self.registry.clone(),
-            summarizer: Summarizer::new(self.registry.clone()),
+            summarizer: Summarizer::new(self.registry.clone()).with_sla(self.sla.clone()),
+            health: self.health.clone(),
             auth,
             limits: self.limits,
             size_hint: AtomicUsize::new(4096),
@@ -393,6 +413,7 @@ impl Drop for BackgroundServer {
 struct State {
     registry: Registry,
     summarizer: Summarizer,
+    health: Option<HealthChecker>,
     /// `Bearer <token>`, when auth is on.
     auth: Option<Vec<u8>>,
     limits: Limits,
@@ -1038,8 +1059,18 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Resp {
         Err(response) => return *response,
     };
     drop(req);
+    let mut status = StatusCode::OK;
     let (content_type, body) = match work {
-        Work::Health => ("application/json", health_json(&state.registry)),
+        Work::Health => match &state.health {
+            None => ("application/json", health_json(&state.registry)),
+            Some(checker) => {
+                let report = checker.check().await;
+                if report.status == HealthStatus::Unhealthy {
+                    status = StatusCode::SERVICE_UNAVAILABLE;
+                }
+                ("application/json", report.to_json(&state.registry))
+            }
+        },
         work => {
             // The semaphore is never closed, so acquiring only waits.
             let Ok(permit) = state.renders.clone().acquire_owned().await else {
@@ -1061,12 +1092,12 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Resp {
     };
     if head {
         let len = body.len();
-        let mut r = respond(StatusCode::OK, content_type, Bytes::new());
+        let mut r = respond(status, content_type, Bytes::new());
         r.headers_mut()
             .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         r
     } else {
-        respond(StatusCode::OK, content_type, body)
+        respond(status, content_type, body)
     }
 }
 
