@@ -101,6 +101,7 @@ pub mod labels;
 pub mod metric;
 pub mod propagation;
 pub mod registry;
+pub mod resilience;
 mod sync;
 pub mod trace;
 
