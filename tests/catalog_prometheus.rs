@@ -9,6 +9,7 @@
 //!   expression and by its recorded name, and for every PromQL query of the generated
 //!   Grafana dashboards (variables expanded to match everything).
 
+mod catalog_support;
 mod prom_support;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,99 +18,10 @@ use std::time::Duration;
 
 use dwcp_telemetry::catalog::manager::Circuit;
 use dwcp_telemetry::catalog::ops::{dashboard_queries, generate, recording_rules, OpsConfig};
-use dwcp_telemetry::catalog::{self, MetricDef};
 use dwcp_telemetry::export::prometheus::PrometheusServer;
-use dwcp_telemetry::{MetricKind, Registry};
+use dwcp_telemetry::Registry;
 
 use prom_support::{have, PrometheusProcess};
-
-/// Label values the load loop uses, by label name (every combination is recorded).
-fn values_for(metric: &str, label: &str) -> &'static [&'static str] {
-    match (metric, label) {
-        ("dwcp_health_check_total" | "dwcp_health_check_duration_seconds", "status") => {
-            &["success", "failure"]
-        }
-        ("dwcp_v3_migrations_total", "status") => &["success", "failure"],
-        ("dwcp_component_status", "status") => &["healthy"],
-        ("dwcp_requests_total", "status") => &["ok", "error"],
-        (_, "status") => &["confirmed"],
-        (_, "success") => &["true", "false"],
-        (_, "circuit") => &["database", "api"],
-        (m, "component") if m.starts_with("dwcp_v3_") => &["amst", "acp"],
-        (_, "component") => &["amst"],
-        (_, "sli") => &["availability", "latency_p99"],
-        (_, "window") => &["5m"],
-        (_, "mode") => &["datacenter"],
-        (_, "direction") => &["tx"],
-        (_, "transport") => &["rdma"],
-        (_, "region") => &["eu-west"],
-        (_, "stage") => &["50pct"],
-        (_, "resource" | "resource_type") => &["cpu"],
-        (_, "percentile") => &["p99"],
-        (_, "metric") => &["dwcp_request_duration_seconds:p99:migrate"],
-        (_, "severity") => &["warning"],
-        _ => &["x"],
-    }
-}
-
-fn combinations(def: &MetricDef) -> Vec<Vec<&'static str>> {
-    let mut out: Vec<Vec<&'static str>> = vec![vec![]];
-    for l in def.labels {
-        let mut next = Vec::new();
-        for prefix in &out {
-            for v in values_for(def.name, l) {
-                let mut p = prefix.clone();
-                p.push(v);
-                next.push(p);
-            }
-        }
-        out = next;
-    }
-    out
-}
-
-/// One step of load: every counter grows, every gauge moves, every histogram records.
-fn drive(reg: &Registry, defs: &[MetricDef], tick: u64) {
-    for def in defs {
-        // The /proc refresher owns the resource gauges.
-        if matches!(def.name, "dwcp_memory_usage_bytes" | "dwcp_goroutines" | "dwcp_cpu_usage_seconds") {
-            continue;
-        }
-        for values in combinations(def) {
-            match def.kind {
-                MetricKind::Counter => {
-                    let f = reg.existing_counter(def.name).expect("registered counter");
-                    let n = if def.name == "dwcp_circuit_breaker_trips_total" {
-                        // A trickle (0.1/s per circuit): the storm below is the test's.
-                        u64::from(tick % 10 == 0)
-                    } else if values.contains(&"failure") || values.contains(&"false") {
-                        1
-                    } else {
-                        7
-                    };
-                    f.try_with_labels(&values).expect("labels").inc_by(n);
-                }
-                MetricKind::Gauge => {
-                    let f = reg.existing_gauge(def.name).expect("registered gauge");
-                    let v = match def.name {
-                        "dwcp_component_status" | "dwcp_sla_compliance" => 1.0,
-                        _ => 0.5 + (tick % 5) as f64 * 0.1,
-                    };
-                    f.try_with_labels(&values).expect("labels").set(v);
-                }
-                _ => {
-                    let f = reg.existing_histogram(def.name).expect("registered histogram");
-                    let h = f.try_with_labels(&values).expect("labels");
-                    if def.name.ends_with("_seconds") {
-                        h.record_secs(0.002 * (1 + tick % 50) as f64);
-                    } else {
-                        h.record(1 + tick % 40);
-                    }
-                }
-            }
-        }
-    }
-}
 
 /// The state of `alertname` in `/api/v1/alerts` (`None` when not active).
 fn alert_state(prom: &PrometheusProcess, alertname: &str) -> Option<String> {
@@ -140,28 +52,7 @@ fn generated_rules_and_dashboards_work_against_prometheus() {
         return;
     }
     let reg = Registry::builder().version("3.0.0").build().unwrap();
-    let (_manager, resilience) = catalog::manager::register_all(&reg).unwrap();
-    catalog::compression::register(&reg).unwrap();
-    catalog::probft::register(&reg).unwrap();
-    catalog::bullshark::register(&reg).unwrap();
-    catalog::tpbft::register(&reg).unwrap();
-    catalog::maddpg::register(&reg).unwrap();
-    catalog::protocol::register(&reg).unwrap();
-    catalog::v3::register(&reg).unwrap();
-    // The anomaly families (registered by the anomaly module in a real service).
-    reg.counter(dwcp_telemetry::anomaly::DETECTIONS_METRIC, "Anomalies detected")
-        .dynamic_labels(["metric", "severity"])
-        .register()
-        .unwrap();
-    reg.gauge(dwcp_telemetry::anomaly::ZSCORE_METRIC, "Latest z-score")
-        .dynamic_labels(["metric"])
-        .register()
-        .unwrap();
-    let defs: Vec<MetricDef> = catalog::systems()
-        .iter()
-        .flat_map(|s| s.metrics.iter().copied())
-        .chain(catalog::v3::ANOMALY_METRICS.iter().copied())
-        .collect();
+    let (resilience, defs) = catalog_support::register_everything(&reg);
 
     let server = PrometheusServer::builder(reg.clone())
         .bind("127.0.0.1:0".parse().unwrap())
@@ -193,7 +84,7 @@ fn generated_rules_and_dashboards_work_against_prometheus() {
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 let t = ticks.fetch_add(1, Ordering::Relaxed);
-                drive(&reg, &defs, t);
+                catalog_support::drive(&reg, &defs, t);
                 std::thread::sleep(Duration::from_millis(100));
             }
         })
