@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use dwcp_telemetry::catalog::manager::{self, Circuit, HealthCheck, CheckStatus, RecoveryAttempt};
+use dwcp_telemetry::catalog::manager::{self, CheckStatus, Circuit, HealthCheck, RecoveryAttempt};
 use dwcp_telemetry::catalog::v3::{self, Component, V3Component};
 use dwcp_telemetry::catalog::{self, probft, MetricDef};
 use dwcp_telemetry::export::prometheus::{render, Format};
@@ -29,14 +29,20 @@ fn every_system_registers_as_documented() {
     let names: BTreeSet<&str> = defs.iter().map(|d| d.name).collect();
     assert_eq!(names.len(), defs.len(), "a metric is defined twice");
     for d in &defs {
-        let desc = reg.descriptor_of(d.name).unwrap_or_else(|| panic!("{} not registered", d.name));
+        let desc = reg
+            .descriptor_of(d.name)
+            .unwrap_or_else(|| panic!("{} not registered", d.name));
         assert_eq!(desc.kind(), d.kind, "{}", d.name);
         assert_eq!(desc.label_names(), d.labels, "{}", d.name);
         assert!(!d.help.is_empty() && !d.unit.is_empty(), "{}", d.name);
         if let Some(b) = d.buckets {
             assert_eq!(desc.buckets(), b, "{}", d.name);
         }
-        assert!(d.kind != MetricKind::Histogram || desc.buckets().len() > 3, "{}", d.name);
+        assert!(
+            d.kind != MetricKind::Histogram || desc.buckets().len() > 3,
+            "{}",
+            d.name
+        );
     }
     // Registering again is idempotent (the same definitions).
     catalog_support::register_everything(&reg);
@@ -49,25 +55,46 @@ fn seeds_names_labels_and_buckets() {
     // Seed 000's Go instrumentation, exactly.
     let hc = find("dwcp_health_check_duration_seconds");
     assert_eq!(hc.labels, ["status"]);
-    assert_eq!(hc.buckets.unwrap(), [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
+    assert_eq!(
+        hc.buckets.unwrap(),
+        [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+    );
     let rd = find("dwcp_recovery_duration_seconds");
     assert_eq!(rd.labels, ["component"]);
     assert_eq!(rd.buckets.unwrap(), [0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0]);
-    assert_eq!(find("dwcp_recovery_attempts_total").labels, ["component", "success"]);
+    assert_eq!(
+        find("dwcp_recovery_attempts_total").labels,
+        ["component", "success"]
+    );
     assert_eq!(find("dwcp_circuit_breaker_state").labels, ["circuit"]);
     assert_eq!(find("dwcp_memory_usage_bytes").labels, ["type"]);
     assert_eq!(find("dwcp_goroutines").labels, [] as [&str; 0]);
-    assert_eq!(find("model_predictions_total").labels, ["prediction", "confidence", "model_version"]);
+    assert_eq!(
+        find("model_predictions_total").labels,
+        ["prediction", "confidence", "model_version"]
+    );
     assert_eq!(find("probft_node_health").labels, ["node", "status"]);
-    assert_eq!(find("tpbft_trust_score_changes").labels, ["node", "direction"]);
-    assert_eq!(find("maddpg_resource_utilization").labels, ["service", "resource_type"]);
-    assert_eq!(find("bullshark_confirmation_latency_seconds").labels, ["percentile"]);
+    assert_eq!(
+        find("tpbft_trust_score_changes").labels,
+        ["node", "direction"]
+    );
+    assert_eq!(
+        find("maddpg_resource_utilization").labels,
+        ["service", "resource_type"]
+    );
+    assert_eq!(
+        find("bullshark_confirmation_latency_seconds").labels,
+        ["percentile"]
+    );
     // Counters without `_total` are found by their exported name too.
     let b = find("probft_byzantine_events_detected_total");
     assert_eq!(b.name, "probft_byzantine_events_detected");
     assert_eq!(b.sample_name(), "probft_byzantine_events_detected_total");
     assert!(!b.note.is_empty());
-    assert_eq!(find("dwcp_requests_total").sample_name(), "dwcp_requests_total");
+    assert_eq!(
+        find("dwcp_requests_total").sample_name(),
+        "dwcp_requests_total"
+    );
 }
 
 #[test]
@@ -76,19 +103,37 @@ fn typed_handles_record_under_the_documented_labels() {
     let (m, r) = manager::register_all(&reg).unwrap();
     let v = v3::register(&reg).unwrap();
     let p = probft::register(&reg).unwrap();
-    r.circuit_breaker_trips_total.get(&Circuit { circuit: "database".into() }).inc_by(3);
+    r.circuit_breaker_trips_total
+        .get(&Circuit {
+            circuit: "database".into(),
+        })
+        .inc_by(3);
     r.recovery_attempts_total
-        .get(&RecoveryAttempt { component: String::from("amst").into(), success: false })
+        .get(&RecoveryAttempt {
+            component: String::from("amst").into(),
+            success: false,
+        })
         .inc();
     r.health_check_duration_seconds
-        .get(&HealthCheck { status: CheckStatus::Failure })
+        .get(&HealthCheck {
+            status: CheckStatus::Failure,
+        })
         .record_secs(0.3);
-    v.component_operations_total.get(&Component { component: V3Component::Itp }).inc();
+    v.component_operations_total
+        .get(&Component {
+            component: V3Component::Itp,
+        })
+        .inc();
     p.byzantine_events_detected
-        .get(&probft::ByzantineEvent { r#type: "equivocation".into() })
+        .get(&probft::ByzantineEvent {
+            r#type: "equivocation".into(),
+        })
         .inc();
     m.requests_total
-        .get(&manager::Request { operation: "migrate".into(), status: "ok".into() })
+        .get(&manager::Request {
+            operation: "migrate".into(),
+            status: "ok".into(),
+        })
         .inc();
     let text = render(&reg, Format::Text);
     for line in [
@@ -106,7 +151,11 @@ fn typed_handles_record_under_the_documented_labels() {
 #[test]
 fn collect_hooks_run_at_every_collection_and_survive_a_panic() {
     let reg = registry();
-    let g = reg.gauge("dwcp_hook_runs", "Hook runs").register().unwrap().handle();
+    let g = reg
+        .gauge("dwcp_hook_runs", "Hook runs")
+        .register()
+        .unwrap()
+        .handle();
     let runs = Arc::new(AtomicU64::new(0));
     let r = runs.clone();
     reg.on_collect(|| panic!("a broken hook"));
@@ -115,7 +164,10 @@ fn collect_hooks_run_at_every_collection_and_survive_a_panic() {
     });
     for i in 1..=3u64 {
         let families = reg.collect();
-        let f = families.iter().find(|f| f.descriptor.name() == "dwcp_hook_runs").unwrap();
+        let f = families
+            .iter()
+            .find(|f| f.descriptor.name() == "dwcp_hook_runs")
+            .unwrap();
         assert!(matches!(f.series[0].value, Value::Gauge(v) if v == i as f64));
     }
     let _ = render(&reg, Format::Text);
@@ -129,7 +181,10 @@ fn resource_gauges_are_read_from_proc_at_scrape_time() {
     manager::register_all(&reg).unwrap();
     let gauge = |name: &str, ty: Option<&str>| -> f64 {
         let families = reg.collect();
-        let f = families.iter().find(|f| f.descriptor.name() == name).unwrap();
+        let f = families
+            .iter()
+            .find(|f| f.descriptor.name() == name)
+            .unwrap();
         let s = f
             .series
             .iter()
@@ -160,7 +215,10 @@ fn resource_gauges_are_read_from_proc_at_scrape_time() {
         .collect();
     barrier.wait();
     let threads_during = gauge("dwcp_goroutines", None);
-    assert!(threads_during >= threads_before + 4.0, "{threads_before} -> {threads_during}");
+    assert!(
+        threads_during >= threads_before + 4.0,
+        "{threads_before} -> {threads_during}"
+    );
     barrier.wait();
     for h in handles {
         h.join().unwrap();
@@ -202,8 +260,10 @@ fn promtool_lints_only_the_documented_seed_names() {
         .map(|d| d.sample_name().into_owned())
         .collect();
     let undocumented: Vec<_> = flagged.difference(&documented).collect();
-    assert!(undocumented.is_empty(), "promtool flags undocumented names: {undocumented:?}\n{out}");
+    assert!(
+        undocumented.is_empty(),
+        "promtool flags undocumented names: {undocumented:?}\n{out}"
+    );
     // And it does flag the seed's gauge with a `_total` suffix.
     assert!(out.contains("probft_byzantine_nodes_total"), "{out}");
 }
-

@@ -28,7 +28,8 @@ fn alert_state(prom: &PrometheusProcess, alertname: &str) -> Option<String> {
     let r = prom_support::get(prom.addr, "/api/v1/alerts");
     let v: serde_json::Value = serde_json::from_str(&r.body).ok()?;
     v["data"]["alerts"].as_array()?.iter().find_map(|a| {
-        (a["labels"]["alertname"] == alertname).then(|| a["state"].as_str().unwrap_or("").to_owned())
+        (a["labels"]["alertname"] == alertname)
+            .then(|| a["state"].as_str().unwrap_or("").to_owned())
     })
 }
 
@@ -102,15 +103,24 @@ fn generated_rules_and_dashboards_work_against_prometheus() {
     });
     // Before the storm: the rule is evaluated (another alert of its group is active) and the
     // storm alert is not.
-    prom.wait_until(Duration::from_secs(30), "DWCPHealthCheckFailure active", || {
-        alert_state(&prom, "DWCPHealthCheckFailure").map(|_| ())
-    });
+    prom.wait_until(
+        Duration::from_secs(30),
+        "DWCPHealthCheckFailure active",
+        || alert_state(&prom, "DWCPHealthCheckFailure").map(|_| ()),
+    );
     assert_eq!(alert_state(&prom, "DWCPCircuitBreakerStorm"), None);
-    let before = prom.query_value("sum(rate(dwcp_circuit_breaker_trips_total[5m]))").unwrap();
-    assert!(before < 10.0, "the trickle alone must stay under the threshold: {before}");
+    let before = prom
+        .query_value("sum(rate(dwcp_circuit_breaker_trips_total[5m]))")
+        .unwrap();
+    assert!(
+        before < 10.0,
+        "the trickle alone must stay under the threshold: {before}"
+    );
 
     // --- the trip storm, through the catalog's typed handles --------------------------------
-    let trips = resilience.circuit_breaker_trips_total.get(&Circuit { circuit: "database".into() });
+    let trips = resilience.circuit_breaker_trips_total.get(&Circuit {
+        circuit: "database".into(),
+    });
     let storm_stop = Arc::new(AtomicBool::new(false));
     let storm = {
         let stop = storm_stop.clone();
@@ -121,25 +131,41 @@ fn generated_rules_and_dashboards_work_against_prometheus() {
             }
         })
     };
-    let pending = prom.wait_until(Duration::from_secs(60), "DWCPCircuitBreakerStorm pending", || {
-        match alert_state(&prom, "DWCPCircuitBreakerStorm").as_deref() {
+    let pending = prom.wait_until(
+        Duration::from_secs(60),
+        "DWCPCircuitBreakerStorm pending",
+        || match alert_state(&prom, "DWCPCircuitBreakerStorm").as_deref() {
             Some("pending") => Some(true),
             Some("firing") => Some(false),
             _ => None,
-        }
-    });
-    assert!(pending, "the alert must be seen pending before it fires (for: 10s, eval 1s)");
-    prom.wait_until(Duration::from_secs(60), "DWCPCircuitBreakerStorm firing", || {
-        (alert_state(&prom, "DWCPCircuitBreakerStorm").as_deref() == Some("firing")).then_some(())
-    });
+        },
+    );
+    assert!(
+        pending,
+        "the alert must be seen pending before it fires (for: 10s, eval 1s)"
+    );
+    prom.wait_until(
+        Duration::from_secs(60),
+        "DWCPCircuitBreakerStorm firing",
+        || {
+            (alert_state(&prom, "DWCPCircuitBreakerStorm").as_deref() == Some("firing"))
+                .then_some(())
+        },
+    );
     storm_stop.store(true, Ordering::Relaxed);
     storm.join().unwrap();
 
     // --- every recording rule and every dashboard query returns data ------------------------
     let mut queries: Vec<(String, String)> = Vec::new();
     for r in recording_rules(&cfg) {
-        queries.push((format!("recording rule {} (expr)", r.record), r.expr.clone()));
-        queries.push((format!("recording rule {} (recorded)", r.record), r.record.clone()));
+        queries.push((
+            format!("recording rule {} (expr)", r.record),
+            r.expr.clone(),
+        ));
+        queries.push((
+            format!("recording rule {} (recorded)", r.record),
+            r.record.clone(),
+        ));
     }
     for q in dashboard_queries(&cfg) {
         let expr = q
@@ -164,5 +190,9 @@ fn generated_rules_and_dashboards_work_against_prometheus() {
     }
     stop.store(true, Ordering::Relaxed);
     load.join().unwrap();
-    assert!(missing.is_empty(), "queries without data:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "queries without data:\n{}",
+        missing.join("\n")
+    );
 }

@@ -9,7 +9,9 @@ mod prom_support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dwcp_telemetry::catalog::ops::{alerts, dashboard_queries, generate, recording_rules, OpsConfig};
+use dwcp_telemetry::catalog::ops::{
+    alerts, dashboard_queries, generate, recording_rules, OpsConfig,
+};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -30,21 +32,43 @@ fn promtool(dir: &Path, args: &[&str]) -> (i32, String) {
 /// 004's API, database and cache alerts watch metrics no DWCP system exports).
 const SEED_ALERTS: &[&str] = &[
     // 000
-    "DWCPHealthCheckFailure", "DWCPCircuitBreakerStorm", "DWCPMemoryLeak", "DWCPRecoveryLoop",
-    "CompressionAccuracyLow", "CompressionOverheadHigh", "ByzantineNodeDetected",
-    "ConsensusFailure", "BullsharkThroughputLow", "BullsharkMempoolFull", "ResourceStarvation",
+    "DWCPHealthCheckFailure",
+    "DWCPCircuitBreakerStorm",
+    "DWCPMemoryLeak",
+    "DWCPRecoveryLoop",
+    "CompressionAccuracyLow",
+    "CompressionOverheadHigh",
+    "ByzantineNodeDetected",
+    "ConsensusFailure",
+    "BullsharkThroughputLow",
+    "BullsharkMempoolFull",
+    "ResourceStarvation",
     "AllocationEfficiencyLow",
     // 001
-    "DWCPManagerDown", "ConsensusDown", "HighLatency", "QuorumNotAchieved", "ModelAccuracyDrop",
+    "DWCPManagerDown",
+    "ConsensusDown",
+    "HighLatency",
+    "QuorumNotAchieved",
+    "ModelAccuracyDrop",
     // 002
-    "SLAAvailabilityViolation", "SLALatencyViolation", "DWCPv3AllReplicasDown",
-    "HighLatencyWarning", "ThroughputDegradation",
+    "SLAAvailabilityViolation",
+    "SLALatencyViolation",
+    "DWCPv3AllReplicasDown",
+    "HighLatencyWarning",
+    "ThroughputDegradation",
     // 003 (named)
-    "DWCPv3RolloutNoGo", "DWCPv3LatencyP99Critical", "DWCPv3ThroughputCriticalLow",
-    "DWCPv3ErrorRateCritical", "DWCPv3ComponentDown", "DWCPv3ConsensusFailure",
+    "DWCPv3RolloutNoGo",
+    "DWCPv3LatencyP99Critical",
+    "DWCPv3ThroughputCriticalLow",
+    "DWCPv3ErrorRateCritical",
+    "DWCPv3ComponentDown",
+    "DWCPv3ConsensusFailure",
     "DWCPv3MemoryLeakSuspected",
     // 004
-    "DWCPHighLatency", "DWCPPacketLoss", "DWCPBandwidthExhausted", "DWCPLowCompressionRatio",
+    "DWCPHighLatency",
+    "DWCPPacketLoss",
+    "DWCPBandwidthExhausted",
+    "DWCPLowCompressionRatio",
     "DWCPStreamOverflow",
 ];
 
@@ -75,19 +99,29 @@ fn every_seed_alert_is_generated_with_a_firing_and_a_silent_case() {
     let rules = text("deploy/prometheus/dwcp-alerts.rules.yml");
     let tests = text("deploy/prometheus/dwcp-alerts.test.yml");
     for name in SEED_ALERTS {
-        assert!(rules.contains(&format!("- alert: {name}\n")), "{name} not generated");
+        assert!(
+            rules.contains(&format!("- alert: {name}\n")),
+            "{name} not generated"
+        );
     }
     for a in &all {
         let fires = format!("  # {} fires\n", a.name);
         let silent = format!("  # {} stays silent\n", a.name);
-        let f = tests.find(&fires).unwrap_or_else(|| panic!("no firing case for {}", a.name));
+        let f = tests
+            .find(&fires)
+            .unwrap_or_else(|| panic!("no firing case for {}", a.name));
         assert!(tests.contains(&silent), "no silent case for {}", a.name);
         // The firing case expects one alert with labels and annotations.
         let case = &tests[f..];
-        let end = case[fires.len()..].find("\n  # ").map_or(case.len(), |i| i + fires.len());
+        let end = case[fires.len()..]
+            .find("\n  # ")
+            .map_or(case.len(), |i| i + fires.len());
         let case = &case[..end];
         assert!(case.contains(&format!("alertname: {}\n", a.name)), "{case}");
-        assert!(case.contains("exp_labels:") && case.contains("exp_annotations:"), "{case}");
+        assert!(
+            case.contains("exp_labels:") && case.contains("exp_annotations:"),
+            "{case}"
+        );
         assert!(case.contains("summary: "), "{case}");
     }
     // Seeds 002 and 000 both name ByzantineNodeDetected (ACP and ProBFT): two rules.
@@ -147,11 +181,14 @@ fn a_changed_rule_fails_its_unit_test() {
             "summary: 'Bullshark mempool full'",
             "BullsharkMempoolFull",
         ),
-        ("expr: 'avg(bullshark_mempool_usage_percentage) > 95'",
-         "expr: 'avg(bullshark_mempool_usage_percentage) > 0.95'",
-         "BullsharkMempoolFull"),
+        (
+            "expr: 'avg(bullshark_mempool_usage_percentage) > 95'",
+            "expr: 'avg(bullshark_mempool_usage_percentage) > 0.95'",
+            "BullsharkMempoolFull",
+        ),
     ] {
-        let dir = std::env::temp_dir().join(format!("dwcp-catalog-rules-{}-{alert}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("dwcp-catalog-rules-{}-{alert}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         for f in ["dwcp-alerts.rules.yml", "dwcp-recording.rules.yml"] {
             std::fs::copy(src.join(f), dir.join(f)).unwrap();
@@ -194,7 +231,8 @@ fn short_for_and_interval_are_configurable() {
         assert!(!rules.contains(&format!("for: {d}\n")), "for: {d} left");
     }
     // The committed files keep the seeds' values.
-    let committed = std::fs::read_to_string(root().join("deploy/prometheus/dwcp-alerts.rules.yml")).unwrap();
+    let committed =
+        std::fs::read_to_string(root().join("deploy/prometheus/dwcp-alerts.rules.yml")).unwrap();
     assert!(committed.contains("interval: 30s") && committed.contains("for: 4h"));
 }
 
@@ -202,13 +240,19 @@ fn short_for_and_interval_are_configurable() {
 fn slo_alerts_follow_the_sla_targets() {
     let mut cfg = OpsConfig::default();
     let a = alerts(&cfg);
-    let fast = a.iter().find(|a| a.name == "DWCPAvailabilityBudgetBurnFast").unwrap();
+    let fast = a
+        .iter()
+        .find(|a| a.name == "DWCPAvailabilityBudgetBurnFast")
+        .unwrap();
     assert_eq!(
         fast.expr,
         "(sla:migration_errors:ratio_rate1h > 0.0144 and sla:migration_errors:ratio_rate5m > 0.0144) \
          or (sla:migration_errors:ratio_rate6h > 0.006 and sla:migration_errors:ratio_rate30m > 0.006)"
     );
-    let slow = a.iter().find(|a| a.name == "DWCPLatencyBudgetBurnSlow").unwrap();
+    let slow = a
+        .iter()
+        .find(|a| a.name == "DWCPLatencyBudgetBurnSlow")
+        .unwrap();
     assert_eq!(
         slow.expr,
         "(sla:latency_slow:ratio_rate1d > 0.03 and sla:latency_slow:ratio_rate2h > 0.03) \
@@ -217,10 +261,21 @@ fn slo_alerts_follow_the_sla_targets() {
     cfg.sla.availability = 0.99;
     cfg.sla.latency_p99_seconds = 0.25;
     let a = alerts(&cfg);
-    let fast = a.iter().find(|a| a.name == "DWCPAvailabilityBudgetBurnFast").unwrap();
-    assert!(fast.expr.starts_with("(sla:migration_errors:ratio_rate1h > 0.144 and"), "{}", fast.expr);
+    let fast = a
+        .iter()
+        .find(|a| a.name == "DWCPAvailabilityBudgetBurnFast")
+        .unwrap();
+    assert!(
+        fast.expr
+            .starts_with("(sla:migration_errors:ratio_rate1h > 0.144 and"),
+        "{}",
+        fast.expr
+    );
     let r = recording_rules(&cfg);
-    let slow5m = r.iter().find(|r| r.record == "sla:latency_slow:ratio_rate5m").unwrap();
+    let slow5m = r
+        .iter()
+        .find(|r| r.record == "sla:latency_slow:ratio_rate5m")
+        .unwrap();
     assert!(slow5m.expr.contains(r#"le="0.25""#), "{}", slow5m.expr);
 }
 
@@ -230,7 +285,8 @@ fn dashboards_are_json_with_the_seeds_panels_and_variables() {
     let files = generate(&cfg).unwrap();
     let mut exprs = Vec::new();
     for a in files.iter().filter(|a| a.path.ends_with(".json")) {
-        let v: serde_json::Value = serde_json::from_str(&a.contents).unwrap_or_else(|e| panic!("{}: {e}", a.path));
+        let v: serde_json::Value =
+            serde_json::from_str(&a.contents).unwrap_or_else(|e| panic!("{}: {e}", a.path));
         for p in v["panels"].as_array().unwrap() {
             for t in p["targets"].as_array().into_iter().flatten() {
                 exprs.push(t["expr"].as_str().unwrap().to_owned());
@@ -246,14 +302,28 @@ fn dashboards_are_json_with_the_seeds_panels_and_variables() {
             assert_eq!(vars, ["datasource", "component", "region", "interval"]);
         }
     }
-    let expected: Vec<String> = dashboard_queries(&cfg).into_iter().map(|q| q.expr).collect();
+    let expected: Vec<String> = dashboard_queries(&cfg)
+        .into_iter()
+        .map(|q| q.expr)
+        .collect();
     assert_eq!(exprs, expected);
-    let titles: Vec<String> = dashboard_queries(&cfg).into_iter().map(|q| q.panel).collect();
+    let titles: Vec<String> = dashboard_queries(&cfg)
+        .into_iter()
+        .map(|q| q.panel)
+        .collect();
     for t in [
-        "Health Check Success Rate (24h)", "Recovery Duration Heatmap", "Circuit Breaker Trips (1h)",
-        "Consensus Round Duration", "Byzantine Events Detected (24h)", "DAG Depth & Width",
-        "Node Trust Scores", "GO / NO-GO", "Rollout Progress", "Error Budget Remaining (30d)",
-        "SLA Compliance Status", "Uptime by Time Window",
+        "Health Check Success Rate (24h)",
+        "Recovery Duration Heatmap",
+        "Circuit Breaker Trips (1h)",
+        "Consensus Round Duration",
+        "Byzantine Events Detected (24h)",
+        "DAG Depth & Width",
+        "Node Trust Scores",
+        "GO / NO-GO",
+        "Rollout Progress",
+        "Error Budget Remaining (30d)",
+        "SLA Compliance Status",
+        "Uptime by Time Window",
     ] {
         assert!(titles.iter().any(|x| x == t), "panel {t} missing");
     }

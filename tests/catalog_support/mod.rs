@@ -18,10 +18,13 @@ pub fn register_everything(reg: &Registry) -> (catalog::manager::Resilience, Vec
     catalog::protocol::register(reg).unwrap();
     catalog::v3::register(reg).unwrap();
     // The anomaly families (registered by the anomaly module in a real service).
-    reg.counter(dwcp_telemetry::anomaly::DETECTIONS_METRIC, "Anomalies detected")
-        .dynamic_labels(["metric", "severity"])
-        .register()
-        .unwrap();
+    reg.counter(
+        dwcp_telemetry::anomaly::DETECTIONS_METRIC,
+        "Anomalies detected",
+    )
+    .dynamic_labels(["metric", "severity"])
+    .register()
+    .unwrap();
     reg.gauge(dwcp_telemetry::anomaly::ZSCORE_METRIC, "Latest z-score")
         .dynamic_labels(["metric"])
         .register()
@@ -83,7 +86,10 @@ pub fn combinations(def: &MetricDef) -> Vec<Vec<&'static str>> {
 pub fn drive(reg: &Registry, defs: &[MetricDef], tick: u64) {
     for def in defs {
         // The /proc refresher owns the resource gauges.
-        if matches!(def.name, "dwcp_memory_usage_bytes" | "dwcp_goroutines" | "dwcp_cpu_usage_seconds") {
+        if matches!(
+            def.name,
+            "dwcp_memory_usage_bytes" | "dwcp_goroutines" | "dwcp_cpu_usage_seconds"
+        ) {
             continue;
         }
         for values in combinations(def) {
@@ -109,7 +115,9 @@ pub fn drive(reg: &Registry, defs: &[MetricDef], tick: u64) {
                     f.try_with_labels(&values).expect("labels").set(v);
                 }
                 _ => {
-                    let f = reg.existing_histogram(def.name).expect("registered histogram");
+                    let f = reg
+                        .existing_histogram(def.name)
+                        .expect("registered histogram");
                     let h = f.try_with_labels(&values).expect("labels");
                     if def.name.ends_with("_seconds") {
                         h.record_secs(0.002 * (1 + tick % 50) as f64);
@@ -121,4 +129,3 @@ pub fn drive(reg: &Registry, defs: &[MetricDef], tick: u64) {
         }
     }
 }
-

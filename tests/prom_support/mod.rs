@@ -297,8 +297,14 @@ impl PrometheusProcess {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let log = std::fs::File::create(dir.join("prometheus.log")).expect("log");
         let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address={addr}"))
             .stdout(Stdio::null())
             .stderr(log)
@@ -306,7 +312,10 @@ impl PrometheusProcess {
             .expect("spawn prometheus");
         let p = PrometheusProcess { child, addr, dir };
         p.wait_until(Duration::from_secs(60), "prometheus ready", || {
-            let req = format!("GET /-/ready HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", p.addr);
+            let req = format!(
+                "GET /-/ready HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                p.addr
+            );
             let r = raw(p.addr, req.as_bytes()).ok()?;
             (parse_response(&r).status == 200).then_some(())
         });

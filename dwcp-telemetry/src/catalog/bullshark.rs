@@ -28,7 +28,8 @@ pub struct Percentile {
 }
 
 /// Buckets of confirmation and batch durations (10 ms to 10 s).
-pub const CONFIRMATION_BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const CONFIRMATION_BUCKETS: [f64; 10] =
+    [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 catalog! {
     system: "bullshark", "Bullshark consensus";

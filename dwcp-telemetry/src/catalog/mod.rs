@@ -2,7 +2,7 @@
 //!
 //! One module per system. Each has typed label sets (`#[derive(LabelSet)]` structs, so a
 //! label the metric does not have, or a missing one, does not compile), one `register`
-//! call that puts the system's families on a [`Registry`] and returns a struct of typed
+//! call that puts the system's families on a [`Registry`](crate::Registry) and returns a struct of typed
 //! families, and a table of [`MetricDef`]s (name, kind, labels, unit, buckets, source seed,
 //! deviation notes) from which `docs/catalog.md` and the ops artifacts under `deploy/`
 //! (alert and recording rules, dashboards) are generated ([`ops`]).
@@ -23,7 +23,7 @@
 //! use dwcp_telemetry::Registry;
 //!
 //! let registry = Registry::builder().version("3.0.0").build()?;
-//! let m = manager::register(&registry)?;
+//! let m = manager::register_resilience(&registry)?;
 //! m.circuit_breaker_trips_total.get(&Circuit { circuit: "database".into() }).inc();
 //! assert_eq!(
 //!     m.circuit_breaker_trips_total.get(&Circuit { circuit: "database".into() }).get(),

@@ -88,7 +88,9 @@ pub enum OpsError {
         expected: &'static str,
     },
     /// The latency target is not a bucket bound of `dwcp_v3_component_latency_seconds`.
-    #[error("latency target {0} s is not a bucket bound of dwcp_v3_component_latency_seconds ({1:?})")]
+    #[error(
+        "latency target {0} s is not a bucket bound of dwcp_v3_component_latency_seconds ({1:?})"
+    )]
     LatencyBucket(f64, &'static [f64]),
     /// A duration is not a Prometheus duration (`30s`, `5m`, `1h`, …).
     #[error("{0:?} is not a Prometheus duration like 30s, 5m or 1h")]
@@ -176,7 +178,8 @@ fn num(x: f64) -> String {
     if r.abs() >= 1e6 && r.fract() == 0.0 {
         // 2400000000 → 2.4e+09, as people write it in PromQL.
         let e = format!("{r:e}");
-        return e.replace('e', "e+");
+        let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+        return format!("{mant}e+{:02}", exp.parse::<u32>().unwrap_or(0));
     }
     s
 }
@@ -268,7 +271,10 @@ fn humanize1024(mut v: f64) -> String {
 /// Expands the template forms the generated annotations use, as Prometheus would.
 fn render(template: &str, labels: &[(&str, String)], value: f64) -> String {
     let mut out = template
-        .replace("{{ $value | humanizePercentage }}", &format!("{}%", g4(value * 100.0)))
+        .replace(
+            "{{ $value | humanizePercentage }}",
+            &format!("{}%", g4(value * 100.0)),
+        )
         .replace("{{ $value | humanize1024 }}", &humanize1024(value))
         .replace("{{ $value | humanize }}", &humanize(value));
     for (k, v) in labels {
@@ -346,8 +352,16 @@ impl AlertBuilder {
         self
     }
     /// One input series: its selector, its values when the alert must fire, and when not.
-    fn series(mut self, s: impl Into<String>, fire: impl Into<String>, quiet: impl Into<String>) -> Self {
-        self.alert.test.series.push((s.into(), fire.into(), quiet.into()));
+    fn series(
+        mut self,
+        s: impl Into<String>,
+        fire: impl Into<String>,
+        quiet: impl Into<String>,
+    ) -> Self {
+        self.alert
+            .test
+            .series
+            .push((s.into(), fire.into(), quiet.into()));
         self
     }
     fn at(mut self, minutes: u32, value: f64, out: &[(&'static str, &'static str)]) -> Alert {
@@ -372,13 +386,23 @@ pub fn alerts(cfg: &OpsConfig) -> Vec<Alert> {
 
     // --- seed 000: dwcp-manager -------------------------------------------------------
     v.push(
-        alert("dwcp-manager", "DWCPHealthCheckFailure", "000",
+        alert(
+            "dwcp-manager",
+            "DWCPHealthCheckFailure",
+            "000",
             r#"sum(rate(dwcp_health_check_total{status="failure"}[5m])) > 0"#,
-            "2m", "warning", Some("dwcp-manager"),
-            "DWCP Manager health check failures detected")
+            "2m",
+            "warning",
+            Some("dwcp-manager"),
+            "DWCP Manager health check failures detected",
+        )
         .desc("{{ $value | humanize }} failed health checks per second over the last 5 minutes")
         .fix("No description in the seed: added one.")
-        .series(r#"dwcp_health_check_total{status="failure"}"#, ramp(60.0, n), flat(0.0, n))
+        .series(
+            r#"dwcp_health_check_total{status="failure"}"#,
+            ramp(60.0, n),
+            flat(0.0, n),
+        )
         .at(10, 1.0, &[]),
     );
     v.push(
@@ -414,12 +438,29 @@ pub fn alerts(cfg: &OpsConfig) -> Vec<Alert> {
     );
     // --- seed 001: availability and latency of the services -----------------------------
     v.push(
-        alert("dwcp-manager", "DWCPManagerDown", "001",
+        alert(
+            "dwcp-manager",
+            "DWCPManagerDown",
+            "001",
             r#"up{job="dwcp-manager"} == 0"#,
-            "30s", "critical", Some("dwcp-manager"),
-            "DWCP Manager down on {{ $labels.instance }}")
-        .series(r#"up{job="dwcp-manager",instance="dwcp-manager-01:8080"}"#, flat(0.0, n), flat(1.0, n))
-        .at(3, 0.0, &[("instance", "dwcp-manager-01:8080"), ("job", "dwcp-manager")]),
+            "30s",
+            "critical",
+            Some("dwcp-manager"),
+            "DWCP Manager down on {{ $labels.instance }}",
+        )
+        .series(
+            r#"up{job="dwcp-manager",instance="dwcp-manager-01:8080"}"#,
+            flat(0.0, n),
+            flat(1.0, n),
+        )
+        .at(
+            3,
+            0.0,
+            &[
+                ("instance", "dwcp-manager-01:8080"),
+                ("job", "dwcp-manager"),
+            ],
+        ),
     );
     v.push(
         alert("dwcp-manager", "HighLatency", "001",
@@ -435,13 +476,23 @@ pub fn alerts(cfg: &OpsConfig) -> Vec<Alert> {
 
     // --- seed 000: compression (and seed 001's model alert) ----------------------------
     v.push(
-        alert("compression", "CompressionAccuracyLow", "000",
+        alert(
+            "compression",
+            "CompressionAccuracyLow",
+            "000",
             "avg(compression_accuracy) < 0.99",
-            "1h", "warning", Some("compression"),
-            "Compression accuracy below target")
+            "1h",
+            "warning",
+            Some("compression"),
+            "Compression accuracy below target",
+        )
         .desc("Compression accuracy {{ $value | humanizePercentage }} < 99%")
         .fix("The description printed the 0..1 ratio next to \"99%\": now `humanizePercentage`.")
-        .series(r#"compression_accuracy{algorithm="zstd"}"#, flat(0.95, 80), flat(0.995, 80))
+        .series(
+            r#"compression_accuracy{algorithm="zstd"}"#,
+            flat(0.95, 80),
+            flat(0.995, 80),
+        )
         .at(65, 0.95, &[]),
     );
     v.push(
@@ -477,12 +528,22 @@ pub fn alerts(cfg: &OpsConfig) -> Vec<Alert> {
         .at(5, 1.0, &[("type", "equivocation")]),
     );
     v.push(
-        alert("consensus", "ConsensusFailure", "000",
+        alert(
+            "consensus",
+            "ConsensusFailure",
+            "000",
             "increase(probft_consensus_failures_total[5m]) > 0",
-            "1m", "critical", Some("probft"),
-            "ProBFT consensus failure")
+            "1m",
+            "critical",
+            Some("probft"),
+            "ProBFT consensus failure",
+        )
         .desc("Consensus failed: {{ $labels.reason }}")
-        .series(r#"probft_consensus_failures_total{reason="timeout"}"#, once, flat(0.0, n))
+        .series(
+            r#"probft_consensus_failures_total{reason="timeout"}"#,
+            once,
+            flat(0.0, n),
+        )
         .at(5, 1.0, &[("reason", "timeout")]),
     );
     v.push(
@@ -495,20 +556,47 @@ pub fn alerts(cfg: &OpsConfig) -> Vec<Alert> {
         .at(12, 0.0, &[]),
     );
     v.push(
-        alert("consensus", "ConsensusDown", "001",
+        alert(
+            "consensus",
+            "ConsensusDown",
+            "001",
             r#"up{job=~".*-consensus"} == 0"#,
-            "1m", "critical", Some("consensus"),
-            "Consensus node down: {{ $labels.instance }}")
-        .series(r#"up{job="probft-consensus",instance="probft-node-01:8080"}"#, flat(0.0, n), flat(1.0, n))
-        .at(3, 0.0, &[("instance", "probft-node-01:8080"), ("job", "probft-consensus")]),
+            "1m",
+            "critical",
+            Some("consensus"),
+            "Consensus node down: {{ $labels.instance }}",
+        )
+        .series(
+            r#"up{job="probft-consensus",instance="probft-node-01:8080"}"#,
+            flat(0.0, n),
+            flat(1.0, n),
+        )
+        .at(
+            3,
+            0.0,
+            &[
+                ("instance", "probft-node-01:8080"),
+                ("job", "probft-consensus"),
+            ],
+        ),
     );
     v.push(
-        alert("consensus", "BullsharkThroughputLow", "000",
+        alert(
+            "consensus",
+            "BullsharkThroughputLow",
+            "000",
             "sum(rate(bullshark_transactions_processed_total[1m])) < 250000",
-            "10m", "warning", Some("bullshark"),
-            "Bullshark throughput below target")
+            "10m",
+            "warning",
+            Some("bullshark"),
+            "Bullshark throughput below target",
+        )
         .desc("Throughput {{ $value | humanize }} tx/s < 250K tx/s")
-        .series("bullshark_transactions_processed_total", ramp(6_000_000.0, n), ramp(18_000_000.0, n))
+        .series(
+            "bullshark_transactions_processed_total",
+            ramp(6_000_000.0, n),
+            ramp(18_000_000.0, n),
+        )
         .at(15, 100_000.0, &[]),
     );
     v.push(
@@ -534,10 +622,16 @@ pub fn alerts(cfg: &OpsConfig) -> Vec<Alert> {
         .at(5, 1.0, &[("service", "api")]),
     );
     v.push(
-        alert("resource-allocation", "AllocationEfficiencyLow", "000",
+        alert(
+            "resource-allocation",
+            "AllocationEfficiencyLow",
+            "000",
             "avg(maddpg_allocation_efficiency) < 0.85",
-            "1h", "warning", Some("maddpg"),
-            "Allocation efficiency below baseline")
+            "1h",
+            "warning",
+            Some("maddpg"),
+            "Allocation efficiency below baseline",
+        )
         .desc("Efficiency {{ $value | humanizePercentage }} < 85%")
         .fix("The description printed the 0..1 ratio next to \"85%\": now `humanizePercentage`.")
         .series("maddpg_allocation_efficiency", flat(0.8, 80), flat(0.9, 80))
@@ -547,20 +641,32 @@ pub fn alerts(cfg: &OpsConfig) -> Vec<Alert> {
     // --- seed 004: DWCP protocol ---------------------------------------------------------
     let rb = |s: &str| format!("https://docs.novacron.local/runbooks/{s}");
     v.push(
-        alert("dwcp-protocol", "DWCPHighLatency", "004",
+        alert(
+            "dwcp-protocol",
+            "DWCPHighLatency",
+            "004",
             "dwcp_latency_milliseconds > 100",
-            "5m", "warning", Some("dwcp"),
-            "DWCP protocol experiencing high latency")
+            "5m",
+            "warning",
+            Some("dwcp"),
+            "DWCP protocol experiencing high latency",
+        )
         .desc("Average DWCP latency is {{ $value | humanize }}ms (threshold: 100ms)")
         .annotation("runbook_url", rb("dwcp-latency"))
         .series("dwcp_latency_milliseconds", flat(150.0, n), flat(50.0, n))
         .at(8, 150.0, &[]),
     );
     v.push(
-        alert("dwcp-protocol", "DWCPPacketLoss", "004",
+        alert(
+            "dwcp-protocol",
+            "DWCPPacketLoss",
+            "004",
             "dwcp_packet_loss_rate > 0.01",
-            "2m", "warning", Some("dwcp"),
-            "DWCP packet loss detected")
+            "2m",
+            "warning",
+            Some("dwcp"),
+            "DWCP packet loss detected",
+        )
         .desc("Packet loss rate is {{ $value | humanizePercentage }}")
         .annotation("runbook_url", rb("dwcp-packet-loss"))
         .series("dwcp_packet_loss_rate", flat(0.05, n), flat(0.001, n))
@@ -579,10 +685,16 @@ pub fn alerts(cfg: &OpsConfig) -> Vec<Alert> {
         .at(8, 0.95, &[]),
     );
     v.push(
-        alert("dwcp-protocol", "DWCPLowCompressionRatio", "004",
+        alert(
+            "dwcp-protocol",
+            "DWCPLowCompressionRatio",
+            "004",
             "dwcp_compression_ratio < 1.5",
-            "10m", "info", Some("dwcp"),
-            "DWCP compression ratio is low")
+            "10m",
+            "info",
+            Some("dwcp"),
+            "DWCP compression ratio is low",
+        )
         .desc("Compression ratio is {{ $value | humanize }} (expected: > 1.5)")
         .annotation("runbook_url", rb("dwcp-compression"))
         .series("dwcp_compression_ratio", flat(1.2, n), flat(2.5, n))
@@ -604,24 +716,43 @@ pub fn alerts(cfg: &OpsConfig) -> Vec<Alert> {
     // --- seed 002: v3 SLA (critical and warning) -----------------------------------------
     let mig_ok = r#"dwcp_v3_migrations_total{mode="datacenter",status="success"}"#;
     let mig_fail = r#"dwcp_v3_migrations_total{mode="datacenter",status="failure"}"#;
-    let lat_b = |le: &str| format!(r#"dwcp_v3_component_latency_seconds_bucket{{component="amst",le="{le}"}}"#);
+    let lat_b = |le: &str| {
+        format!(r#"dwcp_v3_component_latency_seconds_bucket{{component="amst",le="{le}"}}"#)
+    };
     v.push(
-        alert("dwcp-v3-sla", "SLAAvailabilityViolation", "002",
+        alert(
+            "dwcp-v3-sla",
+            "SLAAvailabilityViolation",
+            "002",
             format!("sla:availability:5m < {avail}"),
-            "5m", "critical", Some("dwcp-v3"),
-            format!("DWCP v3 availability below {}", pct(sla.availability)))
-        .desc(format!("Availability {{{{ $value | humanizePercentage }}}} over the last 5 minutes (SLA: {})", pct(sla.availability)))
+            "5m",
+            "critical",
+            Some("dwcp-v3"),
+            format!("DWCP v3 availability below {}", pct(sla.availability)),
+        )
+        .desc(format!(
+            "Availability {{{{ $value | humanizePercentage }}}} over the last 5 minutes (SLA: {})",
+            pct(sla.availability)
+        ))
         .annotation("runbook", "docs: SLAAvailabilityViolation (seed 002)")
         .series(mig_ok, ramp(990.0, n), ramp(1000.0, n))
         .series(mig_fail, ramp(10.0, n), flat(0.0, n))
         .at(12, 0.99, &[]),
     );
     v.push(
-        alert("dwcp-v3-sla", "SLALatencyViolation", "002",
+        alert(
+            "dwcp-v3-sla",
+            "SLALatencyViolation",
+            "002",
             format!("sla:latency_p99:5m > {lat}"),
-            "3m", "critical", Some("dwcp-v3"),
-            format!("DWCP v3 P99 latency above {lat_ms}ms"))
-        .desc(format!("P99 latency {{{{ $value | humanize }}}}s over the last 5 minutes (SLA: {lat_ms}ms)"))
+            "3m",
+            "critical",
+            Some("dwcp-v3"),
+            format!("DWCP v3 P99 latency above {lat_ms}ms"),
+        )
+        .desc(format!(
+            "P99 latency {{{{ $value | humanize }}}}s over the last 5 minutes (SLA: {lat_ms}ms)"
+        ))
         .annotation("runbook", "docs: SLALatencyViolation (seed 002)")
         .series(lat_b("0.1"), flat(0.0, n), ramp(100.0, n))
         .series(lat_b("0.25"), ramp(100.0, n), ramp(100.0, n))
@@ -661,12 +792,22 @@ pub fn alerts(cfg: &OpsConfig) -> Vec<Alert> {
         .at(17, 0.05 + 0.05 * 0.99, &[]),
     );
     v.push(
-        alert("dwcp-v3-sla", "ThroughputDegradation", "002",
+        alert(
+            "dwcp-v3-sla",
+            "ThroughputDegradation",
+            "002",
             format!("dwcp_v3:throughput_avg:5m < {tput}"),
-            "10m", "warning", Some("dwcp-v3"),
-            format!("DWCP v3 throughput below {tput_text}"))
+            "10m",
+            "warning",
+            Some("dwcp-v3"),
+            format!("DWCP v3 throughput below {tput_text}"),
+        )
         .desc("Throughput {{ $value | humanize }}B/s averaged over 5 minutes")
-        .series(r#"dwcp_v3_bytes_transferred_total{component="amst",direction="tx"}"#, ramp(120e9, n), ramp(180e9, n))
+        .series(
+            r#"dwcp_v3_bytes_transferred_total{component="amst",direction="tx"}"#,
+            ramp(120e9, n),
+            ramp(180e9, n),
+        )
         .at(16, 2e9, &[]),
     );
 
@@ -689,10 +830,16 @@ pub fn alerts(cfg: &OpsConfig) -> Vec<Alert> {
         .at(8, 0.0, &[]),
     );
     v.push(
-        alert("dwcp-v3-critical", "DWCPv3LatencyP99Critical", "003",
+        alert(
+            "dwcp-v3-critical",
+            "DWCPv3LatencyP99Critical",
+            "003",
             "sla:latency_p99:5m > 0.5",
-            "2m", "critical", Some("dwcp-v3"),
-            "DWCP v3 P99 latency above 500ms")
+            "2m",
+            "critical",
+            Some("dwcp-v3"),
+            "DWCP v3 P99 latency above 500ms",
+        )
         .desc("P99 latency {{ $value | humanize }}s for 2 minutes")
         .series(lat_b("0.5"), flat(0.0, n), ramp(100.0, n))
         .series(lat_b("1"), ramp(100.0, n), ramp(100.0, n))
@@ -700,38 +847,74 @@ pub fn alerts(cfg: &OpsConfig) -> Vec<Alert> {
         .at(10, 0.5 + 0.5 * 0.99, &[]),
     );
     v.push(
-        alert("dwcp-v3-critical", "DWCPv3ThroughputCriticalLow", "003",
+        alert(
+            "dwcp-v3-critical",
+            "DWCPv3ThroughputCriticalLow",
+            "003",
             "dwcp_v3:throughput_avg:5m < 2e+09",
-            "3m", "critical", Some("dwcp-v3"),
-            "DWCP v3 throughput below 2GB/s")
+            "3m",
+            "critical",
+            Some("dwcp-v3"),
+            "DWCP v3 throughput below 2GB/s",
+        )
         .desc("Throughput {{ $value | humanize }}B/s averaged over 5 minutes")
-        .series(r#"dwcp_v3_bytes_transferred_total{component="amst",direction="tx"}"#, ramp(90e9, n), ramp(180e9, n))
+        .series(
+            r#"dwcp_v3_bytes_transferred_total{component="amst",direction="tx"}"#,
+            ramp(90e9, n),
+            ramp(180e9, n),
+        )
         .at(10, 1.5e9, &[]),
     );
     v.push(
-        alert("dwcp-v3-critical", "DWCPv3ErrorRateCritical", "003",
+        alert(
+            "dwcp-v3-critical",
+            "DWCPv3ErrorRateCritical",
+            "003",
             "dwcp_v3:error_rate:5m > 10",
-            "1m", "critical", Some("dwcp-v3"),
-            "DWCP v3 error rate above 10 errors/s")
+            "1m",
+            "critical",
+            Some("dwcp-v3"),
+            "DWCP v3 error rate above 10 errors/s",
+        )
         .desc("{{ $value | humanize }} errors per second over the last 5 minutes")
         .series(errs, ramp(900.0, n), ramp(120.0, n))
         .at(8, 15.0, &[]),
     );
     v.push(
-        alert("dwcp-v3-critical", "DWCPv3ComponentDown", "003",
+        alert(
+            "dwcp-v3-critical",
+            "DWCPv3ComponentDown",
+            "003",
             "dwcp_v3_component_health == 0",
-            "1m", "critical", None,
-            "DWCP v3 component {{ $labels.component }} is down")
-        .series(r#"dwcp_v3_component_health{component="hde"}"#, flat(0.0, n), flat(1.0, n))
+            "1m",
+            "critical",
+            None,
+            "DWCP v3 component {{ $labels.component }} is down",
+        )
+        .series(
+            r#"dwcp_v3_component_health{component="hde"}"#,
+            flat(0.0, n),
+            flat(1.0, n),
+        )
         .at(4, 0.0, &[("component", "hde")]),
     );
     v.push(
-        alert("dwcp-v3-critical", "DWCPv3ConsensusFailure", "003",
+        alert(
+            "dwcp-v3-critical",
+            "DWCPv3ConsensusFailure",
+            "003",
             r#"increase(dwcp_v3_component_errors_total{component="acp"}[5m]) > 0"#,
-            "1m", "critical", Some("acp"),
-            "ACP consensus failures")
+            "1m",
+            "critical",
+            Some("acp"),
+            "ACP consensus failures",
+        )
         .desc("{{ $value | humanize }} ACP errors in the last 5 minutes")
-        .series(r#"dwcp_v3_component_errors_total{component="acp"}"#, once, flat(0.0, n))
+        .series(
+            r#"dwcp_v3_component_errors_total{component="acp"}"#,
+            once,
+            flat(0.0, n),
+        )
         .at(5, 1.0, &[("component", "acp")]),
     );
     v.push(
@@ -757,30 +940,56 @@ pub fn alerts(cfg: &OpsConfig) -> Vec<Alert> {
         .at(12, 0.3 + 0.2 * 0.95, &[]),
     );
     v.push(
-        alert("dwcp-v3-warning", "DWCPv3ThroughputSuboptimal", "003",
+        alert(
+            "dwcp-v3-warning",
+            "DWCPv3ThroughputSuboptimal",
+            "003",
             "dwcp_v3:throughput_avg:5m < 2.2e+09",
-            "10m", "warning", Some("dwcp-v3"),
-            "DWCP v3 throughput below 2.2GB/s")
+            "10m",
+            "warning",
+            Some("dwcp-v3"),
+            "DWCP v3 throughput below 2.2GB/s",
+        )
         .desc("Throughput {{ $value | humanize }}B/s averaged over 5 minutes")
-        .series(r#"dwcp_v3_bytes_transferred_total{component="amst",direction="tx"}"#, ramp(126e9, n), ramp(180e9, n))
+        .series(
+            r#"dwcp_v3_bytes_transferred_total{component="amst",direction="tx"}"#,
+            ramp(126e9, n),
+            ramp(180e9, n),
+        )
         .at(16, 2.1e9, &[]),
     );
     v.push(
-        alert("dwcp-v3-warning", "DWCPv3ErrorRateElevated", "003",
+        alert(
+            "dwcp-v3-warning",
+            "DWCPv3ErrorRateElevated",
+            "003",
             "dwcp_v3:error_rate:5m > 1",
-            "5m", "warning", Some("dwcp-v3"),
-            "DWCP v3 error rate above 1 error/s")
+            "5m",
+            "warning",
+            Some("dwcp-v3"),
+            "DWCP v3 error rate above 1 error/s",
+        )
         .desc("{{ $value | humanize }} errors per second over the last 5 minutes")
         .series(errs, ramp(120.0, n), ramp(30.0, n))
         .at(12, 2.0, &[]),
     );
     v.push(
-        alert("dwcp-v3-warning", "DWCPv3HighCPUUsage", "003",
+        alert(
+            "dwcp-v3-warning",
+            "DWCPv3HighCPUUsage",
+            "003",
             r#"dwcp_v3_resource_utilization{resource="cpu"} > 0.8"#,
-            "10m", "warning", Some("dwcp-v3"),
-            "DWCP v3 CPU usage above 80%")
+            "10m",
+            "warning",
+            Some("dwcp-v3"),
+            "DWCP v3 CPU usage above 80%",
+        )
         .desc("CPU at {{ $value | humanizePercentage }}")
-        .series(r#"dwcp_v3_resource_utilization{resource="cpu"}"#, flat(0.9, n), flat(0.5, n))
+        .series(
+            r#"dwcp_v3_resource_utilization{resource="cpu"}"#,
+            flat(0.9, n),
+            flat(0.5, n),
+        )
         .at(13, 0.9, &[("resource", "cpu")]),
     );
     v.push(
@@ -795,60 +1004,111 @@ pub fn alerts(cfg: &OpsConfig) -> Vec<Alert> {
 
     // --- seed 003: SLA -------------------------------------------------------------------------
     v.push(
-        alert("dwcp-v3-sla-compliance", "SLAThroughputViolation", "003",
+        alert(
+            "dwcp-v3-sla-compliance",
+            "SLAThroughputViolation",
+            "003",
             format!("dwcp_v3:throughput_avg:5m < {tput}"),
-            "5m", "critical", Some("dwcp-v3"),
-            format!("DWCP v3 throughput SLA violated (< {tput_text})"))
+            "5m",
+            "critical",
+            Some("dwcp-v3"),
+            format!("DWCP v3 throughput SLA violated (< {tput_text})"),
+        )
         .desc("Throughput {{ $value | humanize }}B/s averaged over 5 minutes")
-        .series(r#"dwcp_v3_bytes_transferred_total{component="amst",direction="tx"}"#, ramp(120e9, n), ramp(180e9, n))
+        .series(
+            r#"dwcp_v3_bytes_transferred_total{component="amst",direction="tx"}"#,
+            ramp(120e9, n),
+            ramp(180e9, n),
+        )
         .at(12, 2e9, &[]),
     );
     v.push(
-        alert("dwcp-v3-sla-compliance", "SLAErrorRateViolation", "003",
+        alert(
+            "dwcp-v3-sla-compliance",
+            "SLAErrorRateViolation",
+            "003",
             format!("sla:error_rate:5m > {err}"),
-            "5m", "critical", Some("dwcp-v3"),
-            format!("DWCP v3 error rate SLA violated (> {})", pct(sla.error_rate)))
+            "5m",
+            "critical",
+            Some("dwcp-v3"),
+            format!(
+                "DWCP v3 error rate SLA violated (> {})",
+                pct(sla.error_rate)
+            ),
+        )
         .desc("{{ $value | humanizePercentage }} of operations failed over the last 5 minutes")
         .series(ops, ramp(600.0, n), ramp(600.0, n))
         .series(errs, ramp(12.0, n), ramp(3.0, n))
         .at(12, 0.02, &[]),
     );
     v.push(
-        alert("dwcp-v3-sla-compliance", "SLAComplianceLow", "003",
+        alert(
+            "dwcp-v3-sla-compliance",
+            "SLAComplianceLow",
+            "003",
             "dwcp_v3:sla_compliance_overall:5m < 0.95",
-            "5m", "warning", Some("dwcp-v3"),
-            "Overall DWCP v3 SLA compliance below 95%")
+            "5m",
+            "warning",
+            Some("dwcp-v3"),
+            "Overall DWCP v3 SLA compliance below 95%",
+        )
         .desc("{{ $value | humanizePercentage }} of the SLIs meet their targets")
-        .series(r#"dwcp_sla_compliance{sli="availability",window="5m"}"#, flat(1.0, n), flat(1.0, n))
-        .series(r#"dwcp_sla_compliance{sli="latency_p99",window="5m"}"#, flat(0.0, n), flat(1.0, n))
+        .series(
+            r#"dwcp_sla_compliance{sli="availability",window="5m"}"#,
+            flat(1.0, n),
+            flat(1.0, n),
+        )
+        .series(
+            r#"dwcp_sla_compliance{sli="latency_p99",window="5m"}"#,
+            flat(0.0, n),
+            flat(1.0, n),
+        )
         .at(8, 0.5, &[]),
     );
 
     // --- seed 003: components --------------------------------------------------------------------
     v.push(
-        alert("dwcp-v3-components", "DWCPv3AMSTStreamSaturation", "003",
+        alert(
+            "dwcp-v3-components",
+            "DWCPv3AMSTStreamSaturation",
+            "003",
             "dwcp_v3_active_streams / dwcp_v3_stream_limit > 0.9",
-            "5m", "warning", Some("amst"),
-            "AMST streams near their limit")
+            "5m",
+            "warning",
+            Some("amst"),
+            "AMST streams near their limit",
+        )
         .desc("Active streams at {{ $value | humanizePercentage }} of dwcp_v3_stream_limit")
         .series("dwcp_v3_active_streams", flat(95.0, n), flat(40.0, n))
         .series("dwcp_v3_stream_limit", flat(100.0, n), flat(100.0, n))
         .at(8, 0.95, &[]),
     );
     v.push(
-        alert("dwcp-v3-components", "DWCPv3HDECompressionRatioLow", "003",
+        alert(
+            "dwcp-v3-components",
+            "DWCPv3HDECompressionRatioLow",
+            "003",
             "dwcp_v3_hde_compression_ratio < 1.5",
-            "10m", "warning", Some("hde"),
-            "HDE compression ratio low")
+            "10m",
+            "warning",
+            Some("hde"),
+            "HDE compression ratio low",
+        )
         .desc("HDE compression ratio {{ $value | humanize }} (expected: > 1.5)")
         .series("dwcp_v3_hde_compression_ratio", flat(1.1, n), flat(3.0, n))
         .at(13, 1.1, &[]),
     );
     v.push(
-        alert("dwcp-v3-components", "DWCPv3PBAPredictionAccuracyLow", "003",
+        alert(
+            "dwcp-v3-components",
+            "DWCPv3PBAPredictionAccuracyLow",
+            "003",
             "dwcp_v3_prediction_accuracy < 0.85",
-            "10m", "warning", Some("pba"),
-            "PBA bandwidth prediction accuracy low")
+            "10m",
+            "warning",
+            Some("pba"),
+            "PBA bandwidth prediction accuracy low",
+        )
         .desc("Prediction accuracy {{ $value | humanizePercentage }} (expected: > 85%)")
         .series("dwcp_v3_prediction_accuracy", flat(0.7, n), flat(0.95, n))
         .at(13, 0.7, &[]),
@@ -909,22 +1169,46 @@ pub fn alerts(cfg: &OpsConfig) -> Vec<Alert> {
         .at(13, 0.5, &[("job", "bullshark-consensus")]),
     );
     v.push(
-        alert("dwcp-v3-meta", "DWCPv3MetricsCollectionLatencyHigh", "003",
+        alert(
+            "dwcp-v3-meta",
+            "DWCPv3MetricsCollectionLatencyHigh",
+            "003",
             "max by (job) (scrape_duration_seconds) > 1",
-            "10m", "warning", Some("monitoring"),
-            "Scrapes of {{ $labels.job }} take over a second")
+            "10m",
+            "warning",
+            Some("monitoring"),
+            "Scrapes of {{ $labels.job }} take over a second",
+        )
         .desc("The slowest {{ $labels.job }} scrape took {{ $value | humanize }}s")
-        .series(r#"scrape_duration_seconds{job="dwcp-manager",instance="a:8080"}"#, flat(2.0, n), flat(0.01, n))
+        .series(
+            r#"scrape_duration_seconds{job="dwcp-manager",instance="a:8080"}"#,
+            flat(2.0, n),
+            flat(0.01, n),
+        )
         .at(13, 2.0, &[("job", "dwcp-manager")]),
     );
     v.push(
-        alert("dwcp-v3-meta", "DWCPv3AlertmanagerDown", "003",
+        alert(
+            "dwcp-v3-meta",
+            "DWCPv3AlertmanagerDown",
+            "003",
             r#"up{job="alertmanager"} == 0"#,
-            "5m", "critical", Some("monitoring"),
-            "Alertmanager {{ $labels.instance }} is down")
+            "5m",
+            "critical",
+            Some("monitoring"),
+            "Alertmanager {{ $labels.instance }} is down",
+        )
         .desc("Alerts are not being delivered while Alertmanager is down")
-        .series(r#"up{job="alertmanager",instance="alertmanager:9093"}"#, flat(0.0, n), flat(1.0, n))
-        .at(8, 0.0, &[("instance", "alertmanager:9093"), ("job", "alertmanager")]),
+        .series(
+            r#"up{job="alertmanager",instance="alertmanager:9093"}"#,
+            flat(0.0, n),
+            flat(1.0, n),
+        )
+        .at(
+            8,
+            0.0,
+            &[("instance", "alertmanager:9093"), ("job", "alertmanager")],
+        ),
     );
 
     // --- generated: multi-window multi-burn-rate SLO alerts ---------------------------------------
@@ -941,9 +1225,22 @@ pub fn alerts(cfg: &OpsConfig) -> Vec<Alert> {
 }
 
 /// The SLO error-budget burn windows: (alert suffix, severity, for, [(long, short, factor)]).
-const BURNS: [(&str, &str, &str, [(&str, &str, f64); 2]); 2] = [
-    ("Fast", "critical", "2m", [("1h", "5m", 14.4), ("6h", "30m", 6.0)]),
-    ("Slow", "warning", "15m", [("1d", "2h", 3.0), ("3d", "6h", 1.0)]),
+/// One burn-rate condition: long window, short window, burn factor.
+type BurnWindow = (&'static str, &'static str, f64);
+
+const BURNS: [(&str, &str, &str, [BurnWindow; 2]); 2] = [
+    (
+        "Fast",
+        "critical",
+        "2m",
+        [("1h", "5m", 14.4), ("6h", "30m", 6.0)],
+    ),
+    (
+        "Slow",
+        "warning",
+        "15m",
+        [("1d", "2h", 3.0), ("3d", "6h", 1.0)],
+    ),
 ];
 
 /// The windows the SLO ratio rules are recorded for.
@@ -954,8 +1251,20 @@ fn slo_alerts(cfg: &OpsConfig) -> Vec<Alert> {
     let lat_budget = 0.01; // P99 target: 99 % of operations under the latency target
     let mut v = Vec::new();
     for (sli, record, budget, name, what) in [
-        ("availability", "sla:migration_errors", avail_budget, "DWCPAvailabilityBudgetBurn", "failed migrations"),
-        ("latency", "sla:latency_slow", lat_budget, "DWCPLatencyBudgetBurn", "operations slower than the P99 target"),
+        (
+            "availability",
+            "sla:migration_errors",
+            avail_budget,
+            "DWCPAvailabilityBudgetBurn",
+            "failed migrations",
+        ),
+        (
+            "latency",
+            "sla:latency_slow",
+            lat_budget,
+            "DWCPLatencyBudgetBurn",
+            "operations slower than the P99 target",
+        ),
     ] {
         for (speed, severity, for_, pairs) in BURNS {
             let expr = pairs
@@ -973,25 +1282,51 @@ fn slo_alerts(cfg: &OpsConfig) -> Vec<Alert> {
                 .collect::<Vec<_>>()
                 .join(", or ");
             let (ok, bad) = if sli == "availability" {
-                (r#"dwcp_v3_migrations_total{mode="datacenter",status="success"}"#.to_owned(),
-                 r#"dwcp_v3_migrations_total{mode="datacenter",status="failure"}"#.to_owned())
+                (
+                    r#"dwcp_v3_migrations_total{mode="datacenter",status="success"}"#.to_owned(),
+                    r#"dwcp_v3_migrations_total{mode="datacenter",status="failure"}"#.to_owned(),
+                )
             } else {
                 let le = num(cfg.sla.latency_p99_seconds);
-                (format!(r#"dwcp_v3_component_latency_seconds_bucket{{component="amst",le="{le}"}}"#),
-                 r#"dwcp_v3_component_latency_seconds_count{component="amst"}"#.to_owned())
+                (
+                    format!(
+                        r#"dwcp_v3_component_latency_seconds_bucket{{component="amst",le="{le}"}}"#
+                    ),
+                    r#"dwcp_v3_component_latency_seconds_count{component="amst"}"#.to_owned(),
+                )
             };
-            let mut b = alert("dwcp-slo", name, "generated", expr, for_, severity, Some("dwcp-v3"),
-                format!("DWCP v3 {sli} error budget burning {}", speed.to_lowercase()))
-                .desc(format!("{{{{ $value | humanizePercentage }}}} of {what} (budget {}): {windows}", pct(budget)))
-                .label("slo", sli);
+            let mut b = alert(
+                "dwcp-slo",
+                name,
+                "generated",
+                expr,
+                for_,
+                severity,
+                Some("dwcp-v3"),
+                format!(
+                    "DWCP v3 {sli} error budget burning {}",
+                    speed.to_lowercase()
+                ),
+            )
+            .desc(format!(
+                "{{{{ $value | humanizePercentage }}}} of {what} (budget {}): {windows}",
+                pct(budget)
+            ))
+            .label("slo", sli);
             b = if sli == "availability" {
                 // 10 % of migrations fail (fires); 0.05 % fail (stays silent).
-                b.series(ok, ramp(900.0, 200), ramp(1999.0, 200))
-                    .series(bad, ramp(100.0, 200), ramp(1.0, 200))
+                b.series(ok, ramp(900.0, 200), ramp(1999.0, 200)).series(
+                    bad,
+                    ramp(100.0, 200),
+                    ramp(1.0, 200),
+                )
             } else {
                 // 20 % of operations over the target (fires); 0.1 % (stays silent).
-                b.series(ok, ramp(800.0, 200), ramp(999.0, 200))
-                    .series(bad, ramp(1000.0, 200), ramp(1000.0, 200))
+                b.series(ok, ramp(800.0, 200), ramp(999.0, 200)).series(
+                    bad,
+                    ramp(1000.0, 200),
+                    ramp(1000.0, 200),
+                )
             };
             let at = if speed == "Fast" { 10 } else { 25 };
             let value = if sli == "availability" { 0.1 } else { 0.2 };
@@ -1019,7 +1354,12 @@ pub fn recording_rules(cfg: &OpsConfig) -> Vec<Recording> {
     let sla = cfg.sla;
     let mut v = Vec::new();
     let mut r = |group, record: &str, expr: String, source| {
-        v.push(Recording { group, record: record.to_owned(), expr, source });
+        v.push(Recording {
+            group,
+            record: record.to_owned(),
+            expr,
+            source,
+        });
     };
     r("dwcp-sla", "sla:availability:5m",
         r#"sum(rate(dwcp_v3_migrations_total{status="success"}[5m])) / sum(rate(dwcp_v3_migrations_total[5m]))"#.into(),
@@ -1033,9 +1373,15 @@ pub fn recording_rules(cfg: &OpsConfig) -> Vec<Recording> {
     r("dwcp-sla", "sla:error_budget_remaining:30d",
         format!("1 - (sum(increase(dwcp_v3_component_errors_total[30d])) / sum(increase(dwcp_v3_component_operations_total[30d]))) / {}", num(sla.error_rate)),
         "seed 002's error budget, fixed: from the errors of the whole 30-day window, not the current rate");
-    r("dwcp-sla", "sla:availability_budget_remaining:30d",
-        format!(r#"1 - (sum(increase(dwcp_v3_migrations_total{{status="failure"}}[30d])) / sum(increase(dwcp_v3_migrations_total[30d]))) / {}"#, num(1.0 - sla.availability)),
-        "catalog (the availability budget of seed 000's 43.2 minutes/month, over 30 days)");
+    r(
+        "dwcp-sla",
+        "sla:availability_budget_remaining:30d",
+        format!(
+            r#"1 - (sum(increase(dwcp_v3_migrations_total{{status="failure"}}[30d])) / sum(increase(dwcp_v3_migrations_total[30d]))) / {}"#,
+            num(1.0 - sla.availability)
+        ),
+        "catalog (the availability budget of seed 000's 43.2 minutes/month, over 30 days)",
+    );
     r("dwcp-sla", "dwcp_v3:go_no_go:5m",
         format!("(sla:availability:5m >= bool {}) * (sla:latency_p99:5m <= bool {}) * (sla:error_rate:5m <= bool {})",
             num(sla.availability), num(sla.latency_p99_seconds), num(sla.error_rate)),
@@ -1045,20 +1391,34 @@ pub fn recording_rules(cfg: &OpsConfig) -> Vec<Recording> {
             format!("histogram_quantile({q}, sum by (le) (rate(dwcp_v3_migration_latency_seconds_bucket[5m])))"),
             "seed 003");
     }
-    r("dwcp-v3-aggregations", "dwcp_v3:throughput_avg:5m",
+    r(
+        "dwcp-v3-aggregations",
+        "dwcp_v3:throughput_avg:5m",
         "sum(rate(dwcp_v3_bytes_transferred_total[5m]))".into(),
-        "seed 003 (bytes/s averaged over 5 minutes)");
-    r("dwcp-v3-aggregations", "dwcp_v3:error_rate:5m",
+        "seed 003 (bytes/s averaged over 5 minutes)",
+    );
+    r(
+        "dwcp-v3-aggregations",
+        "dwcp_v3:error_rate:5m",
         "sum(rate(dwcp_v3_component_errors_total[5m]))".into(),
-        "seed 003 (errors/s: its alerts say \">10 errors/sec\")");
-    r("dwcp-v3-aggregations", "dwcp_v3:sla_compliance_overall:5m",
+        "seed 003 (errors/s: its alerts say \">10 errors/sec\")",
+    );
+    r(
+        "dwcp-v3-aggregations",
+        "dwcp_v3:sla_compliance_overall:5m",
         r#"avg(dwcp_sla_compliance{window="5m"})"#.into(),
-        "seed 003 (fraction of SLIs in compliance)");
+        "seed 003 (fraction of SLIs in compliance)",
+    );
     let le = le_matcher(sla.latency_p99_seconds);
     for w in SLO_WINDOWS {
-        r("dwcp-slo-ratios", &format!("sla:migration_errors:ratio_rate{w}"),
-            format!(r#"sum(rate(dwcp_v3_migrations_total{{status="failure"}}[{w}])) / sum(rate(dwcp_v3_migrations_total[{w}]))"#),
-            "generated (availability SLO, SRE workbook)");
+        r(
+            "dwcp-slo-ratios",
+            &format!("sla:migration_errors:ratio_rate{w}"),
+            format!(
+                r#"sum(rate(dwcp_v3_migrations_total{{status="failure"}}[{w}])) / sum(rate(dwcp_v3_migrations_total[{w}]))"#
+            ),
+            "generated (availability SLO, SRE workbook)",
+        );
     }
     for w in SLO_WINDOWS {
         r("dwcp-slo-ratios", &format!("sla:latency_slow:ratio_rate{w}"),
@@ -1089,10 +1449,28 @@ fn alert_rules_yaml(cfg: &OpsConfig, alerts: &[Alert]) -> String {
     let mut s = String::from(HEADER);
     s.push_str("# Alerting rules for the DWCP systems (seeds 000-004; fixes listed in docs/catalog.md).\ngroups:\n");
     for g in groups_in_order(alerts, |a| a.group) {
-        let _ = writeln!(s, "  - name: {g}\n    interval: {}\n    rules:", cfg.rule_interval);
+        let _ = writeln!(
+            s,
+            "  - name: {g}\n    interval: {}\n    rules:",
+            cfg.rule_interval
+        );
         for a in alerts.iter().filter(|a| a.group == g) {
-            let _ = writeln!(s, "      # seed {}{}", a.seed, if a.fix.is_empty() { "" } else { "; fixed, see docs/catalog.md" });
-            let _ = writeln!(s, "      - alert: {}\n        expr: {}", a.name, yq(&a.expr));
+            let _ = writeln!(
+                s,
+                "      # seed {}{}",
+                a.seed,
+                if a.fix.is_empty() {
+                    ""
+                } else {
+                    "; fixed, see docs/catalog.md"
+                }
+            );
+            let _ = writeln!(
+                s,
+                "      - alert: {}\n        expr: {}",
+                a.name,
+                yq(&a.expr)
+            );
             if !a.for_.is_empty() {
                 let _ = writeln!(s, "        for: {}", a.for_);
             }
@@ -1116,10 +1494,19 @@ fn recording_rules_yaml(cfg: &OpsConfig, rules: &[Recording]) -> String {
     let mut s = String::from(HEADER);
     s.push_str("# Recording rules: the seeds' SLA and dwcp_v3: aggregations, and the SLO ratio windows.\ngroups:\n");
     for g in groups_in_order(rules, |r| r.group) {
-        let _ = writeln!(s, "  - name: {g}\n    interval: {}\n    rules:", cfg.rule_interval);
+        let _ = writeln!(
+            s,
+            "  - name: {g}\n    interval: {}\n    rules:",
+            cfg.rule_interval
+        );
         for r in rules.iter().filter(|r| r.group == g) {
             let _ = writeln!(s, "      # {}", r.source);
-            let _ = writeln!(s, "      - record: {}\n        expr: {}", r.record, yq(&r.expr));
+            let _ = writeln!(
+                s,
+                "      - record: {}\n        expr: {}",
+                r.record,
+                yq(&r.expr)
+            );
         }
     }
     s
@@ -1132,18 +1519,35 @@ fn unit_tests_yaml(alerts: &[Alert]) -> String {
     for a in alerts {
         for firing in [true, false] {
             let t = &a.test;
-            let _ = writeln!(s, "  # {} {}", a.name, if firing { "fires" } else { "stays silent" });
+            let _ = writeln!(
+                s,
+                "  # {} {}",
+                a.name,
+                if firing { "fires" } else { "stays silent" }
+            );
             s.push_str("  - interval: 1m\n    input_series:\n");
             for (series, fire, quiet) in &t.series {
-                let _ = writeln!(s, "      - series: {}\n        values: {}", yq(series), yq(if firing { fire } else { quiet }));
+                let _ = writeln!(
+                    s,
+                    "      - series: {}\n        values: {}",
+                    yq(series),
+                    yq(if firing { fire } else { quiet })
+                );
             }
-            let _ = writeln!(s, "    alert_rule_test:\n      - eval_time: {}m\n        alertname: {}", t.at_minutes, a.name);
+            let _ = writeln!(
+                s,
+                "    alert_rule_test:\n      - eval_time: {}m\n        alertname: {}",
+                t.at_minutes, a.name
+            );
             if !firing {
                 s.push_str("        exp_alerts: []\n");
                 continue;
             }
-            let mut labels: Vec<(&str, String)> =
-                t.out_labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+            let mut labels: Vec<(&str, String)> = t
+                .out_labels
+                .iter()
+                .map(|(k, v)| (*k, (*v).to_owned()))
+                .collect();
             for (k, v) in &a.labels {
                 if !v.is_empty() {
                     labels.retain(|(l, _)| l != k);
@@ -1156,11 +1560,18 @@ fn unit_tests_yaml(alerts: &[Alert]) -> String {
                 let _ = writeln!(s, "              {k}: {}", yq(v));
             }
             // Templates see the expression's labels, before the rule's own are applied.
-            let expr_labels: Vec<(&str, String)> =
-                t.out_labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+            let expr_labels: Vec<(&str, String)> = t
+                .out_labels
+                .iter()
+                .map(|(k, v)| (*k, (*v).to_owned()))
+                .collect();
             s.push_str("            exp_annotations:\n");
             for (k, v) in &a.annotations {
-                let _ = writeln!(s, "              {k}: {}", yq(&render(v, &expr_labels, t.value)));
+                let _ = writeln!(
+                    s,
+                    "              {k}: {}",
+                    yq(&render(v, &expr_labels, t.value))
+                );
             }
         }
     }
@@ -1253,7 +1664,11 @@ fn panel(kind: &'static str, title: &str, unit: &'static str) -> Panel {
         targets: Vec::new(),
         thresholds: Vec::new(),
         mappings: Vec::new(),
-        width: if matches!(kind, "stat" | "gauge") { 6 } else { 12 },
+        width: if matches!(kind, "stat" | "gauge") {
+            6
+        } else {
+            12
+        },
     }
 }
 
@@ -1294,17 +1709,33 @@ fn custom_var(name: &'static str, label: &'static str, values: &[&str], multi: b
     let options: Vec<J> = values
         .iter()
         .enumerate()
-        .map(|(i, v)| J::Obj(vec![("selected", J::Bool(i == 0 && !multi)), ("text", s(*v)), ("value", s(*v))]))
+        .map(|(i, v)| {
+            J::Obj(vec![
+                ("selected", J::Bool(i == 0 && !multi)),
+                ("text", s(*v)),
+                ("value", s(*v)),
+            ])
+        })
         .collect();
     let current = if multi {
-        J::Obj(vec![("text", J::Arr(vec![s("All")])), ("value", J::Arr(vec![s("$__all")]))])
+        J::Obj(vec![
+            ("text", J::Arr(vec![s("All")])),
+            ("value", J::Arr(vec![s("$__all")])),
+        ])
     } else {
         J::Obj(vec![("text", s(values[0])), ("value", s(values[0]))])
     };
     J::Obj(vec![
         ("name", s(name)),
         ("label", s(label)),
-        ("type", s(if name == "interval" { "interval" } else { "custom" })),
+        (
+            "type",
+            s(if name == "interval" {
+                "interval"
+            } else {
+                "custom"
+            }),
+        ),
         ("query", s(values.join(","))),
         ("multi", J::Bool(multi)),
         ("includeAll", J::Bool(multi)),
@@ -1321,12 +1752,24 @@ fn query_var(name: &'static str, label: &'static str, query: &str) -> J {
         ("type", s("query")),
         ("datasource", datasource()),
         ("definition", s(query)),
-        ("query", J::Obj(vec![("query", s(query)), ("refId", s("PrometheusVariableQueryEditor-VariableQuery"))])),
+        (
+            "query",
+            J::Obj(vec![
+                ("query", s(query)),
+                ("refId", s("PrometheusVariableQueryEditor-VariableQuery")),
+            ]),
+        ),
         ("refresh", J::Num(2.0)),
         ("multi", J::Bool(true)),
         ("includeAll", J::Bool(true)),
         ("allValue", s(".*")),
-        ("current", J::Obj(vec![("text", J::Arr(vec![s("All")])), ("value", J::Arr(vec![s("$__all")]))])),
+        (
+            "current",
+            J::Obj(vec![
+                ("text", J::Arr(vec![s("All")])),
+                ("value", J::Arr(vec![s("$__all")])),
+            ]),
+        ),
     ])
 }
 
@@ -1351,7 +1794,15 @@ impl Dashboard {
                 ("title", s(*row)),
                 ("id", J::Num(id)),
                 ("collapsed", J::Bool(false)),
-                ("gridPos", J::Obj(vec![("h", J::Num(1.0)), ("w", J::Num(24.0)), ("x", J::Num(0.0)), ("y", J::Num(y as f64))])),
+                (
+                    "gridPos",
+                    J::Obj(vec![
+                        ("h", J::Num(1.0)),
+                        ("w", J::Num(24.0)),
+                        ("x", J::Num(0.0)),
+                        ("y", J::Num(y as f64)),
+                    ]),
+                ),
                 ("panels", J::Arr(vec![])),
             ]));
             id += 1.0;
@@ -1370,7 +1821,10 @@ impl Dashboard {
                         let mut t = vec![
                             ("datasource", datasource()),
                             ("expr", s(e.clone())),
-                            ("legendFormat", s(if l.is_empty() { "__auto" } else { l.as_str() })),
+                            (
+                                "legendFormat",
+                                s(if l.is_empty() { "__auto" } else { l.as_str() }),
+                            ),
                             ("refId", s(((b'A' + i as u8) as char).to_string())),
                         ];
                         if p.kind == "heatmap" {
@@ -1386,7 +1840,9 @@ impl Dashboard {
                 let steps = p
                     .thresholds
                     .iter()
-                    .map(|(v, c)| J::Obj(vec![("color", s(*c)), ("value", v.map_or(J::Null, J::Num))]))
+                    .map(|(v, c)| {
+                        J::Obj(vec![("color", s(*c)), ("value", v.map_or(J::Null, J::Num))])
+                    })
                     .collect();
                 let mappings = if p.mappings.is_empty() {
                     J::Arr(vec![])
@@ -1396,22 +1852,45 @@ impl Dashboard {
                         .iter()
                         .map(|(v, t, c)| (*v, J::Obj(vec![("color", s(*c)), ("text", s(*t))])))
                         .collect();
-                    J::Arr(vec![J::Obj(vec![("type", s("value")), ("options", J::Obj(opts))])])
+                    J::Arr(vec![J::Obj(vec![
+                        ("type", s("value")),
+                        ("options", J::Obj(opts)),
+                    ])])
                 };
                 panels.push(J::Obj(vec![
                     ("type", s(p.kind)),
                     ("title", s(p.title.clone())),
                     ("id", J::Num(id)),
                     ("datasource", datasource()),
-                    ("gridPos", J::Obj(vec![("h", J::Num(8.0)), ("w", J::Num(p.width as f64)), ("x", J::Num(x as f64)), ("y", J::Num(y as f64))])),
-                    ("fieldConfig", J::Obj(vec![
-                        ("defaults", J::Obj(vec![
-                            ("unit", s(p.unit)),
-                            ("mappings", mappings),
-                            ("thresholds", J::Obj(vec![("mode", s("absolute")), ("steps", J::Arr(steps))])),
-                        ])),
-                        ("overrides", J::Arr(vec![])),
-                    ])),
+                    (
+                        "gridPos",
+                        J::Obj(vec![
+                            ("h", J::Num(8.0)),
+                            ("w", J::Num(p.width as f64)),
+                            ("x", J::Num(x as f64)),
+                            ("y", J::Num(y as f64)),
+                        ]),
+                    ),
+                    (
+                        "fieldConfig",
+                        J::Obj(vec![
+                            (
+                                "defaults",
+                                J::Obj(vec![
+                                    ("unit", s(p.unit)),
+                                    ("mappings", mappings),
+                                    (
+                                        "thresholds",
+                                        J::Obj(vec![
+                                            ("mode", s("absolute")),
+                                            ("steps", J::Arr(steps)),
+                                        ]),
+                                    ),
+                                ]),
+                            ),
+                            ("overrides", J::Arr(vec![])),
+                        ]),
+                    ),
                     ("targets", J::Arr(targets)),
                 ]));
                 id += 1.0;
@@ -1429,7 +1908,10 @@ impl Dashboard {
             ("version", J::Num(1.0)),
             ("editable", J::Bool(true)),
             ("refresh", s(self.refresh)),
-            ("time", J::Obj(vec![("from", s(self.time_from)), ("to", s("now"))])),
+            (
+                "time",
+                J::Obj(vec![("from", s(self.time_from)), ("to", s("now"))]),
+            ),
             ("templating", J::Obj(vec![("list", J::Arr(vars))])),
             ("annotations", J::Obj(vec![("list", J::Arr(vec![]))])),
             ("panels", J::Arr(panels)),
@@ -1439,7 +1921,8 @@ impl Dashboard {
 
 fn dashboards(cfg: &OpsConfig) -> Vec<Dashboard> {
     let sla = cfg.sla;
-    let hq = |q: f64, m: &str| format!("histogram_quantile({q}, sum by (le) (rate({m}_bucket[5m])))");
+    let hq =
+        |q: f64, m: &str| format!("histogram_quantile({q}, sum by (le) (rate({m}_bucket[5m])))");
     let manager = Dashboard {
         file: "deploy/grafana/dwcp-manager.json",
         uid: "dwcp-manager",
@@ -1654,7 +2137,11 @@ pub fn dashboard_queries(cfg: &OpsConfig) -> Vec<PanelQuery> {
         for (_, ps) in &d.rows {
             for p in ps {
                 for (e, _) in &p.targets {
-                    v.push(PanelQuery { dashboard: d.file, panel: p.title.clone(), expr: e.clone() });
+                    v.push(PanelQuery {
+                        dashboard: d.file,
+                        panel: p.title.clone(),
+                        expr: e.clone(),
+                    });
                 }
             }
         }
@@ -1812,7 +2299,12 @@ fn catalog_md(cfg: &OpsConfig, alerts: &[Alert], rules: &[Recording]) -> String 
         - units in names other than base units (`dwcp_latency_milliseconds`) are kept;\n\
         - names the seeds only describe are defined by the catalog (seed `catalog`).\n\n");
     for sys in systems() {
-        let _ = writeln!(s, "## {} (`catalog::{}`)\n", sys.title, sys.name.trim_end_matches("_resilience"));
+        let _ = writeln!(
+            s,
+            "## {} (`catalog::{}`)\n",
+            sys.title,
+            sys.name.trim_end_matches("_resilience")
+        );
         s.push_str("| sample name | type | labels | unit | buckets | seed | deviation |\n|---|---|---|---|---|---|---|\n");
         for m in sys.metrics {
             md_row(&mut s, m);
@@ -1826,7 +2318,11 @@ fn catalog_md(cfg: &OpsConfig, alerts: &[Alert], rules: &[Recording]) -> String 
     }
     s.push_str("## Deviations\n\n");
     for sys in systems() {
-        for m in sys.metrics.iter().chain(if sys.name == "v3" { super::v3::ANOMALY_METRICS } else { &[] }) {
+        for m in sys.metrics.iter().chain(if sys.name == "v3" {
+            super::v3::ANOMALY_METRICS
+        } else {
+            &[]
+        }) {
             if !m.note.is_empty() {
                 let _ = writeln!(s, "- `{}` ({}): {}", m.name, m.seed.as_str(), m.note);
             }
@@ -1837,8 +2333,21 @@ fn catalog_md(cfg: &OpsConfig, alerts: &[Alert], rules: &[Recording]) -> String 
         alerts.len(), num(cfg.sla.availability), num(cfg.sla.latency_p99_seconds), num(cfg.sla.error_rate), num(cfg.sla.throughput_bytes_per_second));
     s.push_str("| alert | group | seed | severity | for |\n|---|---|---|---|---|\n");
     for a in alerts {
-        let sev = a.labels.iter().find(|(k, _)| *k == "severity").map(|(_, v)| v.as_str()).unwrap_or("");
-        let _ = writeln!(s, "| {} | {} | {} | {} | {} |", a.name, a.group, a.seed, if sev.is_empty() { "(from series)" } else { sev }, if a.for_.is_empty() { "-" } else { &a.for_ });
+        let sev = a
+            .labels
+            .iter()
+            .find(|(k, _)| *k == "severity")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            a.name,
+            a.group,
+            a.seed,
+            if sev.is_empty() { "(from series)" } else { sev },
+            if a.for_.is_empty() { "-" } else { &a.for_ }
+        );
     }
     s.push_str("\nNot generated: seed 000's `Canary*` alerts and seed 004's API, database and cache alerts watch `http_requests_total`, `pg_*` and `redis_*`, which no DWCP system of the catalog exports.\n");
     s.push_str("\n## Recording rules\n\n| record | source |\n|---|---|\n");
@@ -1859,7 +2368,11 @@ fn md_row(s: &mut String, m: &MetricDef) {
     let labels = if m.labels.is_empty() {
         "-".to_owned()
     } else {
-        m.labels.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ")
+        m.labels
+            .iter()
+            .map(|l| format!("`{l}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let buckets = match m.buckets {
         Some(b) => b.iter().map(|x| num(*x)).collect::<Vec<_>>().join(", "),
@@ -1889,18 +2402,35 @@ fn validate(cfg: &OpsConfig) -> Result<(), OpsError> {
         if v > 0.0 && v < 1.0 {
             Ok(())
         } else {
-            Err(OpsError::Target { name, value: v, expected: "0 < x < 1" })
+            Err(OpsError::Target {
+                name,
+                value: v,
+                expected: "0 < x < 1",
+            })
         }
     };
     ratio("availability", sla.availability)?;
     ratio("error_rate", sla.error_rate)?;
-    for (name, v) in [("latency_p99_seconds", sla.latency_p99_seconds), ("throughput_bytes_per_second", sla.throughput_bytes_per_second)] {
+    for (name, v) in [
+        ("latency_p99_seconds", sla.latency_p99_seconds),
+        (
+            "throughput_bytes_per_second",
+            sla.throughput_bytes_per_second,
+        ),
+    ] {
         if !(v.is_finite() && v > 0.0) {
-            return Err(OpsError::Target { name, value: v, expected: "finite, > 0" });
+            return Err(OpsError::Target {
+                name,
+                value: v,
+                expected: "finite, > 0",
+            });
         }
     }
     if !COMPONENT_LATENCY_BUCKETS.contains(&sla.latency_p99_seconds) {
-        return Err(OpsError::LatencyBucket(sla.latency_p99_seconds, &COMPONENT_LATENCY_BUCKETS));
+        return Err(OpsError::LatencyBucket(
+            sla.latency_p99_seconds,
+            &COMPONENT_LATENCY_BUCKETS,
+        ));
     }
     check_duration(&cfg.rule_interval)?;
     if let Some(f) = &cfg.for_override {
@@ -1915,18 +2445,36 @@ pub fn generate(cfg: &OpsConfig) -> Result<Vec<Artifact>, OpsError> {
     let alerts = alerts(cfg);
     let rules = recording_rules(cfg);
     let mut out = vec![
-        Artifact { path: "deploy/prometheus/dwcp-alerts.rules.yml", contents: alert_rules_yaml(cfg, &alerts) },
-        Artifact { path: "deploy/prometheus/dwcp-recording.rules.yml", contents: recording_rules_yaml(cfg, &rules) },
-        Artifact { path: "deploy/prometheus/dwcp-alerts.test.yml", contents: unit_tests_yaml(&alerts) },
-        Artifact { path: "deploy/alertmanager/alertmanager.yml", contents: alertmanager_yaml() },
+        Artifact {
+            path: "deploy/prometheus/dwcp-alerts.rules.yml",
+            contents: alert_rules_yaml(cfg, &alerts),
+        },
+        Artifact {
+            path: "deploy/prometheus/dwcp-recording.rules.yml",
+            contents: recording_rules_yaml(cfg, &rules),
+        },
+        Artifact {
+            path: "deploy/prometheus/dwcp-alerts.test.yml",
+            contents: unit_tests_yaml(&alerts),
+        },
+        Artifact {
+            path: "deploy/alertmanager/alertmanager.yml",
+            contents: alertmanager_yaml(),
+        },
     ];
     for d in dashboards(cfg) {
         let mut text = String::new();
         d.to_json().write(&mut text, 0);
         text.push('\n');
-        out.push(Artifact { path: d.file, contents: text });
+        out.push(Artifact {
+            path: d.file,
+            contents: text,
+        });
     }
-    out.push(Artifact { path: "docs/catalog.md", contents: catalog_md(cfg, &alerts, &rules) });
+    out.push(Artifact {
+        path: "docs/catalog.md",
+        contents: catalog_md(cfg, &alerts, &rules),
+    });
     Ok(out)
 }
 
@@ -1956,11 +2504,20 @@ mod tests {
     fn bad_config_is_an_error() {
         let mut cfg = OpsConfig::default();
         cfg.sla.availability = 1.5;
-        assert!(matches!(generate(&cfg), Err(OpsError::Target { name: "availability", .. })));
+        assert!(matches!(
+            generate(&cfg),
+            Err(OpsError::Target {
+                name: "availability",
+                ..
+            })
+        ));
         let mut cfg = OpsConfig::default();
         cfg.sla.latency_p99_seconds = 0.123;
         assert!(matches!(generate(&cfg), Err(OpsError::LatencyBucket(..))));
-        let cfg = OpsConfig { for_override: Some("5 minutes".into()), ..OpsConfig::default() };
+        let cfg = OpsConfig {
+            for_override: Some("5 minutes".into()),
+            ..OpsConfig::default()
+        };
         assert!(matches!(generate(&cfg), Err(OpsError::Duration(_))));
     }
 }

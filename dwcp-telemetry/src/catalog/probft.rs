@@ -59,7 +59,8 @@ pub const CONSENSUS_BUCKETS: [f64; 12] = [
 ];
 
 /// Buckets of messages per round (7 nodes exchange O(n²) messages).
-pub const MESSAGE_BUCKETS: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
+pub const MESSAGE_BUCKETS: [f64; 10] =
+    [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
 
 catalog! {
     system: "probft", "ProBFT consensus";

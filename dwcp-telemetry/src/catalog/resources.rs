@@ -82,9 +82,7 @@ pub struct ResourceGauges {
 impl ResourceGauges {
     /// Binds the manager's resource gauges.
     pub fn new(m: &Manager) -> ResourceGauges {
-        let mem = |t| {
-            m.memory_usage_bytes.get(&Memory { r#type: t })
-        };
+        let mem = |t| m.memory_usage_bytes.get(&Memory { r#type: t });
         ResourceGauges {
             heap: mem(MemoryType::Heap),
             stack: mem(MemoryType::Stack),
@@ -130,7 +128,8 @@ mod tests {
 
     #[test]
     fn parses_proc_text() {
-        let status = "Name:\tx\nVmStk:\t     132 kB\nVmData:\t    2048 kB\nVmRSS:\t 10 kB\nThreads:\t7\n";
+        let status =
+            "Name:\tx\nVmStk:\t     132 kB\nVmData:\t    2048 kB\nVmRSS:\t 10 kB\nThreads:\t7\n";
         let stat = "4242 (a b) c) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0 20 0 7 0";
         let s = ProcessSample::parse(status, stat);
         assert_eq!(s.heap_bytes, Some(2048.0 * 1024.0));
