@@ -70,7 +70,7 @@ pub enum Seed {
 }
 
 impl Seed {
-    /// A short reference, e.g. `"seed 000 (monitoring & alerting)"`.
+    /// A short reference, e.g. `"000 monitoring & alerting"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Seed::MonitoringAlerting => "000 monitoring & alerting",

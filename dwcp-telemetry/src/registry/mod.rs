@@ -511,9 +511,10 @@ impl Registry {
     /// refresh gauges that mirror outside state (e.g. process memory read from `/proc`), so
     /// a scrape sees values as of the scrape.
     ///
-    /// Hooks run on the collecting thread, one collection at a time per hook call site, in
-    /// registration order; a hook should be quick and must not call [`Registry::visit`] on
-    /// the same registry (it would run the hooks again, recursively). A panicking hook is
+    /// Hooks run on the collecting thread, in registration order (two overlapping
+    /// collections run them concurrently, so a hook must be `Sync`); a hook should be quick
+    /// and must not call [`Registry::visit`] on the same registry (it would run the hooks
+    /// again, recursively). A panicking hook is
     /// caught and skipped, so one bad hook cannot break a scrape. A hook that captures a
     /// clone of this registry keeps the registry alive (a reference cycle): capture the
     /// handles it updates instead. There is no way to remove a hook.
