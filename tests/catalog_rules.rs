@@ -328,3 +328,103 @@ fn dashboards_are_json_with_the_seeds_panels_and_variables() {
         assert!(titles.iter().any(|x| x == t), "panel {t} missing");
     }
 }
+
+/// `amtool config routes test` for one label set: the receivers, in order.
+fn routes(labels: &[(&str, &str)]) -> Vec<String> {
+    let mut cmd = Command::new("amtool");
+    cmd.arg("config").arg("routes").arg("test").arg(format!(
+        "--config.file={}",
+        root()
+            .join("deploy/alertmanager/alertmanager.yml")
+            .display()
+    ));
+    for (k, v) in labels {
+        cmd.arg(format!("{k}={v}"));
+    }
+    let out = cmd.output().expect("run amtool");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    last.split(',').map(|s| s.trim().to_owned()).collect()
+}
+
+#[test]
+fn alertmanager_routing_is_valid_and_routes_every_alert() {
+    if !prom_support::have("amtool") {
+        return;
+    }
+    let path = root().join("deploy/alertmanager/alertmanager.yml");
+    let out = Command::new("amtool")
+        .args(["check-config", path.to_str().unwrap()])
+        .output()
+        .expect("run amtool");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("SUCCESS") && text.contains("7 receivers"),
+        "{text}"
+    );
+
+    // Team routes come first and continue, so severity routing still applies (the seeds'
+    // canary and dwcp routes were unreachable behind the severity routes).
+    assert_eq!(
+        routes(&[
+            ("alertname", "CanaryErrorRateHigh"),
+            ("severity", "warning"),
+            ("component", "canary")
+        ]),
+        ["canary-team", "slack-warnings"]
+    );
+    assert_eq!(
+        routes(&[
+            ("alertname", "DWCPStreamOverflow"),
+            ("severity", "warning"),
+            ("component", "dwcp")
+        ]),
+        ["slack-dwcp", "slack-warnings"]
+    );
+    assert_eq!(
+        routes(&[
+            ("alertname", "DWCPLowCompressionRatio"),
+            ("severity", "info"),
+            ("component", "dwcp")
+        ]),
+        ["slack-dwcp", "slack-monitoring"]
+    );
+    // Every generated alert reaches a receiver for its severity (never only the default).
+    for a in alerts(&OpsConfig::default()) {
+        let mut labels: Vec<(&str, &str)> = vec![("alertname", a.name.as_str())];
+        labels.extend(
+            a.labels
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (*k, v.as_str())),
+        );
+        if !labels.iter().any(|(k, _)| *k == "severity") {
+            labels.push(("severity", "warning")); // the anomaly alerts' severity comes from the series
+        }
+        let got = routes(&labels);
+        let sev = labels.iter().find(|(k, _)| *k == "severity").unwrap().1;
+        let expected = match sev {
+            "critical" => "pagerduty-critical",
+            "warning" => "slack-warnings",
+            "info" => "slack-monitoring",
+            other => panic!("{}: unknown severity {other}", a.name),
+        };
+        assert!(got.iter().any(|r| r == expected), "{}: {got:?}", a.name);
+        if sev == "critical" {
+            assert!(
+                got.iter().any(|r| r == "slack-incidents"),
+                "{}: {got:?}",
+                a.name
+            );
+        }
+    }
+}
