@@ -75,7 +75,7 @@ const SEED_ALERTS: &[&str] = &[
 #[test]
 fn committed_artifacts_match_the_generator() {
     let files = generate(&OpsConfig::default()).unwrap();
-    assert_eq!(files.len(), 8);
+    assert_eq!(files.len(), 9);
     let mut stale = Vec::new();
     for a in &files {
         let committed = std::fs::read_to_string(root().join(a.path)).unwrap_or_default();

@@ -1455,16 +1455,18 @@ fn alert_rules_yaml(cfg: &OpsConfig, alerts: &[Alert]) -> String {
             cfg.rule_interval
         );
         for a in alerts.iter().filter(|a| a.group == g) {
-            let _ = writeln!(
-                s,
-                "      # seed {}{}",
-                a.seed,
-                if a.fix.is_empty() {
+            if a.seed == "generated" {
+                s.push_str(
+                    "      # generated from the SLA targets (SRE workbook: multi-window, multi-burn-rate)\n",
+                );
+            } else {
+                let fixed = if a.fix.is_empty() {
                     ""
                 } else {
                     "; fixed, see docs/catalog.md"
-                }
-            );
+                };
+                let _ = writeln!(s, "      # seed {}{fixed}", a.seed);
+            }
             let _ = writeln!(
                 s,
                 "      - alert: {}\n        expr: {}",
@@ -2126,7 +2128,67 @@ fn dashboards(cfg: &OpsConfig) -> Vec<Dashboard> {
             ]),
         ],
     };
-    vec![manager, consensus, v3]
+    let ml = Dashboard {
+        file: "deploy/grafana/dwcp-allocation-ml.json",
+        uid: "dwcp-allocation-ml",
+        title: "DWCP Resource Allocation & ML Systems",
+        refresh: "30s",
+        time_from: "now-6h",
+        variables: vec![],
+        rows: vec![
+            ("Allocation Efficiency", vec![
+                panel("timeseries", "Resource Utilization by Service", "percentunit")
+                    .q(r#"maddpg_resource_utilization{service=~".*",resource_type="cpu"}"#, "{{service}} CPU")
+                    .q(r#"maddpg_resource_utilization{service=~".*",resource_type="memory"}"#, "{{service}} Memory"),
+                panel("stat", "Overall Allocation Efficiency", "percentunit")
+                    .q("avg(maddpg_allocation_efficiency)", "")
+                    .th(None, "red").th(Some(0.8), "red").th(Some(0.9), "yellow").th(Some(0.95), "green"),
+                panel("stat", "Allocation Success Rate", "percentunit")
+                    .q("sum(rate(maddpg_successful_allocations_total[5m])) / sum(rate(maddpg_total_allocations_total[5m]))", ""),
+                panel("stat", "MADDPG Optimization", "percent")
+                    .q("maddpg_resource_optimization_percentage", ""),
+            ]),
+            ("RL Model Performance", vec![
+                panel("timeseries", "Reward Score Trend", "none")
+                    .q("avg(maddpg_reward_score)", "Average Reward"),
+                panel("timeseries", "Allocation Quality vs Baseline", "none")
+                    .q("maddpg_allocation_quality", "MADDPG")
+                    .q("baseline_allocation_quality", "Baseline"),
+                panel("timeseries", "Training", "none")
+                    .q("rate(maddpg_model_training_episodes_total[5m])", "episodes/s")
+                    .q("maddpg_model_convergence", "convergence")
+                    .q("maddpg_exploration_rate", "exploration rate"),
+            ]),
+            ("Safety Metrics", vec![
+                panel("stat", "Constraint Violations (1h)", "none")
+                    .q("sum(increase(maddpg_constraint_violations_total[1h]))", "")
+                    .th(None, "green").th(Some(1.0), "red"),
+                panel("stat", "Resource Starvation Events (1h)", "none")
+                    .q("sum(increase(maddpg_resource_starvation_events_total[1h]))", "")
+                    .th(None, "green").th(Some(1.0), "red"),
+            ]),
+            ("Compression Selector", vec![
+                panel("timeseries", "Compression Selector Accuracy", "percentunit")
+                    .q("model_accuracy_rolling_7d", "model {{model_version}}")
+                    .q("avg(compression_accuracy)", "selection accuracy")
+                    .th(None, "red").th(Some(0.95), "green"),
+                panel("timeseries", "Prediction Latency", "s")
+                    .q(hq(0.99, "model_inference_duration_seconds"), "inference P99")
+                    .q(hq(0.99, "compression_selection_duration_seconds"), "selection P99"),
+                panel("timeseries", "Algorithms Selected", "ops")
+                    .q("sum by (algorithm) (rate(compression_algorithm_selected_total[5m]))", "{{algorithm}}"),
+                panel("timeseries", "Compression Ratio (Actual vs Expected)", "none")
+                    .q("compression_ratio_actual", "{{algorithm}} actual")
+                    .q("compression_ratio_expected", "{{algorithm}} expected"),
+                panel("timeseries", "Overhead and Fallbacks", "none")
+                    .q("avg(compression_overhead_percentage)", "overhead %")
+                    .q("sum(rate(compression_fallback_total[5m]))", "fallbacks/s"),
+                panel("timeseries", "Model Drift", "none")
+                    .q("model_drift_score", "{{model_version}}"),
+            ]),
+        ],
+    };
+    vec![manager, consensus, v3, ml]
 }
 
 /// Every PromQL query of the generated dashboards, as written there (Grafana variables
@@ -2265,6 +2327,8 @@ pub const OTHER_FIXES: &[(&str, &str)] = &[
      "`(a >= x) and (b <= y) and (c <= z)` returns no data on NO-GO (the panel shows \"No data\", not red): the recording rule `dwcp_v3:go_no_go:5m` multiplies `bool` comparisons, 1 GO, 0 NO-GO."),
     ("Dashboard \"SLA Compliance\" (seed 002): Error Budget Remaining",
      "`((1% - current_error_rate) / 1%)` is a snapshot of the current rate, not a budget: `sla:error_budget_remaining:30d` uses the errors of the whole 30-day window (and `sla:availability_budget_remaining:30d` does the same for availability)."),
+    ("Dashboards \"ML Systems\" (seed 001) and \"Resource Allocation\" (seed 000)",
+     "Seed 001 queried `compression_selector_accuracy` and `compression_selector_prediction_duration_bucket`, not in the selector's metric set: `model_accuracy_rolling_7d` and `model_inference_duration_seconds`; the allocation success rate divides the sums of both rates; `format: percent` on the 0..1 efficiency is `percentunit`; the counters `maddpg_constraint_violations` and `maddpg_resource_starvation_events` are queried as `_total`."),
     ("Dashboard \"Goroutines\" (seed 000)",
      "A Rust process has no goroutines: the panel shows `dwcp_goroutines`, the OS thread count."),
     ("Alertmanager routing (seeds 000 and 004)",
