@@ -28,10 +28,13 @@ fn promtool(dir: &Path, args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
-/// Every alert the seeds name for the catalog's systems (seed 000's canary alerts and seed
-/// 004's API, database and cache alerts watch metrics no DWCP system exports).
+/// Every alert the seeds name for the catalog's systems (seed 004's NovaCron API, database
+/// and cache alerts watch exporters that are no DWCP system).
 const SEED_ALERTS: &[&str] = &[
     // 000
+    "CanaryErrorRateHigh",
+    "CanaryLatencyHigh",
+    "CanarySuccessRateLow",
     "DWCPHealthCheckFailure",
     "DWCPCircuitBreakerStorm",
     "DWCPMemoryLeak",
@@ -93,7 +96,7 @@ fn committed_artifacts_match_the_generator() {
 fn every_seed_alert_is_generated_with_a_firing_and_a_silent_case() {
     let cfg = OpsConfig::default();
     let all = alerts(&cfg);
-    assert_eq!(all.len(), 57);
+    assert_eq!(all.len(), 60);
     let files = generate(&cfg).unwrap();
     let text = |p: &str| files.iter().find(|a| a.path == p).unwrap().contents.clone();
     let rules = text("deploy/prometheus/dwcp-alerts.rules.yml");
@@ -141,7 +144,7 @@ fn promtool_checks_the_committed_rules() {
     let dir = root().join("deploy/prometheus");
     let (code, out) = promtool(&dir, &["check", "rules", "dwcp-alerts.rules.yml"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("SUCCESS: 57 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 60 rules found"), "{out}");
     let (code, out) = promtool(&dir, &["check", "rules", "dwcp-recording.rules.yml"]);
     assert_eq!(code, 0, "{out}");
     let n = recording_rules(&OpsConfig::default()).len();

@@ -384,6 +384,71 @@ pub fn alerts(cfg: &OpsConfig) -> Vec<Alert> {
     let n = 20;
     let mut v = Vec::new();
 
+    // --- seed 000: canary health, on the manager's request metrics ------------------------
+    let req = |status: &str, version: &str| {
+        format!(
+            r#"dwcp_requests_total{{operation="migrate",status="{status}",version="{version}"}}"#
+        )
+    };
+    let dur = |le: &str, version: &str| {
+        format!(
+            r#"dwcp_request_duration_seconds_bucket{{le="{le}",operation="migrate",version="{version}"}}"#
+        )
+    };
+    let err_ratio = |version: &str| {
+        format!(
+            r#"sum(rate(dwcp_requests_total{{status=~"5..|error",version="{version}"}}[5m])) / sum(rate(dwcp_requests_total{{version="{version}"}}[5m]))"#
+        )
+    };
+    let p99 = |version: &str| {
+        format!(
+            r#"histogram_quantile(0.99, sum by (le) (rate(dwcp_request_duration_seconds_bucket{{version="{version}"}}[5m])))"#
+        )
+    };
+    let canary_fix = "Counted on `dwcp_requests_total{status, version}` / `dwcp_request_duration_seconds` (the seed's `http_requests_total` is not a DWCP metric; `status` \"error\" or an HTTP 5xx code is an error); `{{ $value }}%` printed a 0..1 ratio as a percentage: now `humanizePercentage`.";
+    v.push(
+        alert("canary-health", "CanaryErrorRateHigh", "000",
+            format!("{} > {} * 1.5", err_ratio("canary"), err_ratio("baseline")),
+            "5m", "critical", Some("canary"),
+            "Canary error rate 50% higher than baseline")
+        .desc("Canary error rate {{ $value | humanizePercentage }} is significantly higher than baseline")
+        .annotation("runbook", "https://docs/runbooks/canary-rollback")
+        .fix(canary_fix)
+        .series(req("ok", "canary"), ramp(900.0, n), ramp(990.0, n))
+        .series(req("error", "canary"), ramp(100.0, n), ramp(10.0, n))
+        .series(req("ok", "baseline"), ramp(990.0, n), ramp(990.0, n))
+        .series(req("error", "baseline"), ramp(10.0, n), ramp(10.0, n))
+        .at(12, 0.1, &[]),
+    );
+    v.push(
+        alert("canary-health", "CanaryLatencyHigh", "000",
+            format!("{} > {} * 2", p99("canary"), p99("baseline")),
+            "5m", "critical", Some("canary"),
+            "Canary P99 latency 2x higher than baseline")
+        .desc("Canary P99 latency {{ $value | humanize }}s is 2x baseline")
+        .fix("The seed's `sum(rate(...)) by (le)` over `http_request_duration_seconds`: the same on `dwcp_request_duration_seconds`.")
+        .series(dur("0.1", "canary"), flat(0.0, n), ramp(100.0, n))
+        .series(dur("0.2", "canary"), flat(0.0, n), ramp(100.0, n))
+        .series(dur("0.5", "canary"), ramp(100.0, n), ramp(100.0, n))
+        .series(dur("+Inf", "canary"), ramp(100.0, n), ramp(100.0, n))
+        .series(dur("0.1", "baseline"), ramp(100.0, n), ramp(100.0, n))
+        .series(dur("0.2", "baseline"), ramp(100.0, n), ramp(100.0, n))
+        .series(dur("0.5", "baseline"), ramp(100.0, n), ramp(100.0, n))
+        .series(dur("+Inf", "baseline"), ramp(100.0, n), ramp(100.0, n))
+        .at(12, 0.2 + 0.3 * 0.99, &[]),
+    );
+    v.push(
+        alert("canary-health", "CanarySuccessRateLow", "000",
+            r#"sum(rate(dwcp_requests_total{status!~"5..|error",version="canary"}[5m])) / sum(rate(dwcp_requests_total{version="canary"}[5m])) < 0.95"#,
+            "3m", "critical", Some("canary"),
+            "Canary success rate below 95%")
+        .desc("Canary success rate {{ $value | humanizePercentage }} is critically low")
+        .fix(canary_fix)
+        .series(req("ok", "canary"), ramp(900.0, n), ramp(990.0, n))
+        .series(req("error", "canary"), ramp(100.0, n), ramp(10.0, n))
+        .at(10, 0.9, &[]),
+    );
+
     // --- seed 000: dwcp-manager -------------------------------------------------------
     v.push(
         alert(
@@ -2413,7 +2478,7 @@ fn catalog_md(cfg: &OpsConfig, alerts: &[Alert], rules: &[Recording]) -> String 
             if a.for_.is_empty() { "-" } else { &a.for_ }
         );
     }
-    s.push_str("\nNot generated: seed 000's `Canary*` alerts and seed 004's API, database and cache alerts watch `http_requests_total`, `pg_*` and `redis_*`, which no DWCP system of the catalog exports.\n");
+    s.push_str("\nNot generated: seed 004's NovaCron API, database and cache alerts (`ServiceDown`, `HighErrorRate`, `HighResponseTime`, `HighMemoryUsage`, `HighCPUUsage`, `PodRestartingFrequently`, `Database*`, `Cache*`) watch the NovaCron API's `http_requests_total`, cAdvisor, kube-state-metrics, `pg_*` and `redis_*` exporters, none of them a DWCP system of the catalog. Seed 000's `Canary*` alerts are generated on the manager's `dwcp_requests_total` / `dwcp_request_duration_seconds` (canary and baseline told apart by `version`).\n");
     s.push_str("\n## Recording rules\n\n| record | source |\n|---|---|\n");
     for r in rules {
         let _ = writeln!(s, "| `{}` | {} |", r.record, r.source);
