@@ -136,7 +136,8 @@ pub struct ErrorType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, LabelValue)]
 #[label(crate = crate)]
 pub enum MemoryType {
-    /// `heap`: the data segment and anonymous mappings (`VmData` of `/proc/self/status`).
+    /// `heap`: resident anonymous memory (`RssAnon` of `/proc/self/status`; `VmData` on
+    /// kernels before 4.5).
     Heap,
     /// `stack`: the main thread's stack (`VmStk`).
     Stack,
@@ -284,7 +285,7 @@ mod core {
                 help: "Current memory usage in bytes",
                 unit: "bytes",
                 seed: MonitoringAlerting,
-                note: "Filled from /proc/self/status at scrape time (heap = VmData, stack = VmStk, rss = VmRSS); `rss` is an addition.",
+                note: "Filled from /proc/self/status at scrape time (heap = RssAnon, the resident anonymous memory; stack = VmStk; rss = VmRSS); `rss` is an addition.",
             },
             goroutines: gauge<()> = "dwcp_goroutines" {
                 help: "Current number of OS threads of the process (the seeds' goroutine count)",
@@ -316,7 +317,8 @@ pub fn register_resilience(registry: &Registry) -> Result<Resilience, Registrati
     self::resilience::register(registry)
 }
 
-/// Every manager family, and the resource refresher installed on `registry`.
+/// Every manager family, and the resource refresher installed on `registry` (call it once
+/// per registry: each call installs another refresher).
 pub fn register_all(registry: &Registry) -> Result<(Manager, Resilience), RegistrationError> {
     let m = register(registry)?;
     let r = register_resilience(registry)?;

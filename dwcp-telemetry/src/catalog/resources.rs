@@ -2,7 +2,7 @@
 //!
 //! [`install`] registers a collect hook ([`Registry::on_collect`]) that, at the start of
 //! every collection, reads `/proc/self/status` and `/proc/self/stat` and sets
-//! `dwcp_memory_usage_bytes{type="heap"|"stack"|"rss"}`, `dwcp_goroutines` (the OS thread
+//! `dwcp_memory_usage_bytes{type="heap"|"stack"|"rss"}` (heap: `RssAnon`, stack: `VmStk`, rss: `VmRSS`), `dwcp_goroutines` (the OS thread
 //! count) and `dwcp_cpu_usage_seconds` (user + system CPU time). On other systems, or when
 //! `/proc` cannot be read, the gauges keep their last values (0 at first).
 
@@ -12,7 +12,8 @@ use crate::{Gauge, Registry};
 /// What one read of `/proc/self` found; `None` where a field was missing or unreadable.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ProcessSample {
-    /// `VmData` in bytes (heap and other private anonymous memory).
+    /// `RssAnon` in bytes: resident anonymous memory, i.e. the heap (and touched thread
+    /// stacks) actually in RAM; `VmData` (the virtual data segment) on kernels before 4.5.
     pub heap_bytes: Option<f64>,
     /// `VmStk` in bytes (the main thread's stack).
     pub stack_bytes: Option<f64>,
@@ -60,7 +61,7 @@ impl ProcessSample {
             Some((utime + stime) / USER_HZ)
         });
         ProcessSample {
-            heap_bytes: kb("VmData"),
+            heap_bytes: kb("RssAnon").or_else(|| kb("VmData")),
             stack_bytes: kb("VmStk"),
             rss_bytes: kb("VmRSS"),
             threads: kb("Threads"),
@@ -129,10 +130,13 @@ mod tests {
     #[test]
     fn parses_proc_text() {
         let status =
-            "Name:\tx\nVmStk:\t     132 kB\nVmData:\t    2048 kB\nVmRSS:\t 10 kB\nThreads:\t7\n";
+            "Name:\tx\nVmStk:\t     132 kB\nVmData:\t    2048 kB\nVmRSS:\t 10 kB\nRssAnon:\t 6 kB\nThreads:\t7\n";
         let stat = "4242 (a b) c) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0 20 0 7 0";
         let s = ProcessSample::parse(status, stat);
-        assert_eq!(s.heap_bytes, Some(2048.0 * 1024.0));
+        assert_eq!(s.heap_bytes, Some(6.0 * 1024.0));
+        // Without RssAnon (kernels before 4.5): VmData.
+        let old = ProcessSample::parse("VmData:\t    2048 kB\n", stat);
+        assert_eq!(old.heap_bytes, Some(2048.0 * 1024.0));
         assert_eq!(s.stack_bytes, Some(132.0 * 1024.0));
         assert_eq!(s.rss_bytes, Some(10.0 * 1024.0));
         assert_eq!(s.threads, Some(7.0));
