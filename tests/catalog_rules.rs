@@ -431,3 +431,44 @@ fn alertmanager_routing_is_valid_and_routes_every_alert() {
         }
     }
 }
+
+/// The generated `dwcp-v3-anomaly` group is the same as the standalone
+/// `docs/rules/dwcp-anomaly.rules.yml` (expressions, labels and annotations).
+#[test]
+fn anomaly_group_matches_docs_rules() {
+    let docs = std::fs::read_to_string(root().join("docs/rules/dwcp-anomaly.rules.yml")).unwrap();
+    let unquote = |v: &str| -> String {
+        let v = v.trim();
+        match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+            Some(inner) => inner.replace("\\\"", "\""),
+            None => v.to_owned(),
+        }
+    };
+    let generated: Vec<_> = alerts(&OpsConfig::default())
+        .into_iter()
+        .filter(|a| a.group == "dwcp-v3-anomaly")
+        .collect();
+    assert_eq!(generated.len(), 3);
+    for a in generated {
+        let start = docs
+            .find(&format!("- alert: {}\n", a.name))
+            .unwrap_or_else(|| panic!("{} not in docs/rules", a.name));
+        let block = &docs[start..];
+        let end = block[1..].find("- alert:").map_or(block.len(), |i| i + 1);
+        let block = &block[..end];
+        let field = |key: &str| -> String {
+            let line = block
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{key}: ")))
+                .unwrap_or_else(|| panic!("{}: no {key}", a.name));
+            unquote(line.trim_start().trim_start_matches(&format!("{key}: ")))
+        };
+        assert_eq!(field("expr"), a.expr, "{}", a.name);
+        for (k, v) in a.annotations.iter() {
+            assert_eq!(&field(k), v, "{} {k}", a.name);
+        }
+        for (k, v) in a.labels.iter().filter(|(_, v)| !v.is_empty()) {
+            assert_eq!(&field(k), v, "{} {k}", a.name);
+        }
+    }
+}
