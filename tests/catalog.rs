@@ -1,8 +1,8 @@
 //! The metric catalog: every system registers on one registry without conflicts and exactly
 //! as its table documents; registering again fetches the same families; typed handles
-//! record where the table says; the `/proc` resource gauges refresh at scrape time through
-//! `Registry::on_collect`; and `promtool check metrics` complains about exactly the seed
-//! names the catalog documents as deviations.
+//! record where the table says; `Registry::on_collect` hooks run at every collection; and
+//! `promtool check metrics` complains about exactly the seed names the catalog documents as
+//! deviations. (The `/proc` resource gauges: `tests/catalog_resources.rs`.)
 
 mod catalog_support;
 mod prom_support;
@@ -172,70 +172,6 @@ fn collect_hooks_run_at_every_collection_and_survive_a_panic() {
     }
     let _ = render(&reg, Format::Text);
     assert_eq!(runs.load(Ordering::Relaxed), 4);
-}
-
-#[cfg(target_os = "linux")]
-#[test]
-fn resource_gauges_are_read_from_proc_at_scrape_time() {
-    let reg = registry();
-    manager::register_all(&reg).unwrap();
-    let gauge = |name: &str, ty: Option<&str>| -> f64 {
-        let families = reg.collect();
-        let f = families
-            .iter()
-            .find(|f| f.descriptor.name() == name)
-            .unwrap();
-        let s = f
-            .series
-            .iter()
-            .find(|s| match ty {
-                None => true,
-                Some(t) => s.label_values.iter().any(|v| v == t),
-            })
-            .unwrap();
-        match s.value {
-            Value::Gauge(v) => v,
-            _ => panic!("not a gauge"),
-        }
-    };
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    assert!(status.contains("Threads:"));
-    let threads_before = gauge("dwcp_goroutines", None);
-    assert!(threads_before >= 1.0);
-    // Four more threads, parked until the scrape has seen them.
-    let barrier = Arc::new(std::sync::Barrier::new(5));
-    let handles: Vec<_> = (0..4)
-        .map(|_| {
-            let b = barrier.clone();
-            std::thread::spawn(move || {
-                b.wait();
-                b.wait();
-            })
-        })
-        .collect();
-    barrier.wait();
-    let threads_during = gauge("dwcp_goroutines", None);
-    assert!(
-        threads_during >= threads_before + 4.0,
-        "{threads_before} -> {threads_during}"
-    );
-    barrier.wait();
-    for h in handles {
-        h.join().unwrap();
-    }
-    assert!(gauge("dwcp_memory_usage_bytes", Some("rss")) > 1e6);
-    assert!(gauge("dwcp_memory_usage_bytes", Some("heap")) > 0.0);
-    assert!(gauge("dwcp_memory_usage_bytes", Some("stack")) > 0.0);
-    // CPU time grows with work done between scrapes.
-    let cpu_before = gauge("dwcp_cpu_usage_seconds", None);
-    let mut x = 0u64;
-    let start = std::time::Instant::now();
-    while start.elapsed() < std::time::Duration::from_millis(300) {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-    }
-    std::hint::black_box(x);
-    let cpu_after = gauge("dwcp_cpu_usage_seconds", None);
-    assert!(cpu_after >= cpu_before + 0.1, "{cpu_before} -> {cpu_after}");
 }
 
 /// `promtool check metrics` on every catalog family with a series: its only complaints are

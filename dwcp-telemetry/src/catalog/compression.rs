@@ -59,7 +59,7 @@ catalog! {
             help: "Selection accuracy per algorithm (0..1)",
             unit: "ratio 0..1",
             seed: MonitoringAlerting,
-            note: "Seed 001 queries the same quantity as `compression_selector_accuracy` (alert ModelAccuracyDrop, ML dashboard); the generated rules use the model's `model_accuracy_rolling_7d` there.",
+            note: "Seed 001 names the selector's overall accuracy `compression_selector_accuracy` (kept too, for its alert and dashboard).",
         },
         ratio_actual: gauge<Algorithm> = "compression_ratio_actual" {
             help: "Compression ratio achieved (uncompressed / compressed)",
@@ -93,7 +93,7 @@ catalog! {
             unit: "seconds",
             seed: MonitoringAlerting,
             buckets: SELECTION_BUCKETS,
-            note: "Seed 001's ML dashboard calls this `compression_selector_prediction_duration` (no unit suffix); the generated dashboards use this name.",
+            note: "Seed 001's ML dashboard times the selector's predictions as `compression_selector_prediction_duration` (kept too).",
         },
         model_predictions_total: counter<Prediction> = "model_predictions_total" {
             help: "Predictions made by the selector model",
@@ -115,6 +115,20 @@ catalog! {
             help: "Fallbacks to the default algorithm, by reason",
             unit: "fallbacks",
             seed: MonitoringAlerting,
+        },
+        selector_accuracy: gauge<()> = "compression_selector_accuracy" {
+            help: "Overall accuracy of the compression selector (0..1)",
+            unit: "ratio 0..1",
+            seed: SetupGuide,
+            note: "Seed 001's name for the selector's accuracy (seed 000 has `compression_accuracy{algorithm}` per algorithm); kept because seed 001's ModelAccuracyDrop alert and ML dashboard query it.",
+        },
+        selector_prediction_duration: histogram<()> = "compression_selector_prediction_duration" {
+            help: "Time the selector takes to predict an algorithm, in seconds",
+            unit: "seconds",
+            seed: SetupGuide,
+            buckets: SELECTION_BUCKETS,
+            as_unit: Seconds,
+            note: "No unit suffix (convention: `_seconds`); kept because seed 001's dashboard queries `compression_selector_prediction_duration_bucket`. Values are seconds (stored as nanoseconds: record with `record_secs` or a timer).",
         },
         default_algorithm_used: gauge<()> = "compression_default_algorithm_used" {
             help: "1 while the selector uses the default algorithm, else 0",

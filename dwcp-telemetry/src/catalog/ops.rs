@@ -572,12 +572,12 @@ pub fn alerts(cfg: &OpsConfig) -> Vec<Alert> {
     );
     v.push(
         alert("compression", "ModelAccuracyDrop", "001",
-            "model_accuracy_rolling_7d < 0.95",
+            "compression_selector_accuracy < 0.95",
             "1h", "warning", Some("compression"),
             "Compression selector accuracy dropped to {{ $value | humanizePercentage }}")
-        .fix("Queried `compression_selector_accuracy`, which is not in the selector's metric set: the model's accuracy is `model_accuracy_rolling_7d{model_version}`. `component` label added for routing.")
-        .series(r#"model_accuracy_rolling_7d{model_version="v2"}"#, flat(0.9, 80), flat(0.97, 80))
-        .at(65, 0.9, &[("model_version", "v2")]),
+        .fix("`{{ $value }}` printed the 0..1 ratio: now `humanizePercentage`; `component` label added for routing.")
+        .series("compression_selector_accuracy", flat(0.9, 80), flat(0.97, 80))
+        .at(65, 0.9, &[]),
     );
 
     // --- seed 000 / 001: consensus -------------------------------------------------------
@@ -2234,10 +2234,12 @@ fn dashboards(cfg: &OpsConfig) -> Vec<Dashboard> {
             ]),
             ("Compression Selector", vec![
                 panel("timeseries", "Compression Selector Accuracy", "percentunit")
-                    .q("model_accuracy_rolling_7d", "model {{model_version}}")
+                    .q("compression_selector_accuracy", "selector")
+                    .q("model_accuracy_rolling_7d", "model {{model_version}} (7d)")
                     .q("avg(compression_accuracy)", "selection accuracy")
                     .th(None, "red").th(Some(0.95), "green"),
                 panel("timeseries", "Prediction Latency", "s")
+                    .q(hq(0.99, "compression_selector_prediction_duration"), "prediction P99")
                     .q(hq(0.99, "model_inference_duration_seconds"), "inference P99")
                     .q(hq(0.99, "compression_selection_duration_seconds"), "selection P99"),
                 panel("timeseries", "Algorithms Selected", "ops")
@@ -2393,7 +2395,7 @@ pub const OTHER_FIXES: &[(&str, &str)] = &[
     ("Dashboard \"SLA Compliance\" (seed 002): Error Budget Remaining",
      "`((1% - current_error_rate) / 1%)` is a snapshot of the current rate, not a budget: `sla:error_budget_remaining:30d` uses the errors of the whole 30-day window (and `sla:availability_budget_remaining:30d` does the same for availability)."),
     ("Dashboards \"ML Systems\" (seed 001) and \"Resource Allocation\" (seed 000)",
-     "Seed 001 queried `compression_selector_accuracy` and `compression_selector_prediction_duration_bucket`, not in the selector's metric set: `model_accuracy_rolling_7d` and `model_inference_duration_seconds`; the allocation success rate divides the sums of both rates; `format: percent` on the 0..1 efficiency is `percentunit`; the counters `maddpg_constraint_violations` and `maddpg_resource_starvation_events` are queried as `_total`."),
+     "Seed 001's prediction latency took `histogram_quantile` of the raw cumulative buckets: now over a 5-minute `rate()` summed by `le`; the allocation success rate divides the sums of both rates; `format: percent` on the 0..1 efficiency is `percentunit`; the counters `maddpg_constraint_violations` and `maddpg_resource_starvation_events` are queried as `_total`."),
     ("Dashboard \"Goroutines\" (seed 000)",
      "A Rust process has no goroutines: the panel shows `dwcp_goroutines`, the OS thread count."),
     ("Alertmanager routing (seeds 000 and 004)",
