@@ -89,6 +89,7 @@
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
 pub mod anomaly;
+pub mod catalog;
 pub mod clock;
 pub mod error;
 #[cfg(any(feature = "prometheus", feature = "otlp"))]

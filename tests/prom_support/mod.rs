@@ -269,6 +269,59 @@ impl PrometheusProcess {
         p
     }
 
+    /// Like [`PrometheusProcess::start`], but also loads `rules` (file name, contents), written
+    /// next to the config, and evaluates them every `eval_interval` (e.g. `"1s"`).
+    pub fn start_with_rules(
+        job: &str,
+        target: SocketAddr,
+        rules: &[(&str, &str)],
+        eval_interval: &str,
+    ) -> PrometheusProcess {
+        let dir = std::env::temp_dir().join(format!(
+            "dwcp-prom-rules-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(dir.join("data")).expect("temp dir");
+        let mut files = String::new();
+        for (name, text) in rules {
+            std::fs::write(dir.join(name), text).expect("rule file");
+            files.push_str(&format!("  - '{}'\n", dir.join(name).display()));
+        }
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: {eval_interval}\n\
+             rule_files:\n{files}\
+             scrape_configs:\n  - job_name: '{job}'\n    static_configs:\n      - targets: ['{target}']\n"
+        );
+        std::fs::write(dir.join("prometheus.yml"), config).expect("config");
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let log = std::fs::File::create(dir.join("prometheus.log")).expect("log");
+        let child = Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn prometheus");
+        let p = PrometheusProcess { child, addr, dir };
+        p.wait_until(Duration::from_secs(60), "prometheus ready", || {
+            let req = format!(
+                "GET /-/ready HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                p.addr
+            );
+            let r = raw(p.addr, req.as_bytes()).ok()?;
+            (parse_response(&r).status == 200).then_some(())
+        });
+        p
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
     }
