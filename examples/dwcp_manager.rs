@@ -36,13 +36,10 @@ use dwcp_support::Rng;
 use dwcp_telemetry::anomaly::{AnomalyMonitor, DetectorConfig, Direction, Statistic};
 use dwcp_telemetry::export::prometheus::PrometheusServer;
 use dwcp_telemetry::resilience::{
-    BreakerConfig, CallError, CheckResult, CircuitBreaker, HealthChecker,
-    HealthStatus, Outcome, Recovery, Selector, SlaConfig, SlaInputs, SlaTracker, Sli, State,
-    Transition,
+    BreakerConfig, CallError, CheckResult, CircuitBreaker, HealthChecker, HealthStatus, Outcome,
+    Recovery, Selector, SlaConfig, SlaInputs, SlaTracker, Sli, State, Transition,
 };
-use dwcp_telemetry::{
-    CounterFamily, HistogramFamily, LabelSet, LabelValue, Registry, Snapshot,
-};
+use dwcp_telemetry::{CounterFamily, HistogramFamily, LabelSet, LabelValue, Registry, Snapshot};
 
 /// The seeds' label values, typed: a misspelt value or label does not compile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
@@ -436,7 +433,11 @@ impl Resilience {
             .with_errors(Selector::new("dwcp_requests_total").with_label("status", "error"))
             .with_latency(Selector::new("dwcp_request_duration_seconds"))
             .with_bytes(Selector::new("dwcp_v3_bytes_transferred_total"));
-        let windows = [sla_window, Duration::from_secs(300), Duration::from_secs(3600)];
+        let windows = [
+            sla_window,
+            Duration::from_secs(300),
+            Duration::from_secs(3600),
+        ];
         let sla = SlaTracker::new(
             registry,
             SlaConfig::builder(inputs)
@@ -823,8 +824,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 .sum();
             let secs = last_at.elapsed().as_secs_f64();
             last_at = Instant::now();
-            metrics::counter!("dwcp_manager_summaries_total").increment(1);
-            metrics::histogram!("dwcp_manager_summary_interval_seconds").record(secs);
+            metrics::counter!("dwcp_manager_reports_total").increment(1);
+            metrics::histogram!("dwcp_manager_report_interval_seconds").record(secs);
             let health = resilience.health.check().await.status;
             if health != last_health {
                 println!(

@@ -342,29 +342,40 @@ fn a_dependency_fault_trips_the_breaker_and_everything_recovers() {
     // below is on a condition, with deadlines far beyond the timeline.
     let mut r = start(
         &bin,
-        &[
-            "--fault-at",
-            "5",
-            "--fault-for",
-            "6",
-            "--sla-window",
-            "3",
-        ],
+        &["--fault-at", "5", "--fault-for", "6", "--sla-window", "3"],
     );
     let decision = |v: u8| format!("dwcp_sla_decision{{version=\"3.0.0\"}} {v}");
-    wait_for(r.addr, "/health", Duration::from_secs(90), "503 while the database is down", |s, b| {
-        s == 503 && b.contains("\"status\":\"unhealthy\"") && b.contains("database not answering")
+    let go = |l: &str| l.starts_with("t=") && l.contains(" sla=GO ");
+    wait_for(
+        r.addr,
+        "/health",
+        Duration::from_secs(90),
+        "503 while the database is down",
+        |s, b| {
+            s == 503
+                && b.contains("\"status\":\"unhealthy\"")
+                && b.contains("database not answering")
+        },
+    );
+    wait_for_metrics(r.addr, Duration::from_secs(90), "SLA NO-GO", |t| {
+        t.contains(&decision(2))
     });
-    wait_for_metrics(r.addr, Duration::from_secs(90), "SLA NO-GO", |t| t.contains(&decision(2)));
     wait_for_metrics(r.addr, Duration::from_secs(90), "a trip", |t| {
-        sample(t, "dwcp_circuit_breaker_trips_total{version=\"3.0.0\",circuit=\"database\"}")
-            .is_some_and(|n| n >= 1.0)
+        sample(
+            t,
+            "dwcp_circuit_breaker_trips_total{version=\"3.0.0\",circuit=\"database\"}",
+        )
+        .is_some_and(|n| n >= 1.0)
     });
     // After the fault: the breaker closed again (a reset), recovery succeeded, SLA back to GO.
     wait_for_metrics(r.addr, Duration::from_secs(120), "recovery and GO", |t| {
-        let closed = t.contains("dwcp_circuit_breaker_state{version=\"3.0.0\",circuit=\"database\"} 0");
-        let reset = sample(t, "dwcp_circuit_breaker_resets_total{version=\"3.0.0\",circuit=\"database\"}")
-            .is_some_and(|n| n >= 1.0);
+        let closed =
+            t.contains("dwcp_circuit_breaker_state{version=\"3.0.0\",circuit=\"database\"} 0");
+        let reset = sample(
+            t,
+            "dwcp_circuit_breaker_resets_total{version=\"3.0.0\",circuit=\"database\"}",
+        )
+        .is_some_and(|n| n >= 1.0);
         let recovered = sample(
             t,
             "dwcp_recovery_attempts_total{version=\"3.0.0\",component=\"database\",success=\"true\"}",
@@ -372,9 +383,13 @@ fn a_dependency_fault_trips_the_breaker_and_everything_recovers() {
         .is_some_and(|n| n >= 1.0);
         closed && reset && recovered && t.contains(&decision(0))
     });
-    wait_for(r.addr, "/health", Duration::from_secs(60), "healthy again", |s, b| {
-        s == 200 && b.contains("\"status\":\"healthy\"")
-    });
+    wait_for(
+        r.addr,
+        "/health",
+        Duration::from_secs(60),
+        "healthy again",
+        |s, b| s == 200 && b.contains("\"status\":\"healthy\""),
+    );
     let text = get(r.addr, "/metrics").body;
     let not_permitted = sample(
         &text,
@@ -390,32 +405,57 @@ fn a_dependency_fault_trips_the_breaker_and_everything_recovers() {
         let (code, output) = promtool_check(&text);
         assert_eq!((code, output.as_str()), (0, ""), "{text}");
     }
+    // The summary line, printed every 0.5 s, shows GO again too (read before stopping it).
+    let mut lines: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = r
+            .lines
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no GO summary after the fault in {lines:#?}"));
+        lines.push(line);
+        let over = lines.iter().position(|l| l.contains("fault over"));
+        if over.is_some_and(|o| lines[o..].iter().any(|l| go(l))) {
+            break;
+        }
+    }
     // Stop it and read what it printed: the story, in order.
     let status = Command::new("kill")
         .args(["-INT", &r.child.id().to_string()])
         .status()
         .expect("kill");
     assert!(status.success());
-    let (code, lines) = wait_exit(&mut r, Duration::from_secs(30));
+    let (code, rest) = wait_exit(&mut r, Duration::from_secs(30));
+    lines.extend(rest);
     assert_eq!(code, 0, "{lines:?}");
-    let go = |l: &str| l.starts_with("t=") && l.contains(" sla=GO ");
     let no_go = |l: &str| l.starts_with("t=") && l.contains(" sla=NO-GO ");
     let first_go = find_after(&lines, 0, "a GO summary", go);
-    let fault = find_after(&lines, first_go, "the fault", |l| l.contains("fault: database failing"));
+    let fault = find_after(&lines, first_go, "the fault", |l| {
+        l.contains("fault: database failing")
+    });
     let trip = find_after(&lines, fault, "the trip", |l| {
         l.contains("circuit database: closed -> open")
     });
     find_after(&lines, trip, "a failed recovery attempt", |l| {
         l.contains("recovery database: attempt 1 failed")
     });
-    find_after(&lines, trip, "half-open", |l| l.contains("circuit database: open -> half_open"));
-    find_after(&lines, fault, "health unhealthy", |l| l.contains("health healthy -> unhealthy"));
+    find_after(&lines, trip, "half-open", |l| {
+        l.contains("circuit database: open -> half_open")
+    });
+    find_after(&lines, fault, "health unhealthy", |l| {
+        l.contains("health healthy -> unhealthy")
+    });
     let nogo = find_after(&lines, fault, "a NO-GO summary", no_go);
-    let over = find_after(&lines, fault, "the fault's end", |l| l.contains("fault over"));
+    let over = find_after(&lines, fault, "the fault's end", |l| {
+        l.contains("fault over")
+    });
     find_after(&lines, over, "the reconnect", |l| {
         l.contains("recovery database: reconnected after")
     });
-    find_after(&lines, over, "the reset", |l| l.contains("circuit database: half_open -> closed"));
+    find_after(&lines, over, "the reset", |l| {
+        l.contains("circuit database: half_open -> closed")
+    });
     find_after(&lines, over, "health back", |l| l.ends_with("-> healthy"));
     find_after(&lines, nogo.max(over), "GO again", go);
 }
