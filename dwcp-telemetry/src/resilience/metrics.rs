@@ -15,7 +15,7 @@ pub enum State {
     Open,
     /// A few trial calls decide between closed and open.
     HalfOpen,
-    /// Calls flow and are counted, but nothing enters the window (set by hand).
+    /// Calls flow and are counted, but never trip the breaker; rates export −1 (set by hand).
     Disabled,
     /// Every call is rejected (set by hand).
     ForcedOpen,
@@ -227,6 +227,12 @@ impl BreakerMetrics {
     #[inline]
     pub fn call(&self, kind: CallKind) {
         self.calls[kind as usize].inc();
+    }
+
+    /// Count one call of `kind`; returns the count before it.
+    #[inline]
+    pub(crate) fn call_returning(&self, kind: CallKind) -> u64 {
+        self.calls[kind as usize].inc_returning()
     }
 
     /// Calls counted of `kind`.
