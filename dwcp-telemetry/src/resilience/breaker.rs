@@ -143,9 +143,10 @@ struct Inner {
 /// A circuit breaker (resilience4j's model), exporting its state, transitions, calls and
 /// rates on a registry. Cheap to clone (clones share the breaker).
 ///
-/// On the call path, a closed breaker costs one atomic load of its state, one atomic add to
-/// its window's index, one to `dwcp_circuit_breaker_calls_total` and, with slow-call
-/// tracking, two clock reads; no lock, no allocation. See `docs/RESILIENCE.md` for the
+/// On the success path, a closed breaker costs an atomic load of its state, one atomic add
+/// (to `dwcp_circuit_breaker_calls_total`, which also orders its count window) and, with
+/// slow-call tracking, two clock reads; no lock, no allocation. One breaker per circuit name
+/// per registry (two would share their counters). See `docs/RESILIENCE.md` for the
 /// state machine.
 ///
 /// ```
