@@ -503,11 +503,7 @@ impl Inner {
                 Outcome::Ignore => false,
             };
             match w & STATE_MASK {
-                CLOSED | METRICS_ONLY => {
-                    if evaluate {
-                        self.evaluate(w, true);
-                    }
-                }
+                CLOSED | METRICS_ONLY if evaluate => self.evaluate(w, true),
                 HALF_OPEN => self.record_trial(w, outcome, slow),
                 _ => {}
             }

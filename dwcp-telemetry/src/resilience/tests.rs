@@ -587,8 +587,12 @@ fn call_async_and_dropped_futures() {
     let reg = registry();
     let b = CircuitBreaker::new(&reg, "api", BreakerConfig::default()).unwrap();
     let fut = b.call_async(async { Ok::<_, ()>(7) });
-    let waker = std::task::Waker::noop();
-    let mut cx = std::task::Context::from_waker(waker);
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = std::task::Waker::from(Arc::new(Noop));
+    let mut cx = std::task::Context::from_waker(&waker);
     let mut fut = std::pin::pin!(fut);
     assert_eq!(
         fut.as_mut().poll(&mut cx),
