@@ -36,11 +36,10 @@ use std::time::Duration;
 use super::clock::Clock;
 use super::config::{check_percent, ConfigurationError};
 use crate::registry::{Descriptor, HistogramView, MetricKind, Visitor};
-use crate::{Gauge, LabelSet, LabelValue, Registry};
+use crate::{Gauge, LabelSet, Registry};
 
 /// A service level indicator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, LabelValue)]
-#[label(crate = crate)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Sli {
     /// Successful ÷ all requests.
     Availability,
@@ -405,7 +404,7 @@ pub struct SlaReport {
 #[derive(LabelSet)]
 #[label(crate = crate)]
 struct ComplianceLabels {
-    sli: Sli,
+    sli: &'static str,
     window: String,
 }
 
@@ -542,7 +541,7 @@ impl SlaTracker {
                         .iter()
                         .map(|&sli| {
                             let g = compliance.get(&ComplianceLabels {
-                                sli,
+                                sli: sli.as_str(),
                                 window: label.clone(),
                             });
                             g.set(1.0);
