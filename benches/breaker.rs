@@ -119,7 +119,10 @@ fn main() {
     let since = SystemTime::now();
     let sw = Stopwatch::from_env();
     eprintln!("single-thread cases timed with {}", sw.label());
-    let registry = Registry::builder().version("3.0.0").build().expect("registry");
+    let registry = Registry::builder()
+        .version("3.0.0")
+        .build()
+        .expect("registry");
     let b = Breakers {
         dwcp: CircuitBreaker::new(&registry, "bench", BreakerConfig::default()).expect("dwcp"),
         dwcp_slow: CircuitBreaker::new(
@@ -184,8 +187,16 @@ fn main() {
     for (breaker, made) in [(&b.dwcp, calls[0]), (&b.dwcp_slow, calls[1])] {
         if made > 0 {
             let ok = breaker.metrics().calls(CallKind::Successful);
-            assert_eq!(ok, made, "{}: successful calls counted == calls made", breaker.name());
-            eprintln!("check: {} counted {ok} successful calls = calls made", breaker.name());
+            assert_eq!(
+                ok,
+                made,
+                "{}: successful calls counted == calls made",
+                breaker.name()
+            );
+            eprintln!(
+                "check: {} counted {ok} successful calls = calls made",
+                breaker.name()
+            );
         }
     }
     summary(since);
