@@ -173,6 +173,31 @@ mod breaker {
         CircuitBreaker::new(&registry, "db", config).unwrap()
     }
 
+    /// A success and a failure race into a two-call window: whatever the interleaving,
+    /// the window holds both, one failed (50 %, under a 100 % threshold: no trip).
+    #[test]
+    fn loom_window_counts_racing_outcomes_exactly() {
+        loom::model(|| {
+            let registry = Registry::builder().build().unwrap();
+            let config = BreakerConfig::builder()
+                .count_window(2)
+                .minimum_calls(2)
+                .failure_rate_threshold(100.0)
+                .clock(Clock::manual(ManualClock::new()))
+                .build()
+                .unwrap();
+            let b = CircuitBreaker::new(&registry, "db", config).unwrap();
+            let t = {
+                let b = b.clone();
+                thread::spawn(move || b.call(|| Ok::<_, ()>(())).is_ok())
+            };
+            let _ = b.call(|| Err::<(), _>(()));
+            assert!(t.join().unwrap());
+            assert_eq!(b.failure_rate(), Some(50.0));
+            assert_eq!(b.state(), State::Closed);
+        });
+    }
+
     /// Two failing calls race to fill the window: the breaker trips exactly once, and the
     /// gauge shows open.
     #[test]

@@ -20,11 +20,10 @@ use std::time::{Duration, Instant};
 
 #[cfg(feature = "prometheus")]
 use crate::export::json;
-use crate::{Counter, Gauge, Histogram, LabelSet, LabelValue, RegistrationError, Registry};
+use crate::{Counter, Gauge, Histogram, LabelSet, RegistrationError, Registry};
 
 /// A status: of one check, or the aggregate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, LabelValue)]
-#[label(crate = crate)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum HealthStatus {
     /// Working.
     Healthy,
@@ -104,7 +103,7 @@ struct RunLabels {
 #[label(crate = crate)]
 struct ComponentLabels {
     component: String,
-    status: HealthStatus,
+    status: &'static str,
 }
 
 #[derive(Clone)]
@@ -285,7 +284,7 @@ impl HealthChecker {
         let gauge = |status| {
             self.shared.family.get(&ComponentLabels {
                 component: name.to_owned(),
-                status,
+                status: HealthStatus::as_str(status),
             })
         };
         let check = Check {

@@ -3,11 +3,10 @@
 
 use super::{AtomicU8, Ordering};
 
-use crate::{Counter, Gauge, LabelSet, LabelValue, RegistrationError, Registry};
+use crate::{Counter, Gauge, LabelSet, RegistrationError, Registry};
 
 /// A breaker's state (resilience4j's six).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, LabelValue)]
-#[label(crate = crate)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
     /// Calls flow; outcomes are recorded and may trip the breaker.
     Closed,
@@ -15,7 +14,7 @@ pub enum State {
     Open,
     /// A few trial calls decide between closed and open.
     HalfOpen,
-    /// Calls flow and are counted, but nothing enters the window (set by hand).
+    /// Calls flow and are counted, but never trip the breaker; rates export −1 (set by hand).
     Disabled,
     /// Every call is rejected (set by hand).
     ForcedOpen,
@@ -72,8 +71,7 @@ impl State {
 }
 
 /// The `kind` label of `dwcp_circuit_breaker_calls_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, LabelValue)]
-#[label(crate = crate)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallKind {
     /// A call that succeeded.
     Successful,
@@ -83,6 +81,18 @@ pub enum CallKind {
     Ignored,
     /// A call the breaker rejected.
     NotPermitted,
+}
+
+impl CallKind {
+    /// The `kind` label value: `successful`, `failed`, `ignored` or `not_permitted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallKind::Successful => "successful",
+            CallKind::Failed => "failed",
+            CallKind::Ignored => "ignored",
+            CallKind::NotPermitted => "not_permitted",
+        }
+    }
 }
 
 /// An illegal transition reported through [`BreakerMetrics::transition`].
@@ -107,7 +117,7 @@ struct CircuitLabels {
 #[label(crate = crate)]
 struct CallLabels {
     circuit: String,
-    kind: CallKind,
+    kind: &'static str,
 }
 
 /// The series of one circuit: `dwcp_circuit_breaker_state{circuit, version}`,
@@ -195,7 +205,7 @@ impl BreakerMetrics {
         let call = |kind| {
             calls.get(&CallLabels {
                 circuit: circuit.to_owned(),
-                kind,
+                kind: CallKind::as_str(kind),
             })
         };
         let m = BreakerMetrics {
@@ -227,6 +237,12 @@ impl BreakerMetrics {
     #[inline]
     pub fn call(&self, kind: CallKind) {
         self.calls[kind as usize].inc();
+    }
+
+    /// Count one call of `kind`; returns the count before it.
+    #[inline]
+    pub(crate) fn call_returning(&self, kind: CallKind) -> u64 {
+        self.calls[kind as usize].inc_returning()
     }
 
     /// Calls counted of `kind`.

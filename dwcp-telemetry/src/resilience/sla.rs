@@ -36,11 +36,10 @@ use std::time::Duration;
 use super::clock::Clock;
 use super::config::{check_percent, ConfigurationError};
 use crate::registry::{Descriptor, HistogramView, MetricKind, Visitor};
-use crate::{Gauge, LabelSet, LabelValue, Registry};
+use crate::{Gauge, LabelSet, Registry};
 
 /// A service level indicator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, LabelValue)]
-#[label(crate = crate)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Sli {
     /// Successful ÷ all requests.
     Availability,
@@ -405,7 +404,7 @@ pub struct SlaReport {
 #[derive(LabelSet)]
 #[label(crate = crate)]
 struct ComplianceLabels {
-    sli: Sli,
+    sli: &'static str,
     window: String,
 }
 
@@ -542,7 +541,7 @@ impl SlaTracker {
                         .iter()
                         .map(|&sli| {
                             let g = compliance.get(&ComplianceLabels {
-                                sli,
+                                sli: sli.as_str(),
                                 window: label.clone(),
                             });
                             g.set(1.0);
@@ -581,7 +580,7 @@ impl SlaTracker {
             let spacing = (length / inner.config.resolution as u64).max(1);
             if w.samples
                 .back()
-                .is_none_or(|b| now.at_ns.saturating_sub(b.at_ns) >= spacing)
+                .map_or(true, |b| now.at_ns.saturating_sub(b.at_ns) >= spacing)
             {
                 w.samples.push_back(now);
             }
@@ -592,7 +591,7 @@ impl SlaTracker {
             let base = w.samples.front().copied().unwrap_or(now);
             let report = self.window_report(w, &base, &now);
             for (sli, g) in &w.compliance {
-                let ok = report.sli(*sli).is_none_or(|s| s.compliant);
+                let ok = report.sli(*sli).map_or(true, |s| s.compliant);
                 g.set(if ok { 1.0 } else { 0.0 });
             }
             w.remaining.set(report.error_budget_remaining);
@@ -649,7 +648,7 @@ impl SlaTracker {
     }
 
     fn decide(&self, r: &WindowReport) -> Decision {
-        let met = |sli| r.sli(sli).is_none_or(|s| s.compliant);
+        let met = |sli| r.sli(sli).map_or(true, |s| s.compliant);
         if !(met(Sli::Availability) && met(Sli::LatencyP99) && met(Sli::ErrorRate)) {
             return Decision::NoGo;
         }
@@ -686,7 +685,7 @@ impl SlaTracker {
         slis.push(SliReport {
             sli: Sli::Availability,
             value: availability,
-            compliant: availability.is_none_or(|a| a >= t.availability),
+            compliant: availability.map_or(true, |a| a >= t.availability),
         });
         if inputs.latency.is_some() {
             let total = d(now.latency_count, base.latency_count);
@@ -714,7 +713,7 @@ impl SlaTracker {
         slis.push(SliReport {
             sli: Sli::ErrorRate,
             value: error_rate,
-            compliant: error_rate.is_none_or(|e| e <= t.error_rate),
+            compliant: error_rate.map_or(true, |e| e <= t.error_rate),
         });
         if inputs.bytes.is_some() {
             let secs = covered.as_secs_f64();
@@ -722,7 +721,7 @@ impl SlaTracker {
             slis.push(SliReport {
                 sli: Sli::Throughput,
                 value: tp,
-                compliant: tp.is_none_or(|v| v >= t.throughput_bytes_per_second),
+                compliant: tp.map_or(true, |v| v >= t.throughput_bytes_per_second),
             });
         }
         let burn_rate = error_rate.unwrap_or(0.0) / t.error_rate;
