@@ -29,14 +29,22 @@ fn runtime(reg: &Registry) {
 
 #[test]
 fn catalog_first_then_runtime() {
-    let reg = Registry::builder().version("3.0.0").dwcp_defaults().build().unwrap();
+    let reg = Registry::builder()
+        .version("3.0.0")
+        .dwcp_defaults()
+        .build()
+        .unwrap();
     manager::register_all(&reg).unwrap();
     runtime(&reg);
 }
 
 #[test]
 fn runtime_first_then_catalog() {
-    let reg = Registry::builder().version("3.0.0").dwcp_defaults().build().unwrap();
+    let reg = Registry::builder()
+        .version("3.0.0")
+        .dwcp_defaults()
+        .build()
+        .unwrap();
     runtime(&reg);
     manager::register_all(&reg).expect("the catalog agrees with the runtime's families");
 }

@@ -1,6 +1,7 @@
 //! The circuit-breaker series, and the instrumentation-only API for services that keep
 //! their own breaker.
 
+use super::catalog_help;
 use super::{AtomicU8, Ordering};
 
 use crate::{Counter, Gauge, LabelSet, RegistrationError, Registry};
@@ -160,42 +161,42 @@ impl BreakerMetrics {
         let state = registry
             .gauge(
                 "dwcp_circuit_breaker_state",
-                "Circuit breaker state (0=closed, 1=open, 2=half-open)",
+                catalog_help("dwcp_circuit_breaker_state"),
             )
             .labels::<CircuitLabels>()
             .register()?;
         let trips = registry
             .counter(
                 "dwcp_circuit_breaker_trips_total",
-                "Total number of circuit breaker trips",
+                catalog_help("dwcp_circuit_breaker_trips_total"),
             )
             .labels::<CircuitLabels>()
             .register()?;
         let resets = registry
             .counter(
                 "dwcp_circuit_breaker_resets_total",
-                "Total number of circuit breaker resets to closed",
+                catalog_help("dwcp_circuit_breaker_resets_total"),
             )
             .labels::<CircuitLabels>()
             .register()?;
         let calls = registry
             .counter(
                 "dwcp_circuit_breaker_calls_total",
-                "Calls through a circuit breaker by outcome kind",
+                catalog_help("dwcp_circuit_breaker_calls_total"),
             )
             .labels::<CallLabels>()
             .register()?;
         let failure_rate = registry
             .gauge(
                 "dwcp_circuit_breaker_failure_rate",
-                "Failure rate in percent over the breaker's sliding window (-1 below the minimum calls)",
+                catalog_help("dwcp_circuit_breaker_failure_rate"),
             )
             .labels::<CircuitLabels>()
             .register()?;
         let slow_call_rate = registry
             .gauge(
                 "dwcp_circuit_breaker_slow_call_rate",
-                "Slow-call rate in percent over the breaker's sliding window (-1 below the minimum calls)",
+                catalog_help("dwcp_circuit_breaker_slow_call_rate"),
             )
             .labels::<CircuitLabels>()
             .register()?;

@@ -27,6 +27,7 @@
 //! 80 % of its target (the seeds' 80 ms warning threshold); otherwise **GO**. Throughput is
 //! reported and exported but not part of the decision (as in the seeds' GO query).
 
+use super::catalog_help;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -492,31 +493,25 @@ impl SlaTracker {
     /// A tracker over `registry`'s series, exporting `dwcp_sla_*` on it.
     pub fn new(registry: &Registry, config: SlaConfig) -> Result<Self, ConfigurationError> {
         let compliance = registry
-            .gauge(
-                "dwcp_sla_compliance",
-                "1 when the SLI meets its SLA target over the window, else 0",
-            )
+            .gauge("dwcp_sla_compliance", catalog_help("dwcp_sla_compliance"))
             .labels::<ComplianceLabels>()
             .register()?;
         let remaining = registry
             .gauge(
                 "dwcp_sla_error_budget_remaining_ratio",
-                "Error budget remaining over the window (1 = untouched, 0 = spent)",
+                catalog_help("dwcp_sla_error_budget_remaining_ratio"),
             )
             .labels::<WindowLabels>()
             .register()?;
         let burn = registry
             .gauge(
                 "dwcp_sla_error_budget_burn_rate",
-                "Error rate over the window divided by the target error rate",
+                catalog_help("dwcp_sla_error_budget_burn_rate"),
             )
             .labels::<WindowLabels>()
             .register()?;
         let decision = registry
-            .gauge(
-                "dwcp_sla_decision",
-                "Rollout decision: 0 GO, 1 CAUTION, 2 NO-GO",
-            )
+            .gauge("dwcp_sla_decision", catalog_help("dwcp_sla_decision"))
             .register()?
             .handle();
         let mut slis = vec![Sli::Availability, Sli::LatencyP99, Sli::ErrorRate];
