@@ -10,13 +10,17 @@
 //! a batch is being sent (or retried against a dead collector), new spans wait in the queue;
 //! when it is full they are dropped and counted: the caller never waits.
 //!
-//! ```no_run
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // With OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) set, this installs the
-//! // exporter as the process's span sink; without it, it returns None and spans stay off.
-//! let _guard = dwcp_telemetry::export::otlp::init_tracing_from_env()?;
-//! // ... run the service; dropping the guard flushes and shuts the exporter down.
-//! # Ok(()) }
+//! ```
+//! use dwcp_telemetry::export::otlp::init_tracing_from_lookup;
+//!
+//! // In a service: `let _guard = dwcp_telemetry::export::otlp::init_tracing_from_env()?;`
+//! // With OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) set, that installs the exporter
+//! // as the process's span sink and returns a guard that flushes on drop. With nothing
+//! // configured it installs nothing, and spans stay off:
+//! let guard = init_tracing_from_lookup(|_| None, dwcp_telemetry::global())?;
+//! assert!(guard.is_none());
+//! assert!(dwcp_telemetry::trace::sink().is_none());
+//! # Ok::<(), dwcp_telemetry::export::otlp::config::OtlpConfigError>(())
 //! ```
 
 use std::borrow::Cow;
