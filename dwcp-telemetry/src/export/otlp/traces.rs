@@ -44,6 +44,9 @@ use super::transport::{RetryPolicy, SelfMetrics, Transport};
 use crate::trace::{AttrValue, SpanEvent, SpanKind, SpanRecord, SpanSink, SpanStatus};
 use crate::{Counter, Registry};
 
+/// The longest schedule delay honoured (a larger one would overflow the timer).
+const MAX_DELAY: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// The instrumentation scope name on exported spans.
 pub const SCOPE_NAME: &str = "dwcp-telemetry";
 
@@ -492,8 +495,11 @@ struct Worker {
 
 impl Worker {
     async fn run(mut self, transport: Transport) {
-        let mut tick =
-            tokio::time::interval(self.batch.schedule_delay.max(Duration::from_millis(1)));
+        let mut tick = tokio::time::interval(
+            self.batch
+                .schedule_delay
+                .clamp(Duration::from_millis(1), MAX_DELAY),
+        );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await; // the first tick is immediate
         let mut control_open = true;
