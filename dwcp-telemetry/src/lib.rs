@@ -91,6 +91,8 @@
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
 pub mod anomaly;
+#[cfg(any(feature = "otlp", all(test, loom)))]
+mod batch_trigger;
 pub mod clock;
 pub mod error;
 #[cfg(any(feature = "prometheus", feature = "otlp"))]
