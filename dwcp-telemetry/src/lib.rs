@@ -91,9 +91,9 @@
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
 pub mod anomaly;
-pub mod catalog;
 #[cfg(any(feature = "otlp", all(test, loom)))]
 mod batch_trigger;
+pub mod catalog;
 pub mod clock;
 pub mod error;
 #[cfg(any(feature = "prometheus", feature = "otlp"))]

@@ -283,6 +283,8 @@ mod breaker {
             );
         });
     }
+}
+
 /// The OTLP span exporter's wake-up protocol (`batch_trigger`): submitters count, queue into a
 /// bounded queue (modelled as a counter with a CAS), and wake the export thread through a
 /// stored permit (modelled as a flag, like `tokio::sync::Notify`); the export thread, holding a
