@@ -1,0 +1,186 @@
+//! The current span context: a thread-local, set while an instrumented call runs (for an
+//! `async` call, during each poll of its future) and while a handler runs under
+//! [`with_parent`] / [`with_parent_async`].
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::propagation::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
+/// A span context without its `tracestate` (kept apart, see [`STATE`]): `Copy`, so setting
+/// and restoring it never allocates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ctx {
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
+    pub(crate) flags: TraceFlags,
+    pub(crate) remote: bool,
+}
+
+impl Ctx {
+    /// The trace id's low 8 bytes, what the ratio decision reads.
+    #[inline]
+    pub(crate) fn trace_low(&self) -> u64 {
+        let b = self.trace_id.to_bytes();
+        let mut low = [0u8; 8];
+        for (o, i) in low.iter_mut().zip(b.iter().skip(8)) {
+            *o = *i;
+        }
+        u64::from_be_bytes(low)
+    }
+}
+
+thread_local! {
+    /// The current context (`None`: no span, the next call is a root).
+    static CURRENT: Cell<Option<Ctx>> = const { Cell::new(None) };
+    /// The `tracestate` of the trace a `with_parent` scope runs in (`None` when empty).
+    static STATE: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+}
+
+/// The current context, or `None` (also during thread teardown).
+#[inline]
+pub(crate) fn get() -> Option<Ctx> {
+    CURRENT.try_with(Cell::get).ok().flatten()
+}
+
+/// Replaces the current context and returns the previous one.
+#[inline]
+fn replace(ctx: Option<Ctx>) -> Option<Ctx> {
+    CURRENT.try_with(|c| c.replace(ctx)).ok().flatten()
+}
+
+/// The `tracestate` in effect, as the header value (empty when none).
+pub(crate) fn state_string() -> String {
+    STATE
+        .try_with(|s| s.borrow().as_deref().map(str::to_owned))
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+fn replace_state(state: Option<Arc<str>>) -> Option<Arc<str>> {
+    STATE.try_with(|s| s.replace(state)).ok().flatten()
+}
+
+/// Sets a context for as long as it lives, then restores the previous one (also when the
+/// scope unwinds).
+#[derive(Debug)]
+#[must_use]
+pub(crate) struct CtxScope {
+    prev: Option<Ctx>,
+}
+
+impl CtxScope {
+    #[inline]
+    pub(crate) fn enter(ctx: Ctx) -> Self {
+        CtxScope {
+            prev: replace(Some(ctx)),
+        }
+    }
+}
+
+impl Drop for CtxScope {
+    #[inline]
+    fn drop(&mut self) {
+        replace(self.prev);
+    }
+}
+
+/// A parent scope: the context and its `tracestate`.
+struct ParentScope {
+    _ctx: CtxScope,
+    prev_state: Option<Option<Arc<str>>>,
+}
+
+impl ParentScope {
+    fn enter(ctx: Ctx, state: &Option<Arc<str>>) -> Self {
+        ParentScope {
+            _ctx: CtxScope::enter(ctx),
+            prev_state: Some(replace_state(state.clone())),
+        }
+    }
+}
+
+impl Drop for ParentScope {
+    fn drop(&mut self) {
+        if let Some(prev) = self.prev_state.take() {
+            replace_state(prev);
+        }
+    }
+}
+
+fn split(parent: &SpanContext) -> (Ctx, Option<Arc<str>>) {
+    let ctx = Ctx {
+        trace_id: parent.trace_id,
+        span_id: parent.span_id,
+        flags: parent.flags,
+        remote: parent.remote,
+    };
+    let state = (!parent.state.is_empty()).then(|| Arc::from(parent.state.to_string()));
+    (ctx, state)
+}
+
+/// Runs `f` with `parent` as the current span context: instrumented calls inside are its
+/// children (sampled if it is, for a parent-based sampler) and carry its trace id and
+/// `tracestate`. Use it for a handler of a message whose metadata held a `traceparent`:
+///
+/// ```
+/// use std::collections::HashMap;
+/// use dwcp_telemetry::{propagation, trace};
+///
+/// let mut metadata = HashMap::new();
+/// metadata.insert(
+///     "traceparent".to_string(),
+///     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string(),
+/// );
+/// if let Ok(Some(remote)) = propagation::extract(&metadata) {
+///     trace::with_parent(&remote, || {
+///         let here = trace::current().expect("inside the scope");
+///         assert_eq!(here.trace_id, remote.trace_id);
+///     });
+/// }
+/// assert!(trace::current().is_none());
+/// ```
+pub fn with_parent<R>(parent: &SpanContext, f: impl FnOnce() -> R) -> R {
+    let (ctx, state) = split(parent);
+    let _scope = ParentScope::enter(ctx, &state);
+    f()
+}
+
+/// The future of `fut` run with `parent` as the current span context during each of its
+/// polls (see [`with_parent`]).
+pub async fn with_parent_async<F: Future>(parent: SpanContext, fut: F) -> F::Output {
+    let (ctx, state) = split(&parent);
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(move |cx| {
+        let _scope = ParentScope::enter(ctx, &state);
+        fut.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// The current span context: the innermost instrumented call running on this thread (or
+/// task poll), else the parent set by [`with_parent`]; `None` outside both. Inject it into
+/// an outgoing message's metadata to continue the trace in the callee
+/// ([`propagation::inject`](crate::propagation::inject)). Spans must be on (a sink
+/// installed or a `tracing` subscriber) for instrumented calls to set it.
+pub fn current() -> Option<SpanContext> {
+    let ctx = get()?;
+    let state = STATE
+        .try_with(|s| {
+            s.borrow()
+                .as_deref()
+                .and_then(|s| s.parse::<TraceState>().ok())
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    Some(SpanContext {
+        trace_id: ctx.trace_id,
+        span_id: ctx.span_id,
+        flags: ctx.flags,
+        state,
+        remote: ctx.remote,
+    })
+}
