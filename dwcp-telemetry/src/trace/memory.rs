@@ -48,6 +48,11 @@ impl MemorySink {
         self.lock().drain(..).collect()
     }
 
+    /// A copy of every span held, oldest first (they stay held).
+    pub fn spans(&self) -> Vec<SpanRecord> {
+        self.lock().iter().cloned().collect()
+    }
+
     /// Removes every span held and returns how many there were.
     pub fn clear(&self) -> usize {
         let mut g = self.lock();
