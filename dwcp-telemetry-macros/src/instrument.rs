@@ -810,8 +810,10 @@ mod tests {
     fn argument_errors() {
         assert!(err("", "fn f() {}").contains("needs `component"));
         assert!(err("component = \"a\", component = \"b\"", "fn f() {}").contains("duplicate"));
-        assert!(err("component = \"a\", fields(x)", "fn f() {}").contains("tracing pipeline"));
-        assert!(err("component = \"a\", sample = 0.1", "fn f() {}").contains("tracing pipeline"));
+        assert!(err("component = \"a\", fields(x)", "fn f() {}").contains("expects a value"));
+        assert!(err("component = \"a\", sample = 2.0", "fn f() {}").contains("ratio in [0, 1]"));
+        assert!(err("component = \"a\", circuit = \"p\"", "fn f() {}").contains("resilience"));
+        assert!(err("component = \"a\", skip(y)", "fn f(x: u8) {}").contains("no argument `y`"));
         assert!(err("component = \"a\", foo = 1", "fn f() {}").contains("unknown argument `foo`"));
         assert!(err("component = \"a\"", "struct S;").contains("functions and methods only"));
         assert!(err("component = \"a\", ok_if = f", "fn f() -> u8 { 1 }").contains("`ok_if` needs"));
