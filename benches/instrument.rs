@@ -11,6 +11,7 @@
 //! | case | what |
 //! |---|---|
 //! | `baseline` | uninstrumented |
+//! | `floor_two_clock_reads` | the body between two reads of the crate's TSC clock (`clock::now_raw`) and their difference in ns: the floor of any per-call timing on this machine |
 //! | `dwcp` | `#[instrument_dwcp(component = "amst", registry = ..)]`, spans off (no sink, no `tracing` subscriber): metrics only |
 //! | `dwcp_span_unsampled` | the same with `sample = 0.0` and a sink installed: the sampling decision is made (and says no) on every call |
 //! | `dwcp_span_ratio_10` | `sample = 0.1`, sink installed: 10 % of calls build a span |
@@ -57,6 +58,7 @@ use tracing_subscriber::layer::SubscriberExt as _;
 
 const GROUP: &str = "instrument_ok_call";
 const BASELINE: &str = "baseline";
+const FLOOR: &str = "floor_two_clock_reads";
 const DWCP: &str = "dwcp";
 const DWCP_UNSAMPLED: &str = "dwcp_span_unsampled";
 const DWCP_TEN: &str = "dwcp_span_ratio_10";
@@ -88,6 +90,22 @@ mod baseline {
     #[inline(never)]
     pub fn migrate(x: u64) -> Result<u64, MyError> {
         body(x)
+    }
+}
+
+/// The floor of any per-call timing: the body between two reads of the crate's clock, the
+/// difference converted to nanoseconds and kept. Nothing else of the instrumentation.
+mod floor {
+    use super::{body, MyError};
+    use dwcp_telemetry::clock;
+    use std::hint::black_box;
+
+    #[inline(never)]
+    pub fn migrate(x: u64) -> Result<u64, MyError> {
+        let start = clock::now_raw();
+        let out = body(x);
+        black_box(clock::nanos_between(start, clock::now_raw()));
+        out
     }
 }
 
@@ -312,6 +330,7 @@ fn cases(c: &mut Criterion, sw: Stopwatch) {
     g.bench_function(BASELINE, |b| {
         b.iter_custom(|n| run(sw, n, baseline::migrate))
     });
+    g.bench_function(FLOOR, |b| b.iter_custom(|n| run(sw, n, floor::migrate)));
     // Spans off: no sink, and no `tracing` subscriber seen yet in this process.
     assert!(trace::uninstall_sink().is_none());
     g.bench_function(DWCP, |b| {
@@ -437,6 +456,7 @@ fn summary(since: SystemTime) {
     let added = |id: &str| base.zip(get(id)).map(|(b, m)| m - b);
     for id in [
         BASELINE,
+        FLOOR,
         DWCP,
         DWCP_UNSAMPLED,
         DWCP_TEN,

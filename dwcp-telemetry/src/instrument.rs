@@ -327,37 +327,33 @@ impl CallSite {
     fn decide(&'static self, tracing_on: bool) -> SpanState {
         let parent = context::get();
         let (threshold, parent_based) = self.rule.get(self.component, self.span.sample);
-        let (trace_id, flags, sampled) = match parent {
+        let ctx = match parent {
             Some(p) => {
                 let sampled = if parent_based {
                     p.flags.is_sampled()
                 } else {
-                    sampler::by_ratio(p.trace_low(), threshold)
+                    sampler::by_ratio(p.trace_lo, threshold)
                 };
-                (p.trace_id, p.flags, sampled)
+                Ctx {
+                    span: context::random_id(),
+                    flags: p.flags.with_sampled(sampled),
+                    remote: false,
+                    ..p
+                }
             }
             None => {
-                let t = TraceId::random();
-                let probe = Ctx {
-                    trace_id: t,
-                    span_id: SpanId::random(),
-                    flags: TraceFlags::NOT_SAMPLED,
-                    remote: false,
-                };
-                let sampled = sampler::by_ratio(probe.trace_low(), threshold);
-                let ctx = Ctx {
+                let trace_lo = context::random_id();
+                let sampled = sampler::by_ratio(trace_lo, threshold);
+                Ctx {
+                    trace_hi: context::random_id(),
+                    trace_lo,
+                    span: context::random_id(),
                     flags: TraceFlags::NOT_SAMPLED.with_sampled(sampled),
-                    ..probe
-                };
-                return self.state(ctx, None, sampled, tracing_on);
+                    remote: false,
+                }
             }
         };
-        let ctx = Ctx {
-            trace_id,
-            span_id: SpanId::random(),
-            flags: flags.with_sampled(sampled),
-            remote: false,
-        };
+        let sampled = ctx.flags.is_sampled();
         self.state(ctx, parent, sampled, tracing_on)
     }
 
@@ -412,7 +408,9 @@ impl CallSite {
         })
     }
 
-    /// Hand a finished sampled span to the sink.
+    /// Hand a finished sampled span to the sink (the box is the one the call carried: moving
+    /// it here moves a pointer).
+    #[allow(clippy::boxed_local)]
     #[cold]
     #[inline(never)]
     fn end_span(
@@ -475,9 +473,9 @@ impl CallSite {
         ));
         let remote_parent = data.parent.is_some_and(|p| p.remote);
         sink.submit(SpanRecord {
-            trace_id: data.ctx.trace_id,
-            span_id: data.ctx.span_id,
-            parent_span_id: data.parent.map(|p| p.span_id),
+            trace_id: data.ctx.trace_id(),
+            span_id: data.ctx.span_id(),
+            parent_span_id: data.parent.map(|p| p.span_id()),
             flags: data.ctx.flags,
             trace_state: std::mem::take(&mut data.trace_state),
             name: Cow::Borrowed(self.operation),
@@ -558,12 +556,12 @@ impl SpanData {
 
     /// The span's trace id.
     pub fn trace_id(&self) -> TraceId {
-        self.ctx.trace_id
+        self.ctx.trace_id()
     }
 
     /// The span's id.
     pub fn span_id(&self) -> SpanId {
-        self.ctx.span_id
+        self.ctx.span_id()
     }
 }
 
@@ -1031,9 +1029,9 @@ mod tests {
     fn guard_records_cancelled_and_ok() {
         let reg = Registry::builder().build().unwrap();
         static SITE: CallSite = CallSite::new("unit", "op");
-        SITE.start(|| &reg).finish(Outcome::Ok);
-        drop(SITE.start(|| &reg));
-        SITE.start(|| &reg).finish(Outcome::Error("Boom"));
+        SITE.start(|| &reg, false).finish(Outcome::Ok);
+        drop(SITE.start(|| &reg, false));
+        SITE.start(|| &reg, false).finish(Outcome::Error("Boom"));
         let c = reg.existing_counter(REQUESTS).unwrap();
         for (s, n) in [("ok", 1), ("cancelled", 1), ("error", 1), ("panic", 0)] {
             assert_eq!(
@@ -1072,7 +1070,15 @@ mod tests {
         let waker = std::task::Waker::from(std::sync::Arc::new(NoopWake));
         let mut cx = Context::from_waker(&waker);
         let mut inner = std::pin::pin!(PanicOnPoll);
-        let mut w = Watch::new(SITE.start(|| &reg), inner.as_mut(), |_| Outcome::Ok);
+        let mut w = Watch::new(
+            SITE.start(|| &reg, false),
+            inner.as_mut(),
+            |_| Outcome::Ok,
+            |_| Exception {
+                ty: "u8",
+                message: String::new(),
+            },
+        );
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             Pin::new(&mut w).poll(&mut cx)
         }));

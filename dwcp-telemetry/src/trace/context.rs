@@ -8,26 +8,108 @@ use std::sync::Arc;
 
 use crate::propagation::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
-/// A span context without its `tracestate` (kept apart, see [`STATE`]): `Copy`, so setting
-/// and restoring it never allocates.
+/// A span context without its `tracestate` (kept apart, see [`STATE`]): `Copy`, word-aligned
+/// (ids as integers, so setting and restoring it is a few aligned moves), never allocating.
+/// Ids are never zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Ctx {
-    pub(crate) trace_id: TraceId,
-    pub(crate) span_id: SpanId,
+    /// The trace id's first 8 bytes, big-endian.
+    pub(crate) trace_hi: u64,
+    /// The trace id's last 8 bytes, big-endian: what the ratio decision reads.
+    pub(crate) trace_lo: u64,
+    pub(crate) span: u64,
     pub(crate) flags: TraceFlags,
     pub(crate) remote: bool,
 }
 
 impl Ctx {
-    /// The trace id's low 8 bytes, what the ratio decision reads.
-    #[inline]
-    pub(crate) fn trace_low(&self) -> u64 {
-        let b = self.trace_id.to_bytes();
-        let mut low = [0u8; 8];
-        for (o, i) in low.iter_mut().zip(b.iter().skip(8)) {
-            *o = *i;
+    pub(crate) fn trace_id(&self) -> TraceId {
+        let mut b = [0u8; 16];
+        for (o, i) in b.iter_mut().zip(
+            self.trace_hi
+                .to_be_bytes()
+                .into_iter()
+                .chain(self.trace_lo.to_be_bytes()),
+        ) {
+            *o = i;
         }
-        u64::from_be_bytes(low)
+        TraceId::from_bytes(b).unwrap_or_else(TraceId::random)
+    }
+
+    pub(crate) fn span_id(&self) -> SpanId {
+        SpanId::from_bytes(self.span.to_be_bytes()).unwrap_or_else(SpanId::random)
+    }
+
+    pub(crate) fn from_parts(
+        trace_id: TraceId,
+        span_id: SpanId,
+        flags: TraceFlags,
+        remote: bool,
+    ) -> Self {
+        let t = trace_id.to_bytes();
+        let mut hi = [0u8; 8];
+        let mut lo = [0u8; 8];
+        for (o, i) in hi.iter_mut().chain(lo.iter_mut()).zip(t) {
+            *o = i;
+        }
+        Ctx {
+            trace_hi: u64::from_be_bytes(hi),
+            trace_lo: u64::from_be_bytes(lo),
+            span: u64::from_be_bytes(span_id.to_bytes()),
+            flags,
+            remote,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ids: splitmix64 per thread (const-initialised: no lazy-init check, no destructor), seeded
+// on first use from the process's random hasher keys, a global counter and the clock.
+
+thread_local! {
+    static RNG: Cell<u64> = const { Cell::new(0) };
+}
+
+static SEEDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+
+#[cold]
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    SEEDS
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        .hash(&mut h);
+    crate::clock::now_raw().hash(&mut h);
+    h.finish() | 1
+}
+
+#[inline]
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A random non-zero `u64` (an id).
+#[inline]
+pub(crate) fn random_id() -> u64 {
+    let x = RNG
+        .try_with(|s| {
+            let mut v = s.get();
+            if v == 0 {
+                v = seed();
+            }
+            let next = v.wrapping_add(GOLDEN);
+            // Never store 0 (the "unseeded" mark).
+            s.set(if next == 0 { GOLDEN } else { next });
+            next
+        })
+        .unwrap_or_else(|_| seed());
+    match mix(x) {
+        0 => GOLDEN,
+        r => r,
     }
 }
 
@@ -111,12 +193,7 @@ impl Drop for ParentScope {
 }
 
 fn split(parent: &SpanContext) -> (Ctx, Option<Arc<str>>) {
-    let ctx = Ctx {
-        trace_id: parent.trace_id,
-        span_id: parent.span_id,
-        flags: parent.flags,
-        remote: parent.remote,
-    };
+    let ctx = Ctx::from_parts(parent.trace_id, parent.span_id, parent.flags, parent.remote);
     let state = (!parent.state.is_empty()).then(|| Arc::from(parent.state.to_string()));
     (ctx, state)
 }
@@ -177,8 +254,8 @@ pub fn current() -> Option<SpanContext> {
         .flatten()
         .unwrap_or_default();
     Some(SpanContext {
-        trace_id: ctx.trace_id,
-        span_id: ctx.span_id,
+        trace_id: ctx.trace_id(),
+        span_id: ctx.span_id(),
         flags: ctx.flags,
         state,
         remote: ctx.remote,
