@@ -1,4 +1,4 @@
-//! `#[instrument_dwcp]`: the metrics half (spans come with the tracing pipeline).
+//! `#[instrument_dwcp]`: request metrics and, for a sampled call, a trace span.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};

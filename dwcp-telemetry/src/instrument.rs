@@ -1,5 +1,17 @@
 //! Runtime support for [`#[instrument_dwcp]`](crate::instrument_dwcp): the metrics every
-//! instrumented function records, and how errors are labelled.
+//! instrumented function records, how errors are labelled, and the span of a sampled call.
+//!
+//! ## Spans
+//!
+//! Spans are off until a sink is installed ([`trace::install_sink`](crate::trace::install_sink))
+//! or a `tracing` subscriber wants the call site's `level`: then each call is first sampled
+//! ([`trace::sampler`](crate::trace::sampler): the parent's flag, then the ratio) and only a
+//! sampled call builds anything. A sampled call's [`SpanRecord`](crate::trace::SpanRecord)
+//! carries `code.function`, `code.namespace` (the module path), `dwcp.component`,
+//! `dwcp.operation`, the recorded arguments and `fields(..)`, `dwcp.status`, and for an error
+//! or a panic an `Error` status and an `exception` event (`exception.type`,
+//! `exception.message`). An unsampled call sets its context (so that its children inherit
+//! "not sampled") and allocates nothing.
 //!
 //! Each call site (each instrumented function) records into four families of its registry
 //! (the global one unless `registry = expr` says otherwise):
@@ -16,8 +28,9 @@
 //! exactly one status, and its duration, and leaves the in-flight gauge as it found it.
 //!
 //! The handles are bound once per call site, on its first call (a `static` `OnceLock`);
-//! after that a call reads the TSC clock twice and does relaxed atomic adds, with no lookup
-//! and no allocation, except that an error looks up its `dwcp_errors_total{type}` series.
+//! after that a call reads the TSC clock twice and does relaxed atomic adds (the in-flight
+//! gauge with integer adds, no compare-and-swap), with no lookup and no allocation, except
+//! that an error looks up its `dwcp_errors_total{type}` series.
 //!
 //! ## Error types
 //!
