@@ -343,30 +343,28 @@ impl CallSite {
         let ctx = match parent {
             Some(p) => {
                 let sampled = if parent_based {
-                    p.flags.is_sampled()
+                    p.sampled()
                 } else {
                     sampler::by_ratio(p.trace_lo, threshold)
                 };
                 Ctx {
                     span: context::random_id(),
-                    flags: p.flags.with_sampled(sampled),
-                    remote: false,
+                    bits: Ctx::bits(p.flags().with_sampled(sampled), false),
                     ..p
                 }
             }
             None => {
-                let trace_lo = context::random_id();
+                let trace_lo = context::random_id().get();
                 let sampled = sampler::by_ratio(trace_lo, threshold);
                 Ctx {
-                    trace_hi: context::random_id(),
+                    trace_hi: context::random_id().get(),
                     trace_lo,
                     span: context::random_id(),
-                    flags: TraceFlags::NOT_SAMPLED.with_sampled(sampled),
-                    remote: false,
+                    bits: Ctx::bits(TraceFlags::NOT_SAMPLED.with_sampled(sampled), false),
                 }
             }
         };
-        let sampled = ctx.flags.is_sampled();
+        let sampled = ctx.sampled();
         self.state(ctx, parent, sampled, tracing_on)
     }
 
@@ -484,12 +482,12 @@ impl CallSite {
             Cow::Borrowed("dwcp.status"),
             AttrValue::Str(Cow::Borrowed(STATUSES[status as usize])),
         ));
-        let remote_parent = data.parent.is_some_and(|p| p.remote);
+        let remote_parent = data.parent.is_some_and(|p| p.remote());
         sink.submit(SpanRecord {
             trace_id: data.ctx.trace_id(),
             span_id: data.ctx.span_id(),
             parent_span_id: data.parent.map(|p| p.span_id()),
-            flags: data.ctx.flags,
+            flags: data.ctx.flags(),
             trace_state: std::mem::take(&mut data.trace_state),
             name: Cow::Borrowed(self.operation),
             kind: if remote_parent {

@@ -4,6 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use crate::propagation::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
@@ -17,12 +18,35 @@ pub(crate) struct Ctx {
     pub(crate) trace_hi: u64,
     /// The trace id's last 8 bytes, big-endian: what the ratio decision reads.
     pub(crate) trace_lo: u64,
-    pub(crate) span: u64,
-    pub(crate) flags: TraceFlags,
-    pub(crate) remote: bool,
+    pub(crate) span: NonZeroU64,
+    /// The trace flags (low byte) and, in bit 8, whether the context is remote: one word,
+    /// so that the context is four aligned words with no padding (copies stay aligned moves).
+    pub(crate) bits: u64,
 }
 
+const REMOTE: u64 = 1 << 8;
+
 impl Ctx {
+    #[inline]
+    pub(crate) fn bits(flags: TraceFlags, remote: bool) -> u64 {
+        u64::from(flags.bits()) | if remote { REMOTE } else { 0 }
+    }
+
+    #[inline]
+    pub(crate) fn flags(&self) -> TraceFlags {
+        TraceFlags::new(self.bits.to_le_bytes()[0])
+    }
+
+    #[inline]
+    pub(crate) fn remote(&self) -> bool {
+        self.bits & REMOTE != 0
+    }
+
+    #[inline]
+    pub(crate) fn sampled(&self) -> bool {
+        self.bits & u64::from(TraceFlags::SAMPLED.bits()) != 0
+    }
+
     pub(crate) fn trace_id(&self) -> TraceId {
         let mut b = [0u8; 16];
         for (o, i) in b.iter_mut().zip(
@@ -37,7 +61,7 @@ impl Ctx {
     }
 
     pub(crate) fn span_id(&self) -> SpanId {
-        SpanId::from_bytes(self.span.to_be_bytes()).unwrap_or_else(SpanId::random)
+        SpanId::from_bytes(self.span.get().to_be_bytes()).unwrap_or_else(SpanId::random)
     }
 
     pub(crate) fn from_parts(
@@ -55,9 +79,9 @@ impl Ctx {
         Ctx {
             trace_hi: u64::from_be_bytes(hi),
             trace_lo: u64::from_be_bytes(lo),
-            span: u64::from_be_bytes(span_id.to_bytes()),
-            flags,
-            remote,
+            span: NonZeroU64::new(u64::from_be_bytes(span_id.to_bytes()))
+                .unwrap_or(NonZeroU64::MIN),
+            bits: Ctx::bits(flags, remote),
         }
     }
 }
@@ -94,7 +118,7 @@ fn mix(mut z: u64) -> u64 {
 
 /// A random non-zero `u64` (an id).
 #[inline]
-pub(crate) fn random_id() -> u64 {
+pub(crate) fn random_id() -> NonZeroU64 {
     let x = RNG
         .try_with(|s| {
             let mut v = s.get();
@@ -107,10 +131,7 @@ pub(crate) fn random_id() -> u64 {
             next
         })
         .unwrap_or_else(|_| seed());
-    match mix(x) {
-        0 => GOLDEN,
-        r => r,
-    }
+    NonZeroU64::new(mix(x)).unwrap_or(NonZeroU64::MIN)
 }
 
 thread_local! {
@@ -256,8 +277,8 @@ pub fn current() -> Option<SpanContext> {
     Some(SpanContext {
         trace_id: ctx.trace_id(),
         span_id: ctx.span_id(),
-        flags: ctx.flags,
+        flags: ctx.flags(),
         state,
-        remote: ctx.remote,
+        remote: ctx.remote(),
     })
 }
