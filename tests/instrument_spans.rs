@@ -772,3 +772,46 @@ fn tracing_subscriber_sees_sampled_spans() {
         ]
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// A spawned task starts without a parent; `with_parent_async(current())` keeps the link.
+
+#[instrument_dwcp(component = "spawn", registry = &*REG, sample = 1.0)]
+async fn spawner() -> (u32, u32) {
+    let detached = tokio::spawn(spawned(1));
+    let parent = trace::current().expect("inside an instrumented call");
+    let linked = tokio::spawn(trace::with_parent_async(parent, spawned(2)));
+    (detached.await.unwrap(), linked.await.unwrap())
+}
+
+#[instrument_dwcp(component = "spawn", registry = &*REG, sample = 1.0)]
+async fn spawned(n: u32) -> u32 {
+    YieldOnce(false).await;
+    n
+}
+
+#[test]
+fn spawned_tasks_link_through_with_parent_async() {
+    sink();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(spawner()), (1, 2));
+    let spans = spans_of("spawn");
+    assert_eq!(spans.len(), 3, "{spans:#?}");
+    let root = spans.iter().find(|s| s.name == "spawner").unwrap();
+    let child = |n: i64| {
+        spans
+            .iter()
+            .find(|s| s.name == "spawned" && attr(s, "n") == Some(&AttrValue::I64(n)))
+            .unwrap()
+    };
+    assert_eq!(
+        child(1).parent_span_id,
+        None,
+        "a spawned task starts a new trace"
+    );
+    assert_ne!(child(1).trace_id, root.trace_id);
+    assert_eq!(child(2).parent_span_id, Some(root.span_id));
+    assert_eq!(child(2).trace_id, root.trace_id);
+}

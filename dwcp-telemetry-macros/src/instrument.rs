@@ -641,12 +641,10 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         };
         attrs.push(quote!(__dwcp_span.attr(#key, #value);));
     }
-    let start = quote! {
-        let mut __dwcp_guard = __DWCP_SITE.start(
-            #registry,
-            #tr::level_enabled!(#level),
-        );
-        if let ::core::option::Option::Some(__dwcp_span) = __dwcp_guard.span() {
+    let record = if attrs.is_empty() {
+        TokenStream::new()
+    } else {
+        quote! {
             if __dwcp_span.recording() {
                 #[allow(unused_imports)]
                 use #rt::__private::{
@@ -654,6 +652,15 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                 };
                 #(#attrs)*
             }
+        }
+    };
+    let start = quote! {
+        let mut __dwcp_guard = __DWCP_SITE.start(
+            #registry,
+            #tr::level_enabled!(#level),
+        );
+        if let ::core::option::Option::Some(__dwcp_span) = __dwcp_guard.span() {
+            #record
             if __dwcp_span.wants_tracing() {
                 let __dwcp_tracing = #tr::span!(
                     target: ::core::module_path!(),
