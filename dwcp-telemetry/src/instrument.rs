@@ -3,10 +3,10 @@
 //!
 //! ## Spans
 //!
-//! Spans are off until a sink is installed ([`trace::install_sink`](crate::trace::install_sink))
+//! Spans are off until a sink is installed ([`trace::install_sink`])
 //! or a `tracing` subscriber wants the call site's `level`: then each call is first sampled
-//! ([`trace::sampler`](crate::trace::sampler): the parent's flag, then the ratio) and only a
-//! sampled call builds anything. A sampled call's [`SpanRecord`](crate::trace::SpanRecord)
+//! ([`trace::sampler`]: the parent's flag, then the ratio) and only a
+//! sampled call builds anything. A sampled call's [`SpanRecord`]
 //! carries `code.function`, `code.namespace` (the module path), `dwcp.component`,
 //! `dwcp.operation`, the recorded arguments and `fields(..)`, `dwcp.status`, and for an error
 //! or a panic an `Error` status and an `exception` event (`exception.type`,
