@@ -1,66 +1,78 @@
-//! `#[instrument_dwcp]`, metrics half (no spans): the cost it adds to a call, beside the same
-//! function instrumented by hand with the `metrics` macros and metrics-exporter-prometheus
-//! 0.18.3, in one run (issue 9: "metrics only (spans off): ≤ 30 ns added per call").
+//! `#[instrument_dwcp]`: the cost it adds to a call, metrics only and with spans, beside the
+//! peers in one run (issue 9's goals: metrics only ≤ 30 ns added per call; metrics + span,
+//! call not sampled ≤ 40 ns; sampled and exported ≤ 400 ns).
 //!
-//! Three versions of one small function `migrate(x: u64) -> Result<u64, MyError>` (a few
-//! `black_box`ed integer operations; it returns `Ok` for every input of the timed loop), each
-//! in its own module so all three have the same name and `operation` label `migrate`:
-//! - `baseline`: uninstrumented;
-//! - `dwcp`: `#[dwcp_telemetry::instrument_dwcp(component = "amst", registry = REG.clone())]`,
-//!   `REG` a `static LazyLock<Registry>` (the expression is evaluated once per call site);
-//! - `peer`: what a `metrics` user writes by hand for the same four families: `gauge!`
-//!   in-flight `+1`, `Instant::now()`, the body, `histogram!(..).record(secs)`,
-//!   `counter!(.., "status" => "ok")` (a `match` on the result picks the literal, so every
-//!   key stays a `static`), `-1` on the gauge. Recorded into a metrics-exporter-prometheus
-//!   recorder entered with `metrics::with_local_recorder` around the timed loop (as in
-//!   `benches/facade.rs`: one process can install one global recorder, once).
+//! One small function `migrate(x: u64) -> Result<u64, MyError>` (a few `black_box`ed integer
+//! operations; `Ok` for every input of the timed loop), in one module per case so that each
+//! has the same name, argument and `operation` label `migrate`; all `#[inline(never)]`, so
+//! every case pays one call and the same body. "Added per call" is the case's median minus
+//! the baseline's median, in the same run.
 //!
-//! All three functions are `#[inline(never)]`, so each case pays one call and the same body;
-//! "added per call" is the case's median minus the baseline's median, in the same run.
+//! | case | what |
+//! |---|---|
+//! | `baseline` | uninstrumented |
+//! | `floor_two_clock_reads` | the body between two reads of the crate's TSC clock (`clock::now_raw`) and their difference in ns: the floor of any per-call timing on this machine |
+//! | `dwcp` | `#[instrument_dwcp(component = "amst", registry = ..)]`, spans off (no sink, no `tracing` subscriber): metrics only |
+//! | `dwcp_span_unsampled` | the same with `sample = 0.0` and a sink installed: the sampling decision is made (and says no) on every call |
+//! | `dwcp_span_ratio_10` | `sample = 0.1`, sink installed: 10 % of calls build a span |
+//! | `dwcp_span_sampled` | `sample = 1.0`: every call builds a `SpanRecord` (with the `x` argument as an attribute) and submits it to a bounded `MemorySink` that a background thread drains every millisecond, as an exporter's queue would be. Not the OTLP exporter (another branch): see `docs/PERFORMANCE.md` |
+//! | `metrics_exporter_prometheus` | the same four metric families by hand with the `metrics` macros, recorded into a metrics-exporter-prometheus 0.18.3 recorder (`with_local_recorder`; its histogram buffer drained after each sample, untimed) |
+//! | `tracing_otel_always_on` | `#[tracing::instrument(level = "info")]` (records `x`) under a `tracing-subscriber` registry with a tracing-opentelemetry 0.34 layer, opentelemetry_sdk 0.33 `Sampler::AlwaysOn`, its `BatchSpanProcessor` and an exporter that discards the batches |
+//! | `tracing_otel_ratio_10` | the same with `Sampler::TraceIdRatioBased(0.1)` |
 //!
-//! The peer's histogram keeps every sample in a buffer until `run_upkeep`; it is drained after
-//! each criterion sample (one `iter_custom` call), outside the timed region, as
-//! `benches/facade.rs` does. Growing that buffer inside a sample is the peer's own cost.
+//! The spans-off case runs first: a `tracing` subscriber, once seen, raises `tracing`'s global
+//! maximum level for the rest of the process, and `#[instrument_dwcp]` would then make its
+//! sampling decision on every call. Our span cases run before the `tracing` peers for the same
+//! reason (they measure the sink path alone).
 //!
-//! After the run every side is checked: the dwcp registry's `dwcp_requests_total{status="ok"}`
-//! and histogram count equal the number of calls made and the in-flight gauge is back at 0;
-//! the peer's rendered `dwcp_requests_total` equals its number of calls. A figure from a
-//! no-op would fail here instead of being reported.
+//! After the run every side is checked: each dwcp registry's `dwcp_requests_total{status="ok"}`
+//! and histogram count equal its calls and its in-flight gauge is back at 0; the sampled sink
+//! received one span per call (none dropped); the 10 % case's spans are 10 % ± 1 % of its calls;
+//! the unsampled case's none; the metrics peer's rendered counter equals its calls; the OTel
+//! peers' exporters saw spans (AlwaysOn: every call, unless its queue dropped some, which is
+//! printed). A figure from a no-op would fail here instead of being reported.
 //!
-//! `#[tracing::instrument]` is not measured: without a subscriber it only creates a disabled
-//! span, and the comparable setup (a subscriber with an OpenTelemetry metrics layer) needs
-//! dependencies this package does not have.
+//! Timed with the thread's CPU time (`DWCP_BENCH_WALL=1` for wall-clock time): the background
+//! threads that drain our sink and the peers' batch queues are not counted, on either side.
 //!
-//! Timed with the thread's CPU time (`DWCP_BENCH_WALL=1` for wall-clock time).
-//!
-//! Run: `cargo bench --bench instrument -- --noplot`. After criterion's output the bench prints
-//! this run's medians, the added ns per call, the ratio to the peer's added cost and the goal
-//! check, read back from criterion's `estimates.json` files written by this run.
+//! Run: `cargo bench --bench instrument -- --warm-up-time 1 --measurement-time 3`. After
+//! criterion's output the bench prints this run's medians, the added ns per call, the ratios
+//! to the peers and the goal checks, read back from criterion's `estimates.json` files.
 
 use std::hint::black_box;
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion};
 use dwcp_support::bench::{criterion_dir, median_ns, Stopwatch};
 use dwcp_telemetry::instrument::{DURATION, IN_FLIGHT, REQUESTS};
+use dwcp_telemetry::trace::{self, MemorySink};
 use dwcp_telemetry::Registry;
 use metrics_exporter_prometheus::PrometheusBuilder;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use tracing_subscriber::layer::SubscriberExt as _;
 
 const GROUP: &str = "instrument_ok_call";
 const BASELINE: &str = "baseline";
+const FLOOR: &str = "floor_two_clock_reads";
 const DWCP: &str = "dwcp";
+const DWCP_UNSAMPLED: &str = "dwcp_span_unsampled";
+const DWCP_TEN: &str = "dwcp_span_ratio_10";
+const DWCP_SAMPLED: &str = "dwcp_span_sampled";
 const PEER: &str = "metrics_exporter_prometheus";
-/// The goal: nanoseconds `#[instrument_dwcp]` may add to a call.
-const GOAL_NS: f64 = 30.0;
+const OTEL_ON: &str = "tracing_otel_always_on";
+const OTEL_TEN: &str = "tracing_otel_ratio_10";
 
 #[derive(Debug)]
 pub enum MyError {
     Overflow,
 }
 
-/// The body shared by the three versions: a little integer work the optimiser cannot remove.
+/// The body shared by every version: a little integer work the optimiser cannot remove.
 #[inline(always)]
 fn body(x: u64) -> Result<u64, MyError> {
     let x = black_box(x);
@@ -81,17 +93,78 @@ mod baseline {
     }
 }
 
-static REG: LazyLock<Registry> = LazyLock::new(|| {
+/// The floor of any per-call timing: the body between two reads of the crate's clock, the
+/// difference converted to nanoseconds and kept. Nothing else of the instrumentation.
+mod floor {
+    use super::{body, MyError};
+    use dwcp_telemetry::clock;
+    use std::hint::black_box;
+
+    #[inline(never)]
+    pub fn migrate(x: u64) -> Result<u64, MyError> {
+        let start = clock::now_raw();
+        let out = body(x);
+        black_box(clock::nanos_between(start, clock::now_raw()));
+        out
+    }
+}
+
+fn registry() -> Registry {
     Registry::builder()
         .version("3.0.0")
         .build()
         .expect("registry")
-});
+}
+
+static REG: LazyLock<Registry> = LazyLock::new(registry);
+static REG_UNSAMPLED: LazyLock<Registry> = LazyLock::new(registry);
+static REG_TEN: LazyLock<Registry> = LazyLock::new(registry);
+static REG_SAMPLED: LazyLock<Registry> = LazyLock::new(registry);
 
 mod dwcp {
     use super::{body, MyError, REG};
 
     #[dwcp_telemetry::instrument_dwcp(component = "amst", registry = REG.clone())]
+    #[inline(never)]
+    pub fn migrate(x: u64) -> Result<u64, MyError> {
+        body(x)
+    }
+}
+
+mod dwcp_unsampled {
+    use super::{body, MyError, REG_UNSAMPLED};
+
+    #[dwcp_telemetry::instrument_dwcp(component = "amst", registry = REG_UNSAMPLED.clone(), sample = 0.0)]
+    #[inline(never)]
+    pub fn migrate(x: u64) -> Result<u64, MyError> {
+        body(x)
+    }
+}
+
+mod dwcp_ten {
+    use super::{body, MyError, REG_TEN};
+
+    #[dwcp_telemetry::instrument_dwcp(component = "amst", registry = REG_TEN.clone(), sample = 0.1)]
+    #[inline(never)]
+    pub fn migrate(x: u64) -> Result<u64, MyError> {
+        body(x)
+    }
+}
+
+mod dwcp_sampled {
+    use super::{body, MyError, REG_SAMPLED};
+
+    #[dwcp_telemetry::instrument_dwcp(component = "amst", registry = REG_SAMPLED.clone(), sample = 1.0)]
+    #[inline(never)]
+    pub fn migrate(x: u64) -> Result<u64, MyError> {
+        body(x)
+    }
+}
+
+mod otel {
+    use super::{body, MyError};
+
+    #[tracing::instrument(level = "info")]
     #[inline(never)]
     pub fn migrate(x: u64) -> Result<u64, MyError> {
         body(x)
@@ -148,6 +221,33 @@ mod peer {
     }
 }
 
+/// The OTel peers' exporter: counts the spans of each batch and discards them.
+#[derive(Debug, Clone, Default)]
+struct Discard(Arc<AtomicU64>);
+
+impl SpanExporter for Discard {
+    fn export(
+        &self,
+        batch: Vec<SpanData>,
+    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+        self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        std::future::ready(Ok(()))
+    }
+}
+
+/// A `tracing` dispatcher with the tracing-opentelemetry layer over an SDK provider.
+fn otel_dispatch(sampler: Sampler) -> (tracing::Dispatch, SdkTracerProvider, Discard) {
+    let exporter = Discard::default();
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(sampler)
+        .with_batch_exporter(exporter.clone())
+        .build();
+    let tracer = provider.tracer("bench");
+    let subscriber =
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
+    (tracing::Dispatch::new(subscriber), provider, exporter)
+}
+
 /// Time `iters` calls of `f` (inputs `0..iters`, all `Ok`).
 #[inline(always)]
 fn run(sw: Stopwatch, iters: u64, f: fn(u64) -> Result<u64, MyError>) -> Duration {
@@ -176,70 +276,169 @@ fn rendered_ok_requests(text: &str) -> Option<u64> {
         .map(|v| v as u64)
 }
 
+/// A registry's `ok` count, duration count and in-flight gauge are exact.
+fn check_registry(name: &str, reg: &Registry, calls: u64) {
+    if calls == 0 {
+        return;
+    }
+    let ok = reg
+        .existing_counter(REQUESTS)
+        .expect("dwcp_requests_total registered")
+        .try_with_labels(&["amst", "migrate", "ok"])
+        .expect("series")
+        .get();
+    assert_eq!(ok, calls, "{name}: requests counter == calls");
+    let count = reg
+        .existing_histogram(DURATION)
+        .expect("histogram registered")
+        .try_with_labels(&["amst", "migrate"])
+        .expect("series")
+        .snapshot()
+        .count();
+    assert_eq!(count, calls, "{name}: durations recorded == calls");
+    let in_flight = reg
+        .existing_gauge(IN_FLIGHT)
+        .expect("gauge registered")
+        .try_with_labels(&["amst", "migrate"])
+        .expect("series")
+        .get();
+    assert_eq!(in_flight, 0.0, "{name}: in flight back at 0");
+    eprintln!(
+        "check: {name} dwcp_requests_total{{status=\"ok\"}} = {ok} = calls; {count} durations; in flight 0"
+    );
+}
+
+/// Drains `sink` every millisecond until `stop`, counting what it took.
+fn drainer(sink: Arc<MemorySink>, stop: Arc<AtomicBool>, taken: Arc<AtomicU64>) {
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(1));
+        let n = sink.take().len();
+        taken.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    taken.fetch_add(sink.take().len() as u64, Ordering::Relaxed);
+}
+
 fn cases(c: &mut Criterion, sw: Stopwatch) {
     let peer_rec = PrometheusBuilder::new()
-        .set_buckets(
-            &(0..16)
-                .map(|k| 1e-5 * f64::from(1u32 << k))
-                .collect::<Vec<_>>(),
-        )
+        .set_buckets(&dwcp_support::bench::peer_buckets())
         .expect("buckets")
         .build_recorder();
     let peer_handle = peer_rec.handle();
 
-    let mut dwcp_calls = 0u64;
-    let mut peer_calls = 0u64;
+    let mut calls = [0u64; 8];
     let mut g = short_group(c, GROUP);
     g.bench_function(BASELINE, |b| {
         b.iter_custom(|n| run(sw, n, baseline::migrate))
     });
+    g.bench_function(FLOOR, |b| b.iter_custom(|n| run(sw, n, floor::migrate)));
+    // Spans off: no sink, and no `tracing` subscriber seen yet in this process.
+    assert!(trace::uninstall_sink().is_none());
     g.bench_function(DWCP, |b| {
         b.iter_custom(|n| {
-            dwcp_calls += n;
+            calls[0] += n;
             run(sw, n, dwcp::migrate)
         })
     });
+
+    // Spans on: a bounded in-memory sink, drained in the background.
+    let sink = Arc::new(MemorySink::new(1 << 20));
+    trace::install_sink(sink.clone());
+    let stop = Arc::new(AtomicBool::new(false));
+    let taken = Arc::new(AtomicU64::new(0));
+    let drain = {
+        let (sink, stop, taken) = (sink.clone(), stop.clone(), taken.clone());
+        std::thread::spawn(move || drainer(sink, stop, taken))
+    };
+    g.bench_function(DWCP_UNSAMPLED, |b| {
+        b.iter_custom(|n| {
+            calls[1] += n;
+            run(sw, n, dwcp_unsampled::migrate)
+        })
+    });
+    let taken_unsampled = taken.load(Ordering::Relaxed) + sink.len() as u64;
+    g.bench_function(DWCP_TEN, |b| {
+        b.iter_custom(|n| {
+            calls[2] += n;
+            run(sw, n, dwcp_ten::migrate)
+        })
+    });
+    let taken_ten = taken.load(Ordering::Relaxed) + sink.len() as u64 - taken_unsampled;
+    g.bench_function(DWCP_SAMPLED, |b| {
+        b.iter_custom(|n| {
+            calls[3] += n;
+            run(sw, n, dwcp_sampled::migrate)
+        })
+    });
+    stop.store(true, Ordering::Relaxed);
+    drain.join().expect("drainer");
+    let taken_sampled = taken.load(Ordering::Relaxed) - taken_ten - taken_unsampled;
+    trace::uninstall_sink();
+
     g.bench_function(PEER, |b| {
         b.iter_custom(|n| {
-            peer_calls += n;
+            calls[4] += n;
             let t = metrics::with_local_recorder(&peer_rec, || run(sw, n, peer::migrate));
             peer_handle.run_upkeep(); // drain the sample buffer, untimed
             t
         })
     });
+
+    let (on_dispatch, on_provider, on_exporter) = otel_dispatch(Sampler::AlwaysOn);
+    g.bench_function(OTEL_ON, |b| {
+        b.iter_custom(|n| {
+            calls[5] += n;
+            tracing::dispatcher::with_default(&on_dispatch, || run(sw, n, otel::migrate))
+        })
+    });
+    let (ten_dispatch, ten_provider, ten_exporter) = otel_dispatch(Sampler::TraceIdRatioBased(0.1));
+    g.bench_function(OTEL_TEN, |b| {
+        b.iter_custom(|n| {
+            calls[6] += n;
+            tracing::dispatcher::with_default(&ten_dispatch, || run(sw, n, otel::migrate))
+        })
+    });
     g.finish();
 
     // Nothing measured was a no-op.
-    if dwcp_calls > 0 {
-        let ok = REG
-            .existing_counter(REQUESTS)
-            .expect("dwcp_requests_total registered")
-            .try_with_labels(&["amst", "migrate", "ok"])
-            .expect("series")
-            .get();
-        assert_eq!(ok, dwcp_calls, "dwcp: requests counter == calls");
-        let count = REG
-            .existing_histogram(DURATION)
-            .expect("histogram registered")
-            .try_with_labels(&["amst", "migrate"])
-            .expect("series")
-            .snapshot()
-            .count();
-        assert_eq!(count, dwcp_calls, "dwcp: durations recorded == calls");
-        let in_flight = REG
-            .existing_gauge(IN_FLIGHT)
-            .expect("gauge registered")
-            .try_with_labels(&["amst", "migrate"])
-            .expect("series")
-            .get();
-        assert_eq!(in_flight, 0.0, "dwcp: in flight back at 0");
-        eprintln!("check: dwcp dwcp_requests_total{{status=\"ok\"}} = {ok} = calls; {count} durations; in flight 0");
+    check_registry(DWCP, &REG, calls[0]);
+    check_registry(DWCP_UNSAMPLED, &REG_UNSAMPLED, calls[1]);
+    check_registry(DWCP_TEN, &REG_TEN, calls[2]);
+    check_registry(DWCP_SAMPLED, &REG_SAMPLED, calls[3]);
+    if calls[1] > 0 {
+        assert_eq!(taken_unsampled, 0, "unsampled: no span");
     }
-    if peer_calls > 0 {
+    if calls[2] > 0 {
+        let share = taken_ten as f64 / calls[2] as f64;
+        assert!((0.09..=0.11).contains(&share), "ratio 0.1: {share}");
+        eprintln!(
+            "check: {DWCP_TEN} {taken_ten} spans of {} calls ({share:.4})",
+            calls[2]
+        );
+    }
+    if calls[3] > 0 {
+        assert_eq!(sink.dropped(), 0, "sampled: no span dropped by the sink");
+        assert_eq!(taken_sampled, calls[3], "sampled: one span per call");
+        eprintln!("check: {DWCP_SAMPLED} {taken_sampled} spans = calls, none dropped");
+    }
+    if calls[4] > 0 {
         let text = peer_handle.render();
         let ok = rendered_ok_requests(&text).expect("peer dwcp_requests_total rendered");
-        assert_eq!(ok, peer_calls, "peer: requests counter == calls");
-        eprintln!("check: peer dwcp_requests_total{{status=\"ok\"}} = {ok} = calls");
+        assert_eq!(ok, calls[4], "peer: requests counter == calls");
+        eprintln!("check: {PEER} dwcp_requests_total{{status=\"ok\"}} = {ok} = calls");
+    }
+    for (name, provider, exporter, n) in [
+        (OTEL_ON, &on_provider, &on_exporter, calls[5]),
+        (OTEL_TEN, &ten_provider, &ten_exporter, calls[6]),
+    ] {
+        let _ = provider.force_flush();
+        let exported = exporter.0.load(Ordering::Relaxed);
+        if n > 0 {
+            assert!(exported > 0, "{name}: spans exported");
+            eprintln!(
+                "check: {name} exported {exported} spans of {n} calls ({:.4}; the rest dropped by its queue or not sampled)",
+                exported as f64 / n as f64
+            );
+        }
     }
 }
 
@@ -248,32 +447,58 @@ fn cases(c: &mut Criterion, sw: Stopwatch) {
 
 fn summary(since: SystemTime) {
     let dir = criterion_dir();
-    let get = |id| median_ns(&dir, GROUP, id, since);
-    let (base, ours, peer) = (get(BASELINE), get(DWCP), get(PEER));
+    let get = |id: &str| median_ns(&dir, GROUP, id, since);
+    let base = get(BASELINE);
     eprintln!(
         "\n== summary: medians of this run ({}) ==\n{GROUP}",
         dir.display()
     );
-    let peer_added = base.zip(peer).map(|(b, p)| p - b);
-    for (id, m) in [(BASELINE, base), (DWCP, ours), (PEER, peer)] {
-        let Some(m) = m else { continue };
-        let added = base.map_or(String::new(), |b| {
-            format!("  added {:>7.2} ns per call", m - b)
-        });
-        let ratio = match (base, peer_added) {
-            (Some(b), Some(pa)) if id != BASELINE && pa > 0.0 => {
-                format!("  {:>5.2}x the peer's added cost", (m - b) / pa)
-            }
-            _ => String::new(),
-        };
-        eprintln!("  {id:<30} {m:>8.2} ns{added}{ratio}");
+    let added = |id: &str| base.zip(get(id)).map(|(b, m)| m - b);
+    for id in [
+        BASELINE,
+        FLOOR,
+        DWCP,
+        DWCP_UNSAMPLED,
+        DWCP_TEN,
+        DWCP_SAMPLED,
+        PEER,
+        OTEL_ON,
+        OTEL_TEN,
+    ] {
+        let Some(m) = get(id) else { continue };
+        let a = added(id).map_or(String::new(), |a| format!("  added {a:>8.2} ns per call"));
+        eprintln!("  {id:<30} {m:>8.2} ns{a}");
     }
-    if let (Some(b), Some(o)) = (base, ours) {
-        let added = o - b;
-        eprintln!(
-            "  goal dwcp added <= {GOAL_NS} ns per call: {added:.2} ns {}",
-            if added <= GOAL_NS { "PASS" } else { "FAIL" }
-        );
+    let ratio = |ours: &str, peer: &str| match (added(ours), added(peer)) {
+        (Some(o), Some(p)) if p > 0.0 => format!("{:.3}x", o / p),
+        _ => "n/a".to_string(),
+    };
+    eprintln!("  ratios of added cost:");
+    eprintln!("    {DWCP} / {PEER}: {}", ratio(DWCP, PEER));
+    eprintln!(
+        "    {DWCP_UNSAMPLED} / {OTEL_TEN}: {}",
+        ratio(DWCP_UNSAMPLED, OTEL_TEN)
+    );
+    eprintln!("    {DWCP_TEN} / {OTEL_TEN}: {}", ratio(DWCP_TEN, OTEL_TEN));
+    eprintln!(
+        "    {DWCP_SAMPLED} / {OTEL_ON}: {}",
+        ratio(DWCP_SAMPLED, OTEL_ON)
+    );
+    for (id, goal, what) in [
+        (DWCP, 30.0, "metrics only (spans off)"),
+        (DWCP_UNSAMPLED, 40.0, "metrics + span, not sampled"),
+        (
+            DWCP_SAMPLED,
+            400.0,
+            "metrics + span, sampled, into a drained MemorySink (not OTLP)",
+        ),
+    ] {
+        if let Some(a) = added(id) {
+            eprintln!(
+                "  goal {what}: added <= {goal} ns: {a:.2} ns {}",
+                if a <= goal { "PASS" } else { "FAIL" }
+            );
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! `#[instrument_dwcp]`: the metrics half (spans come with the tracing pipeline).
+//! `#[instrument_dwcp]`: request metrics and, for a sampled call, a trace span.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -11,9 +11,6 @@ use syn::{
     TypeParamBound,
 };
 
-/// Span arguments of the future tracing pipeline: recognised, refused for now.
-const SPAN_ARGS: [&str; 5] = ["skip", "skip_all", "fields", "level", "sample"];
-
 /// The parsed attribute arguments.
 #[derive(Default)]
 struct Args {
@@ -23,6 +20,52 @@ struct Args {
     krate: Option<Path>,
     ok_if: Option<(Ident, Path)>,
     error_if: Option<(Ident, Path)>,
+    skip: Vec<Ident>,
+    skip_all: bool,
+    fields: Vec<Field>,
+    level: Option<Level>,
+    sample: Option<f64>,
+}
+
+/// One `fields(..)` entry: `name = value`, `name = %value` (Display), `name = ?value` (Debug).
+struct Field {
+    name: String,
+    span: Span,
+    sigil: Option<char>,
+    value: Expr,
+}
+
+#[derive(Clone, Copy)]
+enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    fn parse(name: &str) -> Option<Level> {
+        match name.to_ascii_lowercase().as_str() {
+            "trace" => Some(Level::Trace),
+            "debug" => Some(Level::Debug),
+            "info" => Some(Level::Info),
+            "warn" => Some(Level::Warn),
+            "error" => Some(Level::Error),
+            _ => None,
+        }
+    }
+
+    fn tokens(self, tr: &TokenStream) -> TokenStream {
+        let name = match self {
+            Level::Trace => quote!(TRACE),
+            Level::Debug => quote!(DEBUG),
+            Level::Info => quote!(INFO),
+            Level::Warn => quote!(WARN),
+            Level::Error => quote!(ERROR),
+        };
+        quote!(#tr::Level::#name)
+    }
 }
 
 enum Arg {
@@ -32,7 +75,27 @@ enum Arg {
     Crate(Path),
     OkIf(Ident, Path),
     ErrorIf(Ident, Path),
+    Skip(Vec<Ident>),
+    SkipAll,
+    Fields(Vec<Field>),
+    Level(Level),
+    Sample(f64),
 }
+
+const KNOWN: [&str; 12] = [
+    "component",
+    "operation",
+    "registry",
+    "crate",
+    "ok_if",
+    "error_if",
+    "skip",
+    "skip_all",
+    "fields",
+    "level",
+    "sample",
+    "circuit",
+];
 
 /// `key = value` with the key, for duplicate detection.
 struct Keyed(Ident, Arg);
@@ -60,35 +123,159 @@ fn string_value(input: ParseStream<'_>, key: &Ident) -> syn::Result<LitStr> {
     }
 }
 
+fn level_value(input: ParseStream<'_>) -> syn::Result<Level> {
+    let expr: Expr = input.parse()?;
+    let name = match &expr {
+        Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) => Some(s.value()),
+        Expr::Path(p) if p.qself.is_none() => {
+            p.path.segments.last().map(|s| s.ident.unraw().to_string())
+        }
+        _ => None,
+    };
+    name.as_deref().and_then(Level::parse).ok_or_else(|| {
+        syn::Error::new_spanned(
+            expr,
+            "`level` expects one of \"trace\", \"debug\", \"info\", \"warn\", \"error\" \
+             (or `Level::INFO`, ...)",
+        )
+    })
+}
+
+fn sample_value(input: ParseStream<'_>) -> syn::Result<f64> {
+    let expr: Expr = input.parse()?;
+    let bad = |e: &Expr| {
+        syn::Error::new_spanned(
+            e,
+            "`sample` expects a ratio in [0, 1] (e.g. `sample = 0.25`) or one of `critical` \
+             (100%), `standard` (10%), `background` (1%)",
+        )
+    };
+    let ratio = match &expr {
+        Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Float(f),
+            ..
+        }) => f.base10_parse::<f64>().ok(),
+        Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(i),
+            ..
+        }) => i.base10_parse::<u8>().ok().map(f64::from),
+        Expr::Path(p) if p.qself.is_none() && p.path.segments.len() == 1 => {
+            match p.path.segments[0].ident.to_string().as_str() {
+                "critical" => Some(1.0),
+                "standard" => Some(0.1),
+                "background" => Some(0.01),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    match ratio {
+        Some(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(bad(&expr)),
+    }
+}
+
+impl Parse for Field {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let first = Ident::parse_any(input)?;
+        let span = first.span();
+        let mut name = first.unraw().to_string();
+        while input.peek(Token![.]) {
+            input.parse::<Token![.]>()?;
+            let part = Ident::parse_any(input)?;
+            name.push('.');
+            name.push_str(&part.unraw().to_string());
+        }
+        if !input.peek(Token![=]) {
+            return Err(syn::Error::new(
+                span,
+                format!(
+                    "field `{name}` expects a value: `{name} = expr` (or `= %expr`, `= ?expr`)"
+                ),
+            ));
+        }
+        input.parse::<Token![=]>()?;
+        let sigil = if input.peek(Token![%]) {
+            input.parse::<Token![%]>()?;
+            Some('%')
+        } else if input.peek(Token![?]) {
+            input.parse::<Token![?]>()?;
+            Some('?')
+        } else {
+            None
+        };
+        let value: Expr = input.parse()?;
+        Ok(Field {
+            name,
+            span,
+            sigil,
+            value,
+        })
+    }
+}
+
 impl Parse for Keyed {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let key = Ident::parse_any(input)?.unraw();
         let name = key.to_string();
-        if SPAN_ARGS.contains(&name.as_str()) {
-            return Err(syn::Error::new(
-                key.span(),
-                format!(
-                    "`{name}` is a span argument: spans arrive with the tracing pipeline; \
-                     `#[instrument_dwcp]` records metrics only for now"
-                ),
-            ));
-        }
-        let known = [
-            "component",
-            "operation",
-            "registry",
-            "crate",
-            "ok_if",
-            "error_if",
-        ];
-        if !known.contains(&name.as_str()) {
+        if !KNOWN.contains(&name.as_str()) {
             return Err(syn::Error::new(
                 key.span(),
                 format!(
                     "unknown argument `{name}`; expected one of `component`, `operation`, \
-                     `registry`, `crate`, `ok_if`, `error_if`"
+                     `registry`, `crate`, `ok_if`, `error_if`, `skip(..)`, `skip_all`, \
+                     `fields(..)`, `level`, `sample`"
                 ),
             ));
+        }
+        if name == "circuit" {
+            return Err(syn::Error::new(
+                key.span(),
+                "circuit = requires the resilience module",
+            ));
+        }
+        if name == "skip_all" {
+            if !input.is_empty() && !input.peek(Token![,]) {
+                return Err(syn::Error::new(
+                    key.span(),
+                    "`skip_all` takes no value: write `skip_all`",
+                ));
+            }
+            return Ok(Keyed(key, Arg::SkipAll));
+        }
+        if name == "skip" || name == "fields" {
+            if !input.peek(syn::token::Paren) {
+                return Err(syn::Error::new(
+                    key.span(),
+                    format!("`{name}` expects a list: `{name}(..)`"),
+                ));
+            }
+            let content;
+            syn::parenthesized!(content in input);
+            let arg = if name == "skip" {
+                let list = Punctuated::<Ident, Token![,]>::parse_terminated_with(
+                    &content,
+                    Ident::parse_any,
+                )?;
+                Arg::Skip(list.into_iter().map(|i| i.unraw()).collect())
+            } else {
+                let list = Punctuated::<Field, Token![,]>::parse_terminated(&content)?;
+                let mut fields: Vec<Field> = Vec::new();
+                for f in list {
+                    if fields.iter().any(|g| g.name == f.name) {
+                        return Err(syn::Error::new(
+                            f.span,
+                            format!("duplicate field `{}`", f.name),
+                        ));
+                    }
+                    fields.push(f);
+                }
+                Arg::Fields(fields)
+            };
+            return Ok(Keyed(key, arg));
         }
         if !input.peek(Token![=]) {
             return Err(syn::Error::new(
@@ -113,6 +300,8 @@ impl Parse for Keyed {
             "registry" => Arg::Registry(input.parse()?),
             "crate" => Arg::Crate(path_value(input)?),
             "ok_if" => Arg::OkIf(key.clone(), path_value(input)?),
+            "level" => Arg::Level(level_value(input)?),
+            "sample" => Arg::Sample(sample_value(input)?),
             _ => Arg::ErrorIf(key.clone(), path_value(input)?),
         };
         Ok(Keyed(key, arg))
@@ -132,6 +321,17 @@ impl Parse for Args {
                     format!("duplicate argument `{name}`"),
                 ));
             }
+            let clash = match name.as_str() {
+                "skip" => Some("skip_all"),
+                "skip_all" => Some("skip"),
+                _ => None,
+            };
+            if let Some(other) = clash.filter(|o| seen.iter().any(|s| s == o)) {
+                return Err(syn::Error::new(
+                    key.span(),
+                    format!("`{name}` and `{other}` together: use one"),
+                ));
+            }
             seen.push(name);
             match arg {
                 Arg::Component(s) => args.component = Some(s),
@@ -140,10 +340,51 @@ impl Parse for Args {
                 Arg::Crate(p) => args.krate = Some(p),
                 Arg::OkIf(k, p) => args.ok_if = Some((k, p)),
                 Arg::ErrorIf(k, p) => args.error_if = Some((k, p)),
+                Arg::Skip(v) => args.skip = v,
+                Arg::SkipAll => args.skip_all = true,
+                Arg::Fields(f) => args.fields = f,
+                Arg::Level(l) => args.level = Some(l),
+                Arg::Sample(r) => args.sample = Some(r),
             }
         }
         Ok(args)
     }
+}
+
+/// The function's arguments recorded as span attributes: plain identifier patterns, not
+/// `self`, not skipped, not shadowed by a field of the same name.
+fn recorded_args(func: &ItemFn, args: &Args) -> syn::Result<Vec<Ident>> {
+    let mut names: Vec<Ident> = Vec::new();
+    for input in &func.sig.inputs {
+        if let syn::FnArg::Typed(pt) = input {
+            if let syn::Pat::Ident(pi) = &*pt.pat {
+                if pi.subpat.is_none() {
+                    names.push(pi.ident.clone());
+                }
+            }
+        }
+    }
+    for s in &args.skip {
+        if !names.iter().any(|n| n.unraw() == *s) {
+            return Err(syn::Error::new(
+                s.span(),
+                format!("`skip({s})`: the function has no argument `{s}`"),
+            ));
+        }
+    }
+    if args.skip_all {
+        return Ok(Vec::new());
+    }
+    Ok(names
+        .into_iter()
+        .filter(|n| {
+            let u = n.unraw();
+            let name = u.to_string();
+            !args.skip.contains(&u)
+                && !name.starts_with('_')
+                && !args.fields.iter().any(|f| f.name == name)
+        })
+        .collect())
 }
 
 /// How the function's result is produced.
@@ -239,7 +480,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             return Err(syn::Error::new(span, what));
         }
     };
-    let component = args.component.ok_or_else(|| {
+    let component = args.component.clone().ok_or_else(|| {
         syn::Error::new(
             Span::call_site(),
             "`#[instrument_dwcp]` needs `component = \"...\"`",
@@ -253,9 +494,11 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     }
     let operation = args
         .operation
+        .clone()
         .unwrap_or_else(|| LitStr::new(&func.sig.ident.unraw().to_string(), func.sig.ident.span()));
     let krate = args
         .krate
+        .clone()
         .map_or_else(|| quote!(::dwcp_telemetry), |p| quote!(#p));
     let rt = quote!(#krate::instrument);
     let registry = match &args.registry {
@@ -340,8 +583,96 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         }
     };
 
+    // A failed sampled call's `exception.*`: only called for a sampled error.
+    let exc_of = |v: TokenStream| {
+        quote! {{
+            #[allow(unused_imports)]
+            use #rt::__private::{ExcDebug as _, ExcDisplay as _, ExcNothing as _};
+            (&&&#rt::__private::ExcTag(#v)).__dwcp_exception()
+        }}
+    };
+    let describe = if is_result {
+        let ok = exc_of(quote!(__dwcp_v));
+        let err = exc_of(quote!(__dwcp_e));
+        quote! {
+            |__dwcp_out| match __dwcp_out {
+                ::core::result::Result::Ok(__dwcp_v) => #ok,
+                ::core::result::Result::Err(__dwcp_e) => #err,
+            }
+        }
+    } else {
+        let v = exc_of(quote!(__dwcp_out));
+        quote!(|__dwcp_out| #v)
+    };
+
+    let tr = quote!(#rt::__private::tracing);
+    let level = args.level.unwrap_or(Level::Info).tokens(&tr);
+    let sample = match args.sample {
+        Some(r) => quote!(::core::option::Option::Some(#r)),
+        None => quote!(::core::option::Option::None),
+    };
+    let function = LitStr::new(&func.sig.ident.unraw().to_string(), func.sig.ident.span());
     let site = quote! {
-        static __DWCP_SITE: #rt::CallSite = #rt::CallSite::new(#component, #operation);
+        static __DWCP_SITE: #rt::CallSite = #rt::CallSite::with_span(
+            #component,
+            #operation,
+            #rt::SpanSite {
+                function: #function,
+                namespace: ::core::module_path!(),
+                sample: #sample,
+            },
+        );
+    };
+    // Attributes, read only for a sampled call with a sink: the arguments, then `fields`.
+    let mut attrs = Vec::new();
+    for name in recorded_args(&func, &args)? {
+        let key = LitStr::new(&name.unraw().to_string(), name.span());
+        attrs.push(quote! {
+            __dwcp_span.attr(#key, (&&&&#rt::__private::AttrTag(&#name)).__dwcp_attr());
+        });
+    }
+    for f in &args.fields {
+        let key = LitStr::new(&f.name, f.span);
+        let v = &f.value;
+        let value = match f.sigil {
+            Some('%') => quote_spanned!(v.span()=> #rt::__private::display(&(#v))),
+            Some(_) => quote_spanned!(v.span()=> #rt::__private::debug(&(#v))),
+            None => quote!((&&&&#rt::__private::AttrTag(&(#v))).__dwcp_attr()),
+        };
+        attrs.push(quote!(__dwcp_span.attr(#key, #value);));
+    }
+    let record = if attrs.is_empty() {
+        TokenStream::new()
+    } else {
+        quote! {
+            if __dwcp_span.recording() {
+                #[allow(unused_imports)]
+                use #rt::__private::{
+                    ViaDebug as _, ViaDisplay as _, ViaNothing as _, ViaPrimitive as _,
+                };
+                #(#attrs)*
+            }
+        }
+    };
+    let start = quote! {
+        let mut __dwcp_guard = __DWCP_SITE.start(
+            #registry,
+            #tr::level_enabled!(#level),
+        );
+        if let ::core::option::Option::Some(__dwcp_span) = __dwcp_guard.span() {
+            #record
+            if __dwcp_span.wants_tracing() {
+                let __dwcp_tracing = #tr::span!(
+                    target: ::core::module_path!(),
+                    #level,
+                    #operation,
+                    dwcp.component = #component,
+                    trace_id = %__dwcp_span.trace_id(),
+                    span_id = %__dwcp_span.span_id(),
+                );
+                __dwcp_span.set_tracing(__dwcp_tracing);
+            }
+        }
     };
     let body = &func.block;
     let typed = output.as_ref().filter(|t| !has_impl_trait(t));
@@ -358,7 +689,8 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                     func,
                     quote! {{
                         #site
-                        let _dwcp_guard = __DWCP_SITE.start(#registry);
+                        #start
+                        let _dwcp_entered = __dwcp_guard.enter();
                         #[allow(clippy::redundant_closure_call)]
                         (#closure)()
                     }},
@@ -366,10 +698,13 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             }
             quote! {{
                 #site
-                let __dwcp_guard = __DWCP_SITE.start(#registry);
-                #[allow(clippy::redundant_closure_call)]
-                let __dwcp_out = (#closure)();
-                __dwcp_guard.finish_with(&__dwcp_out, #classify);
+                #start
+                let __dwcp_out = {
+                    let _dwcp_entered = __dwcp_guard.enter();
+                    #[allow(clippy::redundant_closure_call)]
+                    (#closure)()
+                };
+                __dwcp_guard.finish_with(&__dwcp_out, #classify, #describe);
                 __dwcp_out
             }}
         }
@@ -391,16 +726,16 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             };
             quote! {{
                 #site
-                let __dwcp_guard = __DWCP_SITE.start(#registry);
+                #start
                 let __dwcp_fut = ::core::pin::pin!(#fut);
-                #rt::Watch::new(__dwcp_guard, __dwcp_fut, #classify).await
+                #rt::Watch::new(__dwcp_guard, __dwcp_fut, #classify, #describe).await
             }}
         }
         Shape::Future { boxed } => {
             let watched = quote! {
                 async move {
                     let __dwcp_fut = ::core::pin::pin!(__dwcp_fut);
-                    #rt::Watch::new(__dwcp_guard, __dwcp_fut, #classify).await
+                    #rt::Watch::new(__dwcp_guard, __dwcp_fut, #classify, #describe).await
                 }
             };
             // Pin the future's output to the declared one before it is classified, so that
@@ -419,9 +754,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             };
             quote! {{
                 #site
-                let __dwcp_guard = __DWCP_SITE.start(#registry);
-                #[allow(clippy::redundant_closure_call)]
-                let __dwcp_fut = #fut;
+                #start
+                let __dwcp_fut = {
+                    let _dwcp_entered = __dwcp_guard.enter();
+                    #[allow(clippy::redundant_closure_call)]
+                    #fut
+                };
                 #wrapped
             }}
         }
@@ -479,8 +817,10 @@ mod tests {
     fn argument_errors() {
         assert!(err("", "fn f() {}").contains("needs `component"));
         assert!(err("component = \"a\", component = \"b\"", "fn f() {}").contains("duplicate"));
-        assert!(err("component = \"a\", fields(x)", "fn f() {}").contains("tracing pipeline"));
-        assert!(err("component = \"a\", sample = 0.1", "fn f() {}").contains("tracing pipeline"));
+        assert!(err("component = \"a\", fields(x)", "fn f() {}").contains("expects a value"));
+        assert!(err("component = \"a\", sample = 2.0", "fn f() {}").contains("ratio in [0, 1]"));
+        assert!(err("component = \"a\", circuit = \"p\"", "fn f() {}").contains("resilience"));
+        assert!(err("component = \"a\", skip(y)", "fn f(x: u8) {}").contains("no argument `y`"));
         assert!(err("component = \"a\", foo = 1", "fn f() {}").contains("unknown argument `foo`"));
         assert!(err("component = \"a\"", "struct S;").contains("functions and methods only"));
         assert!(err("component = \"a\", ok_if = f", "fn f() -> u8 { 1 }").contains("`ok_if` needs"));

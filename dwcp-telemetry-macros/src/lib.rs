@@ -52,29 +52,39 @@ pub fn derive_label_value(input: TokenStream) -> TokenStream {
         .into()
 }
 
-/// Records request metrics for a function: `#[instrument_dwcp(component = "amst")]`.
+/// Records request metrics and a trace span for a function:
+/// `#[instrument_dwcp(component = "amst")]`.
 ///
-/// Works on sync functions, `async fn`, methods (inherent and trait impls), generic
-/// functions, and functions returning `impl Future<Output = _>` or `Pin<Box<dyn Future<..>>>`.
-/// Each call counts `dwcp_requests_total{component, operation, status}` (`ok`, `error`,
-/// `panic`, `cancelled`), times `dwcp_request_duration_seconds{component, operation}`,
-/// tracks `dwcp_requests_in_flight{component, operation}` and counts
-/// `dwcp_errors_total{component, type}`; see `dwcp_telemetry::instrument` and
-/// `docs/INSTRUMENT.md`.
+/// Works on sync functions, `async fn`, methods (inherent and trait impls, and under
+/// `#[async_trait]`), generic functions, and functions returning `impl Future<Output = _>` or
+/// `Pin<Box<dyn Future<..>>>`. Each call counts `dwcp_requests_total{component, operation,
+/// status}` (`ok`, `error`, `panic`, `cancelled`), times `dwcp_request_duration_seconds{component,
+/// operation}`, tracks `dwcp_requests_in_flight{component, operation}` and counts
+/// `dwcp_errors_total{component, type}`. When spans are on (a sink is installed with
+/// `dwcp_telemetry::trace::install_sink`, or a `tracing` subscriber wants the level), the call
+/// is sampled first (parent's flag, then ratio) and a sampled call produces a span; see
+/// `dwcp_telemetry::instrument`, `dwcp_telemetry::trace` and `docs/INSTRUMENT.md`.
 ///
 /// Arguments:
 /// - `component = "..."` (required);
-/// - `operation = "..."` (default: the function's name);
+/// - `operation = "..."` (default: the function's name; the span's name too);
 /// - `registry = expr`: a `Registry`, `&Registry` (or anything `Borrow<Registry>`),
 ///   evaluated once per call site, on its first call (default: `dwcp_telemetry::global()`);
 /// - `crate = path`: where `dwcp_telemetry` is (default `::dwcp_telemetry`);
 /// - `ok_if = path`: a `fn(&E) -> bool`; an `Err(e)` it accepts counts as `ok`;
 /// - `error_if = path`: a `fn(&T) -> bool`; an `Ok(t)` (or, for a function not returning
-///   `Result`, a return value) it accepts counts as `error`.
+///   `Result`, a return value) it accepts counts as `error`;
+/// - `skip(a, b)` / `skip_all`: arguments not recorded as span attributes;
+/// - `fields(name = expr, dotted.name = %expr, other = ?expr)`: extra span attributes
+///   (`%` Display, `?` Debug, else typed as for arguments), evaluated only for a sampled call;
+/// - `level = "info"` (or `debug`, `Level::WARN`, ...): the `tracing` span's level (default
+///   `info`);
+/// - `sample = 0.25` or `critical` / `standard` / `background` (100 % / 10 % / 1 %): this call
+///   site's root sampling ratio (default: its component's).
 ///
+/// `circuit = "..."` is reserved (a compile error until the resilience module exists).
 /// A function counts as returning `Result` when the last segment of its (future's output)
-/// return type is `Result`. Span arguments (`skip`, `skip_all`, `fields`, `level`, `sample`)
-/// are compile errors until the tracing pipeline lands.
+/// return type is `Result`.
 #[proc_macro_attribute]
 pub fn instrument_dwcp(attr: TokenStream, item: TokenStream) -> TokenStream {
     instrument::expand(attr.into(), item.into())

@@ -1,5 +1,17 @@
 //! Runtime support for [`#[instrument_dwcp]`](crate::instrument_dwcp): the metrics every
-//! instrumented function records, and how errors are labelled.
+//! instrumented function records, how errors are labelled, and the span of a sampled call.
+//!
+//! ## Spans
+//!
+//! Spans are off until a sink is installed ([`trace::install_sink`])
+//! or a `tracing` subscriber wants the call site's `level`: then each call is first sampled
+//! ([`trace::sampler`]: the parent's flag, then the ratio) and only a
+//! sampled call builds anything. A sampled call's [`SpanRecord`]
+//! carries `code.function`, `code.namespace` (the module path), `dwcp.component`,
+//! `dwcp.operation`, the recorded arguments and `fields(..)`, `dwcp.status`, and for an error
+//! or a panic an `Error` status and an `exception` event (`exception.type`,
+//! `exception.message`). An unsampled call sets its context (so that its children inherit
+//! "not sampled") and allocates nothing.
 //!
 //! Each call site (each instrumented function) records into four families of its registry
 //! (the global one unless `registry = expr` says otherwise):
@@ -16,8 +28,9 @@
 //! exactly one status, and its duration, and leaves the in-flight gauge as it found it.
 //!
 //! The handles are bound once per call site, on its first call (a `static` `OnceLock`);
-//! after that a call reads the TSC clock twice and does relaxed atomic adds, with no lookup
-//! and no allocation, except that an error looks up its `dwcp_errors_total{type}` series.
+//! after that a call reads the TSC clock twice and does relaxed atomic adds (the in-flight
+//! gauge with integer adds, no compare-and-swap), with no lookup and no allocation, except
+//! that an error looks up its `dwcp_errors_total{type}` series.
 //!
 //! ## Error types
 //!
@@ -34,16 +47,21 @@
 //! panics; each refused family is counted once per call site in
 //! `dwcp_telemetry_instrument_refused_total{metric}`.
 
-use std::borrow::Borrow;
+use std::borrow::{Borrow, Cow};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::metric::Timer;
 use crate::metric::{Counter, Gauge, Histogram};
+use crate::propagation::{SpanId, TraceFlags, TraceId};
 use crate::registry::{CounterFamily, Registry};
+use crate::trace::context::{self, Ctx, CtxScope};
+use crate::trace::sampler::{self, SiteRule};
+use crate::trace::{self, AttrValue, SpanEvent, SpanKind, SpanRecord, SpanStatus};
 
 /// Name of the request counter.
 pub const REQUESTS: &str = "dwcp_requests_total";
@@ -118,7 +136,18 @@ pub enum Outcome {
     Error(&'static str),
 }
 
-#[derive(Debug, Clone, Copy)]
+/// What a sampled span says about a failed call: its `exception.type` and
+/// `exception.message` (bounded to [`MAX_TEXT`] bytes).
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exception {
+    /// The error's type, as `std::any::type_name` gives it.
+    pub ty: &'static str,
+    /// Its `Display` (else `Debug`) text; empty if it has neither.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
     Ok = 0,
     Error = 1,
@@ -127,6 +156,10 @@ enum Status {
 }
 
 const STATUSES: [&str; 4] = ["ok", "error", "panic", "cancelled"];
+
+/// Longest string a span attribute, exception message or status message gets from
+/// `#[instrument_dwcp]` (bytes; longer text is cut at a character boundary).
+pub const MAX_TEXT: usize = 1024;
 
 /// One instrumented function's metric handles, bound on its first call.
 #[doc(hidden)]
@@ -200,6 +233,18 @@ impl SiteHandles {
     }
 }
 
+/// The span half of a call site: what `code.*` says and the site's own ratio.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct SpanSite {
+    /// `code.function`: the function's name.
+    pub function: &'static str,
+    /// `code.namespace`: the module path.
+    pub namespace: &'static str,
+    /// `sample = ..`: the root ratio of this call site (else its component's).
+    pub sample: Option<f64>,
+}
+
 /// The `static` each instrumented function declares.
 #[doc(hidden)]
 #[derive(Debug)]
@@ -207,20 +252,55 @@ pub struct CallSite {
     component: &'static str,
     operation: &'static str,
     handles: OnceLock<SiteHandles>,
+    span: SpanSite,
+    rule: SiteRule,
 }
 
 impl CallSite {
     /// A call site of `component`'s `operation`; binds nothing until its first call.
     pub const fn new(component: &'static str, operation: &'static str) -> Self {
+        Self::with_span(
+            component,
+            operation,
+            SpanSite {
+                function: operation,
+                namespace: "",
+                sample: None,
+            },
+        )
+    }
+
+    /// A call site with its span description.
+    pub const fn with_span(
+        component: &'static str,
+        operation: &'static str,
+        span: SpanSite,
+    ) -> Self {
         CallSite {
             component,
             operation,
             handles: OnceLock::new(),
+            span,
+            rule: SiteRule::new(),
         }
     }
 
     /// The bound handles; `registry` runs on the first call only.
+    #[inline]
     pub fn handles<R, F>(&'static self, registry: F) -> &'static SiteHandles
+    where
+        R: Borrow<Registry>,
+        F: FnOnce() -> R,
+    {
+        match self.handles.get() {
+            Some(h) => h,
+            None => self.bind(registry),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bind<R, F>(&'static self, registry: F) -> &'static SiteHandles
     where
         R: Borrow<Registry>,
         F: FnOnce() -> R,
@@ -229,21 +309,270 @@ impl CallSite {
             .get_or_init(|| SiteHandles::bind(registry().borrow(), self.component, self.operation))
     }
 
-    /// Start a call: bind on first use, count it in flight, read the clock.
+    /// Start a call: bind on first use, count it in flight, decide whether it is sampled
+    /// (only if spans are on: a sink is installed, or `tracing_on`, a `tracing` subscriber
+    /// wants the call site's level), read the clock.
     #[inline]
-    pub fn start<R, F>(&'static self, registry: F) -> Guard
+    pub fn start<R, F>(&'static self, registry: F, tracing_on: bool) -> Guard
     where
         R: Borrow<Registry>,
         F: FnOnce() -> R,
     {
         let handles = self.handles(registry);
-        handles.in_flight.add(1.0);
+        handles.in_flight.add_int(1);
+        let span = if tracing_on || trace::sink_installed() {
+            self.decide(tracing_on)
+        } else {
+            SpanState::OFF
+        };
         Guard {
             handles,
+            site: self,
             timer: Some(handles.duration.start_static_timer()),
             done: false,
             panicked: AtomicBool::new(false),
+            span,
         }
+    }
+
+    /// The sampling decision, before anything is built.
+    #[inline]
+    fn decide(&'static self, tracing_on: bool) -> SpanState {
+        let parent = context::get();
+        let (threshold, parent_based) = self.rule.get(self.component, self.span.sample);
+        let ctx = match parent {
+            Some(p) => {
+                let sampled = if parent_based {
+                    p.sampled()
+                } else {
+                    sampler::by_ratio(p.trace_lo, threshold)
+                };
+                Ctx {
+                    span: context::random_id(),
+                    bits: Ctx::bits(p.flags().with_sampled(sampled), false),
+                    ..p
+                }
+            }
+            None => {
+                let trace_lo = context::random_id().get();
+                let sampled = sampler::by_ratio(trace_lo, threshold);
+                Ctx {
+                    trace_hi: context::random_id().get(),
+                    trace_lo,
+                    span: context::random_id(),
+                    bits: Ctx::bits(TraceFlags::NOT_SAMPLED.with_sampled(sampled), false),
+                }
+            }
+        };
+        let sampled = ctx.sampled();
+        self.state(ctx, parent, sampled, tracing_on)
+    }
+
+    #[inline]
+    fn state(
+        &'static self,
+        ctx: Ctx,
+        parent: Option<Ctx>,
+        sampled: bool,
+        tracing_on: bool,
+    ) -> SpanState {
+        SpanState {
+            ctx: Some(ctx),
+            data: if sampled {
+                Some(self.sampled(ctx, parent, tracing_on))
+            } else {
+                None
+            },
+        }
+    }
+
+    /// A sampled call: everything a span needs, once.
+    #[cold]
+    #[inline(never)]
+    fn sampled(&'static self, ctx: Ctx, parent: Option<Ctx>, tracing_on: bool) -> Box<SpanData> {
+        let recording = trace::sink_installed();
+        let mut attributes = Vec::new();
+        if recording {
+            attributes.reserve(8);
+            for (k, v) in [
+                ("code.function", self.span.function),
+                ("code.namespace", self.span.namespace),
+                ("dwcp.component", self.component),
+                ("dwcp.operation", self.operation),
+            ] {
+                attributes.push((Cow::Borrowed(k), AttrValue::Str(Cow::Borrowed(v))));
+            }
+        }
+        Box::new(SpanData {
+            ctx,
+            parent,
+            start_unix_nanos: unix_nanos(),
+            recording,
+            wants_tracing: tracing_on,
+            trace_state: if recording {
+                context::state_string()
+            } else {
+                String::new()
+            },
+            attributes,
+            tracing: None,
+        })
+    }
+
+    /// Hand a finished sampled span to the sink (the box is the one the call carried: moving
+    /// it here moves a pointer).
+    #[allow(clippy::boxed_local)]
+    #[cold]
+    #[inline(never)]
+    fn end_span(
+        &'static self,
+        mut data: Box<SpanData>,
+        status: Status,
+        ns: u64,
+        exception: Option<Exception>,
+    ) {
+        // Closes the `tracing` span (its subscriber sees it end here).
+        drop(data.tracing.take());
+        if !data.recording {
+            return;
+        }
+        let Some(sink) = trace::sink() else { return };
+        let end = data.start_unix_nanos.saturating_add(ns);
+        let exception = match status {
+            Status::Ok | Status::Cancelled => None,
+            Status::Error => Some(exception.unwrap_or(Exception {
+                ty: "error",
+                message: String::new(),
+            })),
+            Status::Panic => Some(Exception {
+                ty: "panic",
+                message: format!("{} panicked", self.span.function),
+            }),
+        };
+        let mut events = Vec::new();
+        let span_status = match exception {
+            None => SpanStatus::Unset,
+            Some(e) => {
+                let message = if e.message.is_empty() {
+                    e.ty.to_owned()
+                } else {
+                    e.message.clone()
+                };
+                events.push(SpanEvent {
+                    name: Cow::Borrowed("exception"),
+                    time_unix_nanos: end,
+                    attributes: vec![
+                        (
+                            Cow::Borrowed("exception.type"),
+                            AttrValue::Str(Cow::Borrowed(e.ty)),
+                        ),
+                        (
+                            Cow::Borrowed("exception.message"),
+                            AttrValue::Str(Cow::Owned(e.message)),
+                        ),
+                    ],
+                });
+                SpanStatus::Error {
+                    message: Cow::Owned(message),
+                }
+            }
+        };
+        let mut attributes = std::mem::take(&mut data.attributes);
+        attributes.push((
+            Cow::Borrowed("dwcp.status"),
+            AttrValue::Str(Cow::Borrowed(STATUSES[status as usize])),
+        ));
+        let remote_parent = data.parent.is_some_and(|p| p.remote());
+        sink.submit(SpanRecord {
+            trace_id: data.ctx.trace_id(),
+            span_id: data.ctx.span_id(),
+            parent_span_id: data.parent.map(|p| p.span_id()),
+            flags: data.ctx.flags(),
+            trace_state: std::mem::take(&mut data.trace_state),
+            name: Cow::Borrowed(self.operation),
+            kind: if remote_parent {
+                SpanKind::Server
+            } else {
+                SpanKind::Internal
+            },
+            start_unix_nanos: data.start_unix_nanos,
+            end_unix_nanos: end,
+            status: span_status,
+            attributes,
+            events,
+        });
+    }
+}
+
+fn unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// A call's span state: its context if spans were on, its data if it was sampled.
+#[derive(Debug)]
+struct SpanState {
+    ctx: Option<Ctx>,
+    data: Option<Box<SpanData>>,
+}
+
+impl SpanState {
+    const OFF: SpanState = SpanState {
+        ctx: None,
+        data: None,
+    };
+}
+
+/// A sampled call's span while it runs. The generated code adds attributes to it (only if
+/// [`SpanData::recording`]) and, for a `tracing` subscriber, the `tracing` span.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct SpanData {
+    ctx: Ctx,
+    parent: Option<Ctx>,
+    start_unix_nanos: u64,
+    recording: bool,
+    wants_tracing: bool,
+    trace_state: String,
+    attributes: Vec<(Cow<'static, str>, AttrValue)>,
+    tracing: Option<tracing::Span>,
+}
+
+impl SpanData {
+    /// Whether a sink will receive the span (attributes are read only then).
+    #[inline]
+    pub fn recording(&self) -> bool {
+        self.recording
+    }
+
+    /// Adds an attribute (`None`: the value had no usable form; nothing is added).
+    #[inline]
+    pub fn attr(&mut self, key: &'static str, value: Option<AttrValue>) {
+        if let Some(v) = value {
+            self.attributes.push((Cow::Borrowed(key), v));
+        }
+    }
+
+    /// Whether a `tracing` subscriber wanted the call site's level at the start.
+    #[inline]
+    pub fn wants_tracing(&self) -> bool {
+        self.wants_tracing
+    }
+
+    /// The `tracing` span to enter while the call runs.
+    pub fn set_tracing(&mut self, span: tracing::Span) {
+        self.tracing = Some(span);
+    }
+
+    /// The span's trace id.
+    pub fn trace_id(&self) -> TraceId {
+        self.ctx.trace_id()
+    }
+
+    /// The span's id.
+    pub fn span_id(&self) -> SpanId {
+        self.ctx.span_id()
     }
 }
 
@@ -254,45 +583,96 @@ impl CallSite {
 #[must_use]
 pub struct Guard {
     handles: &'static SiteHandles,
+    site: &'static CallSite,
     /// Times the call: the crate's [`Timer`](crate::Timer) on the call site's `static`
     /// duration handle (no clone per call).
     timer: Option<Timer>,
     done: bool,
     panicked: AtomicBool,
+    span: SpanState,
+}
+
+/// The call's context (and `tracing` span) entered: set while the body (or a poll of its
+/// future) runs, restored when dropped.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Entered<'a> {
+    _ctx: Option<CtxScope>,
+    _tracing: Option<tracing::span::Entered<'a>>,
 }
 
 impl Guard {
+    /// The sampled call's span, `None` if the call is not sampled (or spans are off).
+    #[inline]
+    pub fn span(&mut self) -> Option<&mut SpanData> {
+        self.span.data.as_deref_mut()
+    }
+
+    /// Make the call's context current (and enter its `tracing` span) until the returned
+    /// value is dropped. Nothing to do when spans are off.
+    #[inline]
+    pub fn enter(&self) -> Entered<'_> {
+        Entered {
+            _ctx: self.span.ctx.map(CtxScope::enter),
+            _tracing: self
+                .span
+                .data
+                .as_ref()
+                .and_then(|d| d.tracing.as_ref())
+                .map(tracing::Span::enter),
+        }
+    }
+
     /// Record the call's outcome.
     #[inline]
     pub fn finish(mut self, outcome: Outcome) {
+        self.finish_outcome(outcome, None);
+    }
+
+    #[inline]
+    fn finish_outcome(&mut self, outcome: Outcome, exception: Option<Exception>) {
         self.done = true;
         match outcome {
-            Outcome::Ok => self.record(Status::Ok),
+            Outcome::Ok => self.record(Status::Ok, None),
             Outcome::Error(ty) => {
                 if let Some(errors) = &self.handles.errors {
                     errors
                         .with_labels_or_overflow(&[self.handles.component, ty])
                         .inc();
                 }
-                self.record(Status::Error);
+                self.record(Status::Error, exception);
             }
         }
     }
 
-    /// Classify `out` with `classify`, then record. A panic in `classify` records `panic`.
+    /// Classify `out` with `classify`, then record; a sampled failed call's span describes
+    /// it with `describe` (called only then). A panic in either records `panic`.
     #[inline]
-    pub fn finish_with<O, C: FnOnce(&O) -> Outcome>(self, out: &O, classify: C) {
+    pub fn finish_with<O, C, D>(mut self, out: &O, classify: C, describe: D)
+    where
+        C: FnOnce(&O) -> Outcome,
+        D: FnOnce(&O) -> Exception,
+    {
         let outcome = classify(out);
-        self.finish(outcome);
+        let exception = match outcome {
+            Outcome::Error(_) if self.span.data.is_some() => Some(describe(out)),
+            _ => None,
+        };
+        self.finish_outcome(outcome, exception);
     }
 
-    fn record(&mut self, status: Status) {
+    #[inline]
+    fn record(&mut self, status: Status, exception: Option<Exception>) {
         let h = self.handles;
-        if let Some(timer) = self.timer.take() {
-            timer.stop();
-        }
+        let ns = match self.timer.take() {
+            Some(timer) => timer.stop(),
+            None => 0,
+        };
         h.requests[status as usize].inc();
-        h.in_flight.sub(1.0);
+        h.in_flight.add_int(-1);
+        if let Some(data) = self.span.data.take() {
+            self.site.end_span(data, status, ns, exception);
+        }
     }
 }
 
@@ -305,7 +685,7 @@ impl Drop for Guard {
             } else {
                 Status::Cancelled
             };
-            self.record(status);
+            self.record(status, None);
         }
     }
 }
@@ -321,54 +701,62 @@ impl Drop for PollSentinel<'_> {
     }
 }
 
-/// Polls an instrumented future, classifies its output and finishes the guard. Dropped
-/// before completion, the guard records `cancelled` (or `panic` if a poll panicked).
+/// Polls an instrumented future (with the call's context current), classifies its output
+/// and finishes the guard. Dropped before completion, the guard records `cancelled` (or
+/// `panic` if a poll panicked).
 #[doc(hidden)]
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
-pub struct Watch<'a, F, C> {
+pub struct Watch<'a, F, C, D> {
     fut: Pin<&'a mut F>,
     guard: Option<Guard>,
-    classify: Option<C>,
+    classify: Option<(C, D)>,
 }
 
 // `Watch` never pins its fields (the inner future is already pinned elsewhere), so it is
-// `Unpin` whatever `C` is.
-impl<F, C> Unpin for Watch<'_, F, C> {}
+// `Unpin` whatever `C` and `D` are.
+impl<F, C, D> Unpin for Watch<'_, F, C, D> {}
 
-impl<'a, F, C> Watch<'a, F, C>
+impl<'a, F, C, D> Watch<'a, F, C, D>
 where
     F: Future,
     C: FnOnce(&F::Output) -> Outcome,
+    D: FnOnce(&F::Output) -> Exception,
 {
     /// Watch `fut` for the call `guard`.
-    pub fn new(guard: Guard, fut: Pin<&'a mut F>, classify: C) -> Self {
+    pub fn new(guard: Guard, fut: Pin<&'a mut F>, classify: C, describe: D) -> Self {
         Watch {
             fut,
             guard: Some(guard),
-            classify: Some(classify),
+            classify: Some((classify, describe)),
         }
     }
 }
 
-impl<F, C> Future for Watch<'_, F, C>
+impl<F, C, D> Future for Watch<'_, F, C, D>
 where
     F: Future,
     C: FnOnce(&F::Output) -> Outcome,
+    D: FnOnce(&F::Output) -> Exception,
 {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.get_mut();
-        let mut sentinel = PollSentinel(this.guard.as_ref());
-        let polled = this.fut.as_mut().poll(cx);
-        sentinel.0 = None;
-        drop(sentinel);
+        let polled = {
+            let _entered = this.guard.as_ref().map(Guard::enter);
+            let mut sentinel = PollSentinel(this.guard.as_ref());
+            let polled = this.fut.as_mut().poll(cx);
+            sentinel.0 = None;
+            polled
+        };
         match polled {
             Poll::Pending => Poll::Pending,
             Poll::Ready(out) => {
-                if let (Some(guard), Some(classify)) = (this.guard.take(), this.classify.take()) {
-                    guard.finish_with(&out, classify);
+                if let (Some(guard), Some((classify, describe))) =
+                    (this.guard.take(), this.classify.take())
+                {
+                    guard.finish_with(&out, classify, describe);
                 }
                 Poll::Ready(out)
             }
@@ -395,7 +783,216 @@ pub fn expect_output<O, F: Future<Output = O>>(f: F) -> F {
 /// short type name. Call as `(&&ErrorTag(e)).__dwcp_error_type()` with both traits in scope.
 #[doc(hidden)]
 pub mod __private {
-    use super::{short_type_name, ErrorLabel};
+    use std::fmt::{self, Debug, Display, Write as _};
+
+    use super::{short_type_name, ErrorLabel, Exception, MAX_TEXT};
+    use crate::trace::AttrValue;
+
+    /// The generated code names `tracing` through here (the user need not depend on it).
+    pub use ::tracing;
+
+    /// A `String` that stops growing at [`MAX_TEXT`] bytes (at a character boundary); the
+    /// formatting that feeds it stops there too.
+    struct Bounded(String);
+
+    impl fmt::Write for Bounded {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            let room = MAX_TEXT - self.0.len();
+            if s.len() <= room {
+                self.0.push_str(s);
+                Ok(())
+            } else {
+                let mut cut = room;
+                while !s.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                self.0.push_str(&s[..cut]);
+                Err(fmt::Error)
+            }
+        }
+    }
+
+    /// `Display` text, at most [`MAX_TEXT`] bytes.
+    pub fn display_text<T: Display + ?Sized>(v: &T) -> String {
+        let mut b = Bounded(String::new());
+        let _ = write!(b, "{v}");
+        b.0
+    }
+
+    /// `Debug` text, at most [`MAX_TEXT`] bytes.
+    pub fn debug_text<T: Debug + ?Sized>(v: &T) -> String {
+        let mut b = Bounded(String::new());
+        let _ = write!(b, "{v:?}");
+        b.0
+    }
+
+    /// `fields(name = %value)`.
+    pub fn display<T: Display + ?Sized>(v: &T) -> Option<AttrValue> {
+        Some(AttrValue::Str(display_text(v).into()))
+    }
+
+    /// `fields(name = ?value)`.
+    pub fn debug<T: Debug + ?Sized>(v: &T) -> Option<AttrValue> {
+        Some(AttrValue::Str(debug_text(v).into()))
+    }
+
+    /// Values recorded with their own type: integers, floats, `bool`, strings.
+    pub trait AttrPrimitive {
+        /// The attribute value.
+        fn attr_value(&self) -> AttrValue;
+    }
+
+    macro_rules! ints {
+        ($($t:ty),*) => {$(
+            impl AttrPrimitive for $t {
+                #[allow(clippy::cast_lossless)]
+                fn attr_value(&self) -> AttrValue {
+                    match i64::try_from(*self) {
+                        Ok(v) => AttrValue::I64(v),
+                        Err(_) => AttrValue::Str(self.to_string().into()),
+                    }
+                }
+            }
+        )*};
+    }
+    ints!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize);
+
+    impl AttrPrimitive for f64 {
+        fn attr_value(&self) -> AttrValue {
+            AttrValue::F64(*self)
+        }
+    }
+
+    impl AttrPrimitive for f32 {
+        fn attr_value(&self) -> AttrValue {
+            AttrValue::F64(f64::from(*self))
+        }
+    }
+
+    impl AttrPrimitive for bool {
+        fn attr_value(&self) -> AttrValue {
+            AttrValue::Bool(*self)
+        }
+    }
+
+    impl AttrPrimitive for str {
+        fn attr_value(&self) -> AttrValue {
+            AttrValue::Str(display_text(self).into())
+        }
+    }
+
+    impl AttrPrimitive for String {
+        fn attr_value(&self) -> AttrValue {
+            AttrValue::Str(display_text(self.as_str()).into())
+        }
+    }
+
+    impl<T: AttrPrimitive + ?Sized> AttrPrimitive for &T {
+        fn attr_value(&self) -> AttrValue {
+            (**self).attr_value()
+        }
+    }
+
+    impl<T: AttrPrimitive + ?Sized> AttrPrimitive for &mut T {
+        fn attr_value(&self) -> AttrValue {
+            (**self).attr_value()
+        }
+    }
+
+    /// Autoref specialisation of an attribute value: call as
+    /// `(&&&&AttrTag(&v)).__dwcp_attr()` with the four `Via*` traits in scope. A primitive
+    /// keeps its type, else `Display` text, else `Debug` text, else nothing.
+    #[derive(Debug)]
+    pub struct AttrTag<'a, T: ?Sized>(pub &'a T);
+
+    pub trait ViaPrimitive {
+        fn __dwcp_attr(&self) -> Option<AttrValue>;
+    }
+
+    impl<T: AttrPrimitive + ?Sized> ViaPrimitive for &&&AttrTag<'_, T> {
+        #[inline]
+        fn __dwcp_attr(&self) -> Option<AttrValue> {
+            Some(self.0.attr_value())
+        }
+    }
+
+    pub trait ViaDisplay {
+        fn __dwcp_attr(&self) -> Option<AttrValue>;
+    }
+
+    impl<T: Display + ?Sized> ViaDisplay for &&AttrTag<'_, T> {
+        #[inline]
+        fn __dwcp_attr(&self) -> Option<AttrValue> {
+            display(self.0)
+        }
+    }
+
+    pub trait ViaDebug {
+        fn __dwcp_attr(&self) -> Option<AttrValue>;
+    }
+
+    impl<T: Debug + ?Sized> ViaDebug for &AttrTag<'_, T> {
+        #[inline]
+        fn __dwcp_attr(&self) -> Option<AttrValue> {
+            debug(self.0)
+        }
+    }
+
+    pub trait ViaNothing {
+        fn __dwcp_attr(&self) -> Option<AttrValue>;
+    }
+
+    impl<T: ?Sized> ViaNothing for AttrTag<'_, T> {
+        #[inline]
+        fn __dwcp_attr(&self) -> Option<AttrValue> {
+            None
+        }
+    }
+
+    /// Autoref specialisation of a failure's description: call as
+    /// `(&&&ExcTag(&e)).__dwcp_exception()` with the three `Exc*` traits in scope. The type
+    /// name, and the `Display` text, else the `Debug` text, else nothing.
+    #[derive(Debug)]
+    pub struct ExcTag<'a, T: ?Sized>(pub &'a T);
+
+    pub trait ExcDisplay {
+        fn __dwcp_exception(&self) -> Exception;
+    }
+
+    impl<T: Display + ?Sized> ExcDisplay for &&ExcTag<'_, T> {
+        fn __dwcp_exception(&self) -> Exception {
+            Exception {
+                ty: std::any::type_name::<T>(),
+                message: display_text(self.0),
+            }
+        }
+    }
+
+    pub trait ExcDebug {
+        fn __dwcp_exception(&self) -> Exception;
+    }
+
+    impl<T: Debug + ?Sized> ExcDebug for &ExcTag<'_, T> {
+        fn __dwcp_exception(&self) -> Exception {
+            Exception {
+                ty: std::any::type_name::<T>(),
+                message: debug_text(self.0),
+            }
+        }
+    }
+
+    pub trait ExcNothing {
+        fn __dwcp_exception(&self) -> Exception;
+    }
+
+    impl<T: ?Sized> ExcNothing for ExcTag<'_, T> {
+        fn __dwcp_exception(&self) -> Exception {
+            Exception {
+                ty: std::any::type_name::<T>(),
+                message: String::new(),
+            }
+        }
+    }
 
     #[derive(Debug)]
     pub struct ErrorTag<'a, E: ?Sized>(pub &'a E);
@@ -443,9 +1040,9 @@ mod tests {
     fn guard_records_cancelled_and_ok() {
         let reg = Registry::builder().build().unwrap();
         static SITE: CallSite = CallSite::new("unit", "op");
-        SITE.start(|| &reg).finish(Outcome::Ok);
-        drop(SITE.start(|| &reg));
-        SITE.start(|| &reg).finish(Outcome::Error("Boom"));
+        SITE.start(|| &reg, false).finish(Outcome::Ok);
+        drop(SITE.start(|| &reg, false));
+        SITE.start(|| &reg, false).finish(Outcome::Error("Boom"));
         let c = reg.existing_counter(REQUESTS).unwrap();
         for (s, n) in [("ok", 1), ("cancelled", 1), ("error", 1), ("panic", 0)] {
             assert_eq!(
@@ -484,7 +1081,15 @@ mod tests {
         let waker = std::task::Waker::from(std::sync::Arc::new(NoopWake));
         let mut cx = Context::from_waker(&waker);
         let mut inner = std::pin::pin!(PanicOnPoll);
-        let mut w = Watch::new(SITE.start(|| &reg), inner.as_mut(), |_| Outcome::Ok);
+        let mut w = Watch::new(
+            SITE.start(|| &reg, false),
+            inner.as_mut(),
+            |_| Outcome::Ok,
+            |_| Exception {
+                ty: "u8",
+                message: String::new(),
+            },
+        );
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             Pin::new(&mut w).poll(&mut cx)
         }));

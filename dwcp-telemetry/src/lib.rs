@@ -111,8 +111,8 @@ mod sync;
 pub mod trace;
 
 /// Instruments a handler: request, error and in-flight metrics and its latency histogram,
-/// bound once per call site (see `docs/INSTRUMENT.md`; trace spans arrive with the tracing
-/// pipeline).
+/// bound once per call site, and a trace span for a sampled call (see [`trace`] and
+/// `docs/INSTRUMENT.md`).
 pub use dwcp_telemetry_macros::instrument_dwcp;
 /// Derives [`LabelSet`](trait@LabelSet) for a struct with named fields (see [`labels`]).
 pub use dwcp_telemetry_macros::LabelSet;

@@ -90,6 +90,30 @@ fn loom_counter_and_gauge_are_exact() {
     });
 }
 
+/// The in-flight gauges of `#[instrument_dwcp]`: whole-number adds on two threads (a call
+/// starting and finishing on each) end at exactly the base value, and a concurrent read sees
+/// the base plus 0, 1 or 2 calls in flight, never anything else.
+#[test]
+fn loom_gauge_int_adds_are_exact() {
+    loom::model(|| {
+        let g = Arc::new(GaugeCell::new(false));
+        g.set(0.5);
+        let t = {
+            let g = g.clone();
+            thread::spawn(move || {
+                g.add_int(1);
+                g.add_int(-1);
+            })
+        };
+        g.add_int(1);
+        let mid = g.get();
+        assert!(mid == 1.5 || mid == 2.5, "{mid}");
+        g.add_int(-1);
+        t.join().unwrap();
+        assert_eq!(g.get(), 0.5);
+    });
+}
+
 #[test]
 fn loom_new_series_race_creates_one_series() {
     loom::model(|| {

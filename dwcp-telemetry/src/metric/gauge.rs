@@ -11,6 +11,10 @@ pub(crate) struct GaugeCell {
     pub(crate) overflow_records: AtomicU64,
     /// NaN writes refused (a gauge keeps its last good value).
     pub(crate) rejected_nan: AtomicU64,
+    /// Whole-number adds (`add_int`, the in-flight gauges of `#[instrument_dwcp]`), as a
+    /// wrapping two's-complement `i64`: one `fetch_add` instead of an `f64` compare-and-swap
+    /// loop. The gauge's value is `bits + level`; `set` resets it.
+    pub(crate) level: AtomicU64,
 }
 
 impl GaugeCell {
@@ -36,6 +40,16 @@ impl GaugeCell {
             return;
         }
         self.bits.store(v.to_bits(), Ordering::Relaxed);
+        // A concurrent `add_int` lands before or after the set; a gauge that is both set
+        // and counted in whole steps (nothing in this crate does) may lose one step.
+        self.level.store(0, Ordering::Relaxed);
+        self.tally();
+    }
+
+    /// Add a whole number: one relaxed `fetch_add`.
+    #[inline]
+    pub(crate) fn add_int(&self, d: i64) {
+        self.level.fetch_add(d as u64, Ordering::Relaxed);
         self.tally();
     }
 
@@ -68,7 +82,11 @@ impl GaugeCell {
     }
 
     pub(crate) fn get(&self) -> f64 {
-        f64::from_bits(self.bits.load(Ordering::Relaxed))
+        let f = f64::from_bits(self.bits.load(Ordering::Relaxed));
+        match self.level.load(Ordering::Relaxed) as i64 {
+            0 => f,
+            l => f + l as f64,
+        }
     }
 }
 
@@ -123,6 +141,14 @@ impl Gauge {
     pub fn add(&self, d: f64) {
         if let Some(c) = &self.cell {
             c.add(d);
+        }
+    }
+
+    /// Add a whole number `d` (may be negative) with one atomic add, no compare-and-swap.
+    #[inline]
+    pub(crate) fn add_int(&self, d: i64) {
+        if let Some(c) = &self.cell {
+            c.add_int(d);
         }
     }
 

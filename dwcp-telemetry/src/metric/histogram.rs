@@ -248,6 +248,7 @@ impl Target {
 
 impl Timer {
     /// Record now and return the elapsed nanoseconds.
+    #[inline]
     pub fn stop(mut self) -> u64 {
         self.armed = false;
         let ns = clock::nanos_between(self.start, clock::now_raw());
