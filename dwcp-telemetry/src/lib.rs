@@ -91,7 +91,7 @@
 pub mod anomaly;
 pub mod clock;
 pub mod error;
-#[cfg(feature = "prometheus")]
+#[cfg(any(feature = "prometheus", feature = "otlp"))]
 pub mod export;
 #[cfg(feature = "metrics-facade")]
 pub mod facade;

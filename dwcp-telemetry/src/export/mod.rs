@@ -2,11 +2,21 @@
 //! behind its own cargo feature; the recording core knows nothing about them.
 //!
 //! - [`prometheus`] (feature `prometheus`): Prometheus text 0.0.4 and OpenMetrics 1.0, and
-//!   with feature `http` the `/metrics`, `/health` and `/metrics/summary` server.
+//!   with feature `http` the `/metrics`, `/health` and `/metrics/summary` server; with feature
+//!   `protobuf` also the protobuf exposition with native histograms.
 //! - [`summary`] (feature `prometheus`): the `/metrics/summary` JSON (counts, rates,
 //!   quantiles, error rates).
+//! - [`exponential`]: HDR slots re-binned into base-2 exponential buckets, for OTLP
+//!   `ExponentialHistogram`s and Prometheus native histograms.
+//! - `otlp` (feature `otlp`): OTLP metrics.
 
+pub mod exponential;
+#[cfg(feature = "otlp")]
+pub mod otlp;
+#[cfg(feature = "prometheus")]
 pub mod prometheus;
+#[cfg(feature = "prometheus")]
 pub mod summary;
 
+#[cfg(feature = "prometheus")]
 mod json;

@@ -1,0 +1,636 @@
+//! Exact re-binning of HDR slots into base-2 exponential buckets: the shared data model of
+//! OTLP `ExponentialHistogram` and Prometheus native histograms.
+//!
+//! # Buckets
+//!
+//! At scale `s` the base is `b = 2^(2^-s)`, and bucket `i` holds the values in
+//! `(b^i, b^(i+1)]` (upper-inclusive, as OTLP and Prometheus define them). Scale 8 (the
+//! highest Prometheus accepts) has 256 buckets per power of two, each 0.27 % wide; scale 7 has
+//! 128 (0.54 %). Bucket `i` at scale `s` is exactly the union of buckets
+//! `i·2^k … i·2^k + 2^k − 1` at scale `s + k`, so an index is downscaled exactly by an
+//! arithmetic shift (`i >> k`), and counts are merged without any estimate.
+//!
+//! # Choosing the scale
+//!
+//! [`ExponentialConfig::default`]: the highest scale ≤ 8 at which the occupied index range
+//! (lowest to highest non-empty bucket, the dense array OTLP sends) has at most 160 buckets
+//! (the OpenTelemetry SDK's default `max_size`). The scale never goes below −4 (Prometheus'
+//! lowest schema); at −4 one bucket spans a factor of 65,536, so 160 buckets cover any `f64`
+//! range our storage can produce. A cumulative series only gains slots, so its scale can only go
+//! down over its life, never flap.
+//!
+//! # The slot rule and its error
+//!
+//! HDR slots are *lower-inclusive*: slot `[lo, lo + w)` holds the integers from `lo` up to but
+//! not including `lo + w` (in stored units, e.g. nanoseconds). Exponential buckets are
+//! *upper-inclusive*. A slot does not in general fall inside one bucket, and counts are never
+//! split, so each slot goes whole to **the bucket that holds its lowest value**, computed in
+//! the exported unit (`lo / storage_scale`: seconds for durations).
+//!
+//! - In HDR's exact range (`w = 1`, values below `2·region_len`) a slot holds one value, so
+//!   the bucket is exactly right, and a value on a bucket boundary (e.g. exactly 1 s) lands in
+//!   the bucket whose upper bound it is, as the specification wants. This is the rule the
+//!   Prometheus text exposition already uses for `le` bounds (a slot counts under every bound
+//!   at or above its lowest value).
+//! - Above it, a value `x` in the slot is `lo ≤ x < lo + w`, and its bucket `(L, U]` has
+//!   `L < lo ≤ U`. The bucket is wrong only when `x > U`, and then by less than one slot width:
+//!   `x < U·(1 + δ)` with `δ = w / lo ≤ 1 / region_len` (1/128 = 0.78 % at 2 significant
+//!   digits). No value is ever put in a bucket above its own.
+//!
+//! For quantiles: the re-binning is monotone, so the rank that falls in HDR slot `[lo, hi]`
+//! falls in the bucket `(L, U]` holding `lo`. Reading a quantile as its bucket's upper bound
+//! `U` (HDR reads the slot's highest value `hi`), the two agree within
+//! `hi·(1 − δ) ≤ U < hi·b`, a relative error of at most `max(δ, b − 1)`:
+//! 0.78 % at scale 8 or 7 with 2 significant digits, `b − 1` (1.1 % at scale 6, 2.2 % at 5, …)
+//! at coarser scales. [`ExponentialHistogram::quantile`] reads quantiles this way, and the
+//! property tests check the bound ([`ExponentialHistogram::relative_error_bound`]).
+//!
+//! Count, sum, min and max are carried: `count == zero_count + Σ bucket counts` always (both
+//! come from the same pass over the slots), the sum is the exact sum when the family keeps one,
+//! else estimated from slot midpoints, and min/max are HDR's (lowest value of the lowest slot,
+//! highest value of the highest). A stored zero is exactly zero: it goes to `zero_count`, with
+//! a zero threshold of 0.
+
+use std::sync::OnceLock;
+
+use crate::error::ConfigError;
+use crate::histogram::{Layout, Snapshot};
+use crate::registry::{Descriptor, HistogramView};
+
+/// The highest scale Prometheus accepts (schema 8), and our default.
+pub const MAX_SCALE: i32 = 8;
+/// The lowest scale we ever use (Prometheus' lowest schema).
+pub const MIN_SCALE: i32 = -4;
+/// The default largest number of buckets (as in the OpenTelemetry SDK).
+pub const DEFAULT_MAX_BUCKETS: u32 = 160;
+
+/// How to choose the scale of an exported exponential histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExponentialConfig {
+    max_scale: i32,
+    max_buckets: u32,
+}
+
+impl Default for ExponentialConfig {
+    fn default() -> Self {
+        ExponentialConfig {
+            max_scale: MAX_SCALE,
+            max_buckets: DEFAULT_MAX_BUCKETS,
+        }
+    }
+}
+
+impl ExponentialConfig {
+    /// Scale at most `max_scale` (−4 to 8) with at most `max_buckets` (at least 2) buckets.
+    ///
+    /// ```
+    /// use dwcp_telemetry::export::exponential::ExponentialConfig;
+    /// assert!(ExponentialConfig::new(7, 160).is_ok());
+    /// assert!(ExponentialConfig::new(9, 160).is_err());
+    /// assert!(ExponentialConfig::new(8, 1).is_err());
+    /// ```
+    pub fn new(max_scale: i32, max_buckets: u32) -> Result<Self, ConfigError> {
+        if !(MIN_SCALE..=MAX_SCALE).contains(&max_scale) || max_buckets < 2 {
+            return Err(ConfigError::Exponential {
+                max_scale,
+                max_buckets,
+            });
+        }
+        Ok(ExponentialConfig {
+            max_scale,
+            max_buckets,
+        })
+    }
+
+    /// The highest scale used.
+    pub fn max_scale(&self) -> i32 {
+        self.max_scale
+    }
+
+    /// The largest number of buckets (the dense index range) at the chosen scale.
+    pub fn max_buckets(&self) -> u32 {
+        self.max_buckets
+    }
+}
+
+/// One histogram series as base-2 exponential buckets (positive values only: our values are
+/// never negative), in the exported unit.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExponentialHistogram {
+    /// The scale: the base is `2^(2^-scale)`.
+    pub scale: i32,
+    /// Values that were exactly zero.
+    pub zero_count: u64,
+    /// Index of the first bucket in [`ExponentialHistogram::counts`].
+    pub offset: i32,
+    /// Dense bucket counts: `counts[k]` holds `(base^(offset+k), base^(offset+k+1)]`. Empty
+    /// when no positive value was recorded; never starts or ends with a zero.
+    pub counts: Vec<u64>,
+    /// Number of values (`zero_count` plus the bucket counts).
+    pub count: u64,
+    /// Sum of the values in the exported unit (exact if the family keeps an exact sum).
+    pub sum: f64,
+    /// Whether [`ExponentialHistogram::sum`] comes from an exact running sum.
+    pub sum_is_exact: bool,
+    /// The lowest value (HDR's lowest equivalent of the smallest), 0 when empty.
+    pub min: f64,
+    /// The highest value (HDR's highest equivalent of the largest), 0 when empty.
+    pub max: f64,
+    /// The slot precision `δ` (largest slot width ÷ its lowest value) of the HDR layout.
+    pub slot_precision: f64,
+}
+
+impl ExponentialHistogram {
+    /// The upper bound of bucket `index` at this histogram's scale (`base^(index+1)`).
+    pub fn upper_bound(&self, index: i32) -> f64 {
+        bound(i64::from(index) + 1, self.scale)
+    }
+
+    /// The lower (exclusive) bound of bucket `index` (`base^index`).
+    pub fn lower_bound(&self, index: i32) -> f64 {
+        bound(i64::from(index), self.scale)
+    }
+
+    /// The value at quantile `q` (clamped to `0..=1`, NaN as 0), read as the upper bound of
+    /// the bucket holding the `ceil(q·count)`-th value (0 if that value is a zero), as
+    /// [`Snapshot::quantile`] reads a slot's highest value. 0 when empty.
+    pub fn quantile(&self, q: f64) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        let q = if q.is_nan() { 0.0 } else { q.clamp(0.0, 1.0) };
+        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
+        if rank <= self.zero_count {
+            return 0.0;
+        }
+        let mut seen = self.zero_count;
+        for (k, &c) in self.counts.iter().enumerate() {
+            seen = seen.saturating_add(c);
+            if seen >= rank {
+                return self.upper_bound(self.offset.saturating_add(k as i32));
+            }
+        }
+        self.max
+    }
+
+    /// The largest relative difference between [`ExponentialHistogram::quantile`] and the HDR
+    /// snapshot's quantile: `max(δ, base − 1)` (see the [module docs](self)).
+    pub fn relative_error_bound(&self) -> f64 {
+        let growth = bound(1, self.scale) - 1.0;
+        growth.max(self.slot_precision)
+    }
+}
+
+/// Converts HDR slots into [`ExponentialHistogram`]s; keeps its scratch space between series,
+/// so a warm rebinner allocates only the output's bucket vector.
+#[derive(Debug, Default, Clone)]
+pub struct Rebinner {
+    config: ExponentialConfig,
+    /// `(scale-8 index, count)` of the current series, ascending, adjacent equal indices merged.
+    scratch: Vec<(i64, u64)>,
+}
+
+impl Rebinner {
+    /// A rebinner choosing scales by `config`.
+    pub fn new(config: ExponentialConfig) -> Self {
+        Rebinner {
+            config,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> ExponentialConfig {
+        self.config
+    }
+
+    /// Re-bin one live series (from [`Visitor::histogram`](crate::Visitor::histogram)) of the
+    /// family `descriptor`, reading its slots in place.
+    pub fn rebin_view(
+        &mut self,
+        descriptor: &Descriptor,
+        view: HistogramView<'_>,
+        out: &mut ExponentialHistogram,
+    ) {
+        let layout = *view.layout();
+        let per_unit = descriptor.storage_scale();
+        let exact = view.exact_sum().is_some();
+        let mut acc = Accumulator::new(layout, per_unit, !exact, &mut self.scratch);
+        view.for_each_nonzero(|i, n| acc.slot(i, n));
+        let estimate = acc.finish(out);
+        // Like `snapshot()`, read the exact sum after the slots.
+        let (sum, is_exact) = match view.exact_sum() {
+            Some(s) => (u128::from(s), true),
+            None => (estimate, false),
+        };
+        self.choose(out, sum, is_exact, per_unit);
+    }
+
+    /// Re-bin a snapshot whose values are stored at `storage_scale` integers per exported
+    /// unit ([`Descriptor::storage_scale`]).
+    ///
+    /// ```
+    /// use dwcp_telemetry::export::exponential::{ExponentialHistogram, Rebinner};
+    /// use dwcp_telemetry::Registry;
+    ///
+    /// let registry = Registry::builder().build()?;
+    /// let h = registry.histogram("op_seconds", "Op time").register()?.handle();
+    /// for ns in [0, 1_000_000_000, 3_000_000] {
+    ///     h.record(ns);
+    /// }
+    /// let mut e = ExponentialHistogram::default();
+    /// Rebinner::default().rebin_snapshot(&h.snapshot(), 1e9, &mut e);
+    /// assert_eq!((e.scale, e.zero_count, e.count), (8, 1, 3));
+    /// assert_eq!(e.counts.iter().sum::<u64>(), 2);
+    /// // Exactly 1 s is the upper bound of its bucket.
+    /// assert_eq!(e.upper_bound(e.offset + e.counts.len() as i32 - 1), 1.0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rebin_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        storage_scale: f64,
+        out: &mut ExponentialHistogram,
+    ) {
+        let layout = *snapshot.layout();
+        let mut acc = Accumulator::new(layout, storage_scale, false, &mut self.scratch);
+        for (lowest, _, n) in snapshot.iter() {
+            acc.slot(layout.index_of(lowest), n);
+        }
+        acc.finish(out);
+        self.choose(out, snapshot.sum(), snapshot.sum_is_exact(), storage_scale);
+    }
+
+    /// Pick the scale and fold the scale-8 indices into `out.counts`.
+    fn choose(&mut self, out: &mut ExponentialHistogram, sum: u128, exact: bool, per_unit: f64) {
+        out.sum = exported_sum(sum, per_unit);
+        out.sum_is_exact = exact;
+        out.counts.clear();
+        let (Some(&(first, _)), Some(&(last, _))) = (self.scratch.first(), self.scratch.last())
+        else {
+            out.scale = self.config.max_scale;
+            out.offset = 0;
+            return;
+        };
+        let mut scale = self.config.max_scale;
+        while scale > MIN_SCALE {
+            let k = (MAX_SCALE - scale) as u32;
+            let span = (last >> k) - (first >> k) + 1;
+            if span <= i64::from(self.config.max_buckets) {
+                break;
+            }
+            scale -= 1;
+        }
+        let k = (MAX_SCALE - scale) as u32;
+        let lo = first >> k;
+        out.scale = scale;
+        // Scale-8 indices of positive f64 values lie within ±2^19, so every index fits i32.
+        out.offset = lo.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        let len = ((last >> k) - lo + 1) as usize;
+        out.counts.resize(len, 0);
+        for &(i, n) in &self.scratch {
+            let slot = &mut out.counts[((i >> k) - lo) as usize];
+            *slot = slot.saturating_add(n);
+        }
+    }
+}
+
+/// One pass over a series' non-zero slots, ascending.
+struct Accumulator<'a> {
+    layout: Layout,
+    per_unit: f64,
+    estimate_sum: bool,
+    scratch: &'a mut Vec<(i64, u64)>,
+    zero: u64,
+    count: u64,
+    sum: u128,
+    first: Option<usize>,
+    last: usize,
+}
+
+impl<'a> Accumulator<'a> {
+    fn new(
+        layout: Layout,
+        per_unit: f64,
+        estimate_sum: bool,
+        scratch: &'a mut Vec<(i64, u64)>,
+    ) -> Self {
+        scratch.clear();
+        Accumulator {
+            layout,
+            per_unit: if per_unit.is_finite() && per_unit > 0.0 {
+                per_unit
+            } else {
+                1.0
+            },
+            estimate_sum,
+            scratch,
+            zero: 0,
+            count: 0,
+            sum: 0,
+            first: None,
+            last: 0,
+        }
+    }
+
+    #[inline]
+    fn slot(&mut self, index: usize, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.count = self.count.saturating_add(n);
+        if self.first.is_none() {
+            self.first = Some(index);
+        }
+        self.last = index;
+        if self.estimate_sum {
+            self.sum += u128::from(self.layout.midpoint_of(index)) * u128::from(n);
+        }
+        let lowest = self.layout.lowest_of(index);
+        if lowest == 0 {
+            self.zero = self.zero.saturating_add(n);
+            return;
+        }
+        let i = index_scale8(lowest as f64 / self.per_unit);
+        match self.scratch.last_mut() {
+            Some((j, c)) if *j == i => *c = c.saturating_add(n),
+            _ => self.scratch.push((i, n)),
+        }
+    }
+
+    /// Fill count, zero count, min, max and precision; return the midpoint sum estimate.
+    fn finish(self, out: &mut ExponentialHistogram) -> u128 {
+        out.zero_count = self.zero;
+        out.count = self.count;
+        match self.first {
+            Some(first) => {
+                out.min = self.layout.lowest_of(first) as f64 / self.per_unit;
+                out.max = self.layout.highest_of(self.last) as f64 / self.per_unit;
+            }
+            None => {
+                out.min = 0.0;
+                out.max = 0.0;
+            }
+        }
+        out.slot_precision = 1.0 / self.layout.region_len() as f64;
+        self.sum
+    }
+}
+
+/// `2^(j/256)` for `j` in `0..256`: the bucket boundaries of scale 8 within one power of two.
+/// Every lower scale's boundaries are a subset (`j` a multiple of `2^(8−scale)`).
+fn boundaries() -> &'static [f64; 256] {
+    static TABLE: OnceLock<[f64; 256]> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = [1.0f64; 256];
+        for (j, b) in t.iter_mut().enumerate() {
+            *b = (j as f64 / 256.0).exp2();
+        }
+        t
+    })
+}
+
+/// `2^e` for any `e` an `f64` exponent can take (0 or ∞ beyond).
+fn pow2(e: i64) -> f64 {
+    if e > 1023 {
+        f64::INFINITY
+    } else if e >= -1022 {
+        f64::from_bits(((e + 1023) as u64) << 52)
+    } else if e >= -1074 {
+        f64::from_bits(1u64 << (e + 1074))
+    } else {
+        0.0
+    }
+}
+
+/// `base^index` at `scale` (the boundary between buckets `index − 1` and `index`).
+fn bound(index: i64, scale: i32) -> f64 {
+    let i8 = if scale <= MAX_SCALE {
+        index << (MAX_SCALE - scale) as u32
+    } else {
+        index
+    };
+    pow2(i8 >> 8) * boundaries()[(i8 & 255) as usize]
+}
+
+/// The scale-8 bucket index of a positive, finite `v`: the `i` with `2^(i/256) < v ≤
+/// 2^((i+1)/256)`, computed from the exponent bits and a binary search in the boundary table
+/// (no logarithm, so powers of two and every table boundary are exact).
+pub(crate) fn index_scale8(v: f64) -> i64 {
+    if !(v > 0.0) || !v.is_finite() {
+        return 0;
+    }
+    let (v, adjust) = if v < f64::MIN_POSITIVE {
+        (v * pow2(64), -64i64)
+    } else {
+        (v, 0)
+    };
+    let bits = v.to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as i64 - 1023 + adjust;
+    let mantissa = f64::from_bits((bits & ((1u64 << 52) - 1)) | (1023u64 << 52));
+    if mantissa == 1.0 {
+        // An exact power of two is the upper bound of the bucket below it.
+        return exp * 256 - 1;
+    }
+    let t = boundaries();
+    // Boundaries strictly below the mantissa (t[0] = 1 always is).
+    let j = t.partition_point(|&b| b < mantissa) as i64 - 1;
+    exp * 256 + j
+}
+
+/// A stored sum in the exported unit: one correctly rounded division while the sum is exact in
+/// `f64`, else whole units and the rest separately.
+fn exported_sum(sum: u128, per_unit: f64) -> f64 {
+    if !(per_unit.is_finite() && per_unit > 0.0) {
+        return sum as f64;
+    }
+    if sum < 1 << 53 {
+        return sum as f64 / per_unit;
+    }
+    let p = (per_unit as u128).max(1);
+    (sum / p) as f64 + (sum % p) as f64 / per_unit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::histogram::AtomicHistogram;
+    use proptest::prelude::*;
+
+    fn rebin(
+        values: &[u64],
+        per_unit: f64,
+        config: ExponentialConfig,
+    ) -> (Snapshot, ExponentialHistogram) {
+        let h = AtomicHistogram::with_options(Layout::default(), true);
+        for &v in values {
+            h.record(v);
+        }
+        let s = h.snapshot();
+        let mut e = ExponentialHistogram::default();
+        Rebinner::new(config).rebin_snapshot(&s, per_unit, &mut e);
+        (s, e)
+    }
+
+    #[test]
+    fn index_of_powers_of_two_and_boundaries() {
+        assert_eq!(index_scale8(1.0), -1);
+        assert_eq!(index_scale8(2.0), 255);
+        assert_eq!(index_scale8(0.5), -257);
+        assert_eq!(index_scale8(1.0000001), 0);
+        let t = boundaries();
+        assert_eq!(index_scale8(t[1]), 0);
+        assert_eq!(index_scale8(t[1] * 1.0000001), 1);
+        for j in 1..256 {
+            // The boundary itself belongs to the bucket below.
+            assert_eq!(index_scale8(t[j]), j as i64 - 1, "j={j}");
+            assert_eq!(index_scale8(t[j] * 8.0), 3 * 256 + j as i64 - 1, "j={j}");
+        }
+        // Subnormal and extreme inputs do not panic.
+        assert_eq!(index_scale8(f64::MIN_POSITIVE), -1022 * 256 - 1);
+        assert_eq!(index_scale8(5e-324), -1074 * 256 - 1);
+        assert_eq!(index_scale8(f64::NAN), 0);
+    }
+
+    #[test]
+    fn bounds_round_trip() {
+        for scale in MIN_SCALE..=MAX_SCALE {
+            let e = ExponentialHistogram {
+                scale,
+                ..Default::default()
+            };
+            for i in [-300, -5, -1, 0, 1, 7, 100] {
+                let lb = e.lower_bound(i);
+                let ub = e.upper_bound(i);
+                if lb < f64::MIN_POSITIVE || !ub.is_finite() {
+                    continue; // outside f64's normal range at this scale
+                }
+                assert!(lb < ub, "scale {scale} i {i}");
+                let k = (MAX_SCALE - scale) as u32;
+                assert_eq!(index_scale8(ub) >> k, i64::from(i), "scale {scale} i {i}");
+                assert_eq!(
+                    index_scale8(lb) >> k,
+                    i64::from(i) - 1,
+                    "scale {scale} i {i}"
+                );
+            }
+        }
+        assert_eq!(bound(0, 3), 1.0);
+        assert_eq!(bound(8, 3), 2.0);
+        assert_eq!(bound(-1, 0), 0.5);
+        assert_eq!(bound(1, -4), 65536.0);
+    }
+
+    #[test]
+    fn known_values_exact() {
+        // 1 ms, 1 s (a boundary at every scale), a zero, 2 s.
+        let (_, e) = rebin(
+            &[0, 1_000_000, 1_000_000_000, 2_000_000_000],
+            1e9,
+            ExponentialConfig::default(),
+        );
+        assert_eq!(e.count, 4);
+        assert_eq!(e.zero_count, 1);
+        // 1 ms … 2 s spans ~11 powers of two: 2816 buckets at scale 8, 176 at 4, 88 at 3.
+        assert_eq!(e.scale, 3);
+        let total: u64 = e.counts.iter().sum();
+        assert_eq!(total, 3);
+        assert_eq!(e.upper_bound(index_scale8(1.0) as i32 >> 5), 1.0);
+        let one = (index_scale8(1.0) >> 5) as i32;
+        assert_eq!(e.counts[(one - e.offset) as usize], 1);
+        assert_eq!(e.upper_bound(e.offset + e.counts.len() as i32 - 1), 2.0);
+        assert_eq!(e.counts.first(), Some(&1));
+        assert_eq!(e.counts.last(), Some(&1));
+        assert_eq!(e.sum, 3.001);
+        assert!(e.sum_is_exact);
+        assert_eq!(e.min, 0.0);
+        assert!((e.max - 2.0).abs() / 2.0 < 1.0 / 128.0);
+        assert_eq!(e.quantile(0.25), 0.0);
+        assert_eq!(e.quantile(0.75), 1.0);
+    }
+
+    #[test]
+    fn narrow_ranges_keep_scale_8_and_empty_is_empty() {
+        let (_, e) = rebin(
+            &[3_000_000, 3_100_000, 2_900_000],
+            1e9,
+            ExponentialConfig::default(),
+        );
+        assert_eq!(e.scale, 8);
+        assert_eq!(e.count, 3);
+        assert_eq!(e.counts.iter().sum::<u64>(), 3);
+        let (_, e) = rebin(&[], 1e9, ExponentialConfig::default());
+        assert_eq!(
+            (e.count, e.zero_count, e.counts.len(), e.sum),
+            (0, 0, 0, 0.0)
+        );
+        assert_eq!(e.quantile(0.5), 0.0);
+    }
+
+    #[test]
+    fn scale_is_capped_and_downscaling_is_exact() {
+        let values: Vec<u64> = (1..2000u64).map(|i| i * i * 997).collect();
+        let (_, fine) = rebin(&values, 1e9, ExponentialConfig::new(8, 100_000).unwrap());
+        assert_eq!(fine.scale, 8);
+        let (_, capped) = rebin(&values, 1e9, ExponentialConfig::new(5, 100_000).unwrap());
+        assert_eq!(capped.scale, 5);
+        // Folding the scale-8 buckets by 3 bits gives the scale-5 buckets exactly.
+        let mut folded = std::collections::BTreeMap::new();
+        for (k, &c) in fine.counts.iter().enumerate() {
+            *folded.entry((fine.offset + k as i32) >> 3).or_insert(0u64) += c;
+        }
+        for (k, &c) in capped.counts.iter().enumerate() {
+            assert_eq!(
+                folded
+                    .get(&(capped.offset + k as i32))
+                    .copied()
+                    .unwrap_or(0),
+                c
+            );
+        }
+        let (_, tiny) = rebin(&values, 1e9, ExponentialConfig::new(8, 2).unwrap());
+        assert!(tiny.counts.len() <= 2 || tiny.scale == MIN_SCALE);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Every reconstructed quantile is within the stated error of the HDR snapshot's, and
+        /// the counts add up.
+        #[test]
+        fn quantiles_within_stated_error(
+            values in prop::collection::vec(
+                prop_oneof![Just(0u64), 1u64..1_000, 1u64..1_000_000_000, 1u64..3_600_000_000_000],
+                1..400,
+            ),
+            max_scale in MIN_SCALE..=MAX_SCALE,
+            max_buckets in 2u32..400,
+            per_unit in prop_oneof![Just(1e9), Just(1e6), Just(1.0)],
+        ) {
+            let cfg = ExponentialConfig::new(max_scale, max_buckets).unwrap();
+            let (s, e) = rebin(&values, per_unit, cfg);
+            prop_assert_eq!(e.count, s.count());
+            prop_assert_eq!(e.count, e.zero_count + e.counts.iter().sum::<u64>());
+            prop_assert!(e.scale <= max_scale && e.scale >= MIN_SCALE);
+            prop_assert!(e.counts.len() as u32 <= max_buckets || e.scale == MIN_SCALE);
+            if !e.counts.is_empty() {
+                prop_assert!(e.counts[0] > 0 && e.counts[e.counts.len() - 1] > 0);
+            }
+            let bound = e.relative_error_bound();
+            for q in [0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999, 1.0] {
+                let hdr = s.quantile(q) as f64 / per_unit;
+                let ours = e.quantile(q);
+                if q == 0.0 {
+                    // HDR reads q = 0 as the lowest value of the lowest slot.
+                    prop_assert!(ours >= hdr, "q=0: {} < {}", ours, hdr);
+                    continue;
+                }
+                let tol = hdr * bound * (1.0 + 1e-12) + 1e-300;
+                prop_assert!((ours - hdr).abs() <= tol,
+                    "q={} ours={} hdr={} scale={} bound={}", q, ours, hdr, e.scale, bound);
+            }
+            prop_assert_eq!(e.min, s.min() as f64 / per_unit);
+            prop_assert_eq!(e.max, s.max() as f64 / per_unit);
+        }
+    }
+}

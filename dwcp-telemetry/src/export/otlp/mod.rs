@@ -1,0 +1,3 @@
+//! OTLP export (feature `otlp`).
+
+pub mod metrics;
