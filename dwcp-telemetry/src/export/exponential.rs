@@ -212,11 +212,27 @@ impl Rebinner {
         view: HistogramView<'_>,
         out: &mut ExponentialHistogram,
     ) {
+        self.rebin_view_with(descriptor, view, out, |_, _| {});
+    }
+
+    /// [`Rebinner::rebin_view`], also handing every non-zero `(slot index, count)` to `also`
+    /// in the same pass (ascending), so classic buckets read the very counts the exponential
+    /// ones hold.
+    pub fn rebin_view_with(
+        &mut self,
+        descriptor: &Descriptor,
+        view: HistogramView<'_>,
+        out: &mut ExponentialHistogram,
+        mut also: impl FnMut(usize, u64),
+    ) {
         let layout = *view.layout();
         let per_unit = descriptor.storage_scale();
         let exact = view.exact_sum().is_some();
         let mut acc = Accumulator::new(layout, per_unit, !exact, &mut self.scratch);
-        view.for_each_nonzero(|i, n| acc.slot(i, n));
+        view.for_each_nonzero(|i, n| {
+            also(i, n);
+            acc.slot(i, n);
+        });
         let estimate = acc.finish(out);
         // Like `snapshot()`, read the exact sum after the slots.
         let (sum, is_exact) = match view.exact_sum() {
@@ -590,6 +606,19 @@ mod tests {
         }
         let (_, tiny) = rebin(&values, 1e9, ExponentialConfig::new(8, 2).unwrap());
         assert!(tiny.counts.len() <= 2 || tiny.scale == MIN_SCALE);
+    }
+
+    #[test]
+    fn worst_case_slot_error_is_reached_and_within_bound() {
+        // A slot starting on a power of two (2^30, width 2^23 at 2 significant digits): its
+        // lowest value is the upper bound of its bucket, its highest is one slot width above.
+        let (s, e) = rebin(&[1 << 30], 1.0, ExponentialConfig::default());
+        assert_eq!(s.quantile(0.5), (1 << 30) + (1 << 23) - 1);
+        assert_eq!(e.quantile(0.5), (1u64 << 30) as f64);
+        let hdr = s.quantile(0.5) as f64;
+        let rel = (hdr - e.quantile(0.5)) / hdr;
+        assert!(rel > 0.0077 && rel <= e.relative_error_bound(), "{rel}");
+        assert_eq!(e.relative_error_bound(), 1.0 / 128.0);
     }
 
     proptest! {
