@@ -188,14 +188,26 @@ pub struct Rebinner {
     config: ExponentialConfig,
     /// `(scale-8 index, count)` of the current series, ascending, adjacent equal indices merged.
     scratch: Vec<(i64, u64)>,
+    /// Scale-8 index of each HDR slot's lowest value for `cache_key`, filled on first use
+    /// ([`UNSET`] until then): series of one family share it, so each slot's index is computed
+    /// once per layout and unit, not once per series.
+    cache: Vec<i64>,
+    cache_key: Option<(Layout, u64)>,
 }
+
+/// Not yet computed, in [`Rebinner::cache`] (no real index is this low).
+const UNSET: i64 = i64::MIN;
+
+/// Layouts with more slots than this are not cached (3 significant digits over the whole `u64`
+/// range has 131,072; the default layout 4,608).
+const CACHE_MAX_SLOTS: usize = 1 << 18;
 
 impl Rebinner {
     /// A rebinner choosing scales by `config`.
     pub fn new(config: ExponentialConfig) -> Self {
         Rebinner {
             config,
-            scratch: Vec::new(),
+            ..Rebinner::default()
         }
     }
 
@@ -228,7 +240,12 @@ impl Rebinner {
         let layout = *view.layout();
         let per_unit = descriptor.storage_scale();
         let exact = view.exact_sum().is_some();
-        let mut acc = Accumulator::new(layout, per_unit, !exact, &mut self.scratch);
+        let cache: &mut [i64] = if self.prepare_cache(layout, per_unit) {
+            &mut self.cache
+        } else {
+            &mut []
+        };
+        let mut acc = Accumulator::new(layout, per_unit, !exact, &mut self.scratch, cache);
         view.for_each_nonzero(|i, n| {
             also(i, n);
             acc.slot(i, n);
@@ -269,12 +286,32 @@ impl Rebinner {
         out: &mut ExponentialHistogram,
     ) {
         let layout = *snapshot.layout();
-        let mut acc = Accumulator::new(layout, storage_scale, false, &mut self.scratch);
+        let cache: &mut [i64] = if self.prepare_cache(layout, storage_scale) {
+            &mut self.cache
+        } else {
+            &mut []
+        };
+        let mut acc = Accumulator::new(layout, storage_scale, false, &mut self.scratch, cache);
         for (lowest, _, n) in snapshot.iter() {
             acc.slot(layout.index_of(lowest), n);
         }
         acc.finish(out);
         self.choose(out, snapshot.sum(), snapshot.sum_is_exact(), storage_scale);
+    }
+
+    /// Make the slot-index cache hold `layout` at `per_unit` (reset when they change); false
+    /// for layouts too large to cache.
+    fn prepare_cache(&mut self, layout: Layout, per_unit: f64) -> bool {
+        if layout.len() > CACHE_MAX_SLOTS {
+            return false;
+        }
+        let key = (layout, per_unit.to_bits());
+        if self.cache_key != Some(key) {
+            self.cache.clear();
+            self.cache.resize(layout.len(), UNSET);
+            self.cache_key = Some(key);
+        }
+        true
     }
 
     /// Pick the scale and fold the scale-8 indices into `out.counts`.
@@ -317,6 +354,7 @@ struct Accumulator<'a> {
     per_unit: f64,
     estimate_sum: bool,
     scratch: &'a mut Vec<(i64, u64)>,
+    cache: &'a mut [i64],
     zero: u64,
     count: u64,
     sum: u128,
@@ -330,6 +368,7 @@ impl<'a> Accumulator<'a> {
         per_unit: f64,
         estimate_sum: bool,
         scratch: &'a mut Vec<(i64, u64)>,
+        cache: &'a mut [i64],
     ) -> Self {
         scratch.clear();
         Accumulator {
@@ -341,6 +380,7 @@ impl<'a> Accumulator<'a> {
             },
             estimate_sum,
             scratch,
+            cache,
             zero: 0,
             count: 0,
             sum: 0,
@@ -362,12 +402,19 @@ impl<'a> Accumulator<'a> {
         if self.estimate_sum {
             self.sum += u128::from(self.layout.midpoint_of(index)) * u128::from(n);
         }
-        let lowest = self.layout.lowest_of(index);
-        if lowest == 0 {
+        if index == 0 {
+            // Slot 0 holds exactly the value 0.
             self.zero = self.zero.saturating_add(n);
             return;
         }
-        let i = index_scale8(lowest as f64 / self.per_unit);
+        let i = match self.cache.get_mut(index) {
+            Some(c) if *c != UNSET => *c,
+            Some(c) => {
+                *c = index_scale8(self.layout.lowest_of(index) as f64 / self.per_unit);
+                *c
+            }
+            None => index_scale8(self.layout.lowest_of(index) as f64 / self.per_unit),
+        };
         match self.scratch.last_mut() {
             Some((j, c)) if *j == i => *c = c.saturating_add(n),
             _ => self.scratch.push((i, n)),
@@ -448,10 +495,31 @@ pub(crate) fn index_scale8(v: f64) -> i64 {
         // An exact power of two is the upper bound of the bucket below it.
         return exp * 256 - 1;
     }
-    let t = boundaries();
-    // Boundaries strictly below the mantissa (t[0] = 1 always is).
-    let j = t.partition_point(|&b| b < mantissa) as i64 - 1;
+    // The 1,024 intervals of the top ten mantissa bits are narrower (2^-10) than the boundary
+    // spacing (2^(1/256) − 1 > 2^-9), so each holds at most one boundary: the count of
+    // boundaries below the interval's start, plus one if the next is below the mantissa.
+    let (t, below) = (boundaries(), below_interval());
+    let k = ((bits >> 42) & 1023) as usize;
+    let base = below[k] as usize;
+    let next = t.get(base + 1).copied().unwrap_or(2.0);
+    let j = base as i64 + i64::from(next < mantissa);
     exp * 256 + j
+}
+
+/// For each of the 1,024 intervals `[1 + k/1024, 1 + (k+1)/1024)`, how many scale-8
+/// boundaries `t[1..]` lie strictly below its start.
+fn below_interval() -> &'static [u8; 1024] {
+    static TABLE: OnceLock<[u8; 1024]> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let t = boundaries();
+        let mut out = [0u8; 1024];
+        for (k, o) in out.iter_mut().enumerate() {
+            let start = 1.0 + k as f64 / 1024.0;
+            // At most 255 boundaries, so the count fits a byte.
+            *o = t[1..].iter().filter(|&&b| b < start).count() as u8;
+        }
+        out
+    })
 }
 
 /// A stored sum in the exported unit: one correctly rounded division while the sum is exact in
@@ -506,6 +574,34 @@ mod tests {
         assert_eq!(index_scale8(f64::MIN_POSITIVE), -1022 * 256 - 1);
         assert_eq!(index_scale8(5e-324), -1074 * 256 - 1);
         assert_eq!(index_scale8(f64::NAN), 0);
+    }
+
+    #[test]
+    fn table_lookup_matches_binary_search() {
+        let t = boundaries();
+        let reference = |v: f64| {
+            let bits = v.to_bits();
+            let exp = ((bits >> 52) & 0x7ff) as i64 - 1023;
+            let m = f64::from_bits((bits & ((1u64 << 52) - 1)) | (1023u64 << 52));
+            if m == 1.0 {
+                return exp * 256 - 1;
+            }
+            exp * 256 + t.partition_point(|&b| b < m) as i64 - 1
+        };
+        let mut v = 1e-9f64;
+        while v < 1e4 {
+            assert_eq!(index_scale8(v), reference(v), "v={v:e}");
+            v *= 1.000_37;
+        }
+        for &b in t.iter() {
+            for x in [
+                b,
+                f64::from_bits(b.to_bits() + 1),
+                f64::from_bits(b.to_bits() - 1),
+            ] {
+                assert_eq!(index_scale8(x * 4.0), reference(x * 4.0), "x={x:e}");
+            }
+        }
     }
 
     #[test]

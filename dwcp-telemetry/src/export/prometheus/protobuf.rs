@@ -363,6 +363,8 @@ pub struct ProtobufEncoder {
     family: Option<MetricFamily>,
     /// Per-family classic bounds: (exported bound, last slot index it holds).
     bounds: Vec<(f64, Option<usize>)>,
+    /// Classic cumulative counts of the current series.
+    cumulative: Vec<u64>,
 }
 
 impl ProtobufEncoder {
@@ -440,7 +442,9 @@ impl ProtobufEncoder {
 
     fn histogram(&mut self, desc: &Descriptor, labels: &[String], view: HistogramView<'_>) {
         // Classic cumulative counts, gathered in the same pass as the native buckets.
-        let mut cumulative = vec![0u64; self.bounds.len()];
+        let cumulative = &mut self.cumulative;
+        cumulative.clear();
+        cumulative.resize(self.bounds.len(), 0);
         let bounds = &self.bounds;
         let mut k = bounds.iter().take_while(|(_, s)| s.is_none()).count();
         let mut seen = 0u64;
@@ -464,7 +468,7 @@ impl ProtobufEncoder {
             sample_sum: e.sum,
             bucket: bounds
                 .iter()
-                .zip(&cumulative)
+                .zip(cumulative.iter())
                 .map(|(&(b, _), &c)| Bucket {
                     cumulative_count: c,
                     upper_bound: b,
