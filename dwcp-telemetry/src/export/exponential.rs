@@ -193,6 +193,13 @@ pub struct Rebinner {
     /// once per layout and unit, not once per series.
     cache: Vec<i64>,
     cache_key: Option<(Layout, u64)>,
+    /// The live-view fast path: for every slot of `dense_key`'s layout, its position in
+    /// `dense` (0 for the zero slot, else scale-8 index − `dense_lo8` + 1), computed once.
+    pos: Vec<u32>,
+    dense_lo8: i64,
+    dense_key: Option<(Layout, u64)>,
+    /// Counts per scale-8 bucket of the current series; all zero between series.
+    dense: Vec<u64>,
 }
 
 /// Not yet computed, in [`Rebinner::cache`] (no real index is this low).
@@ -240,6 +247,16 @@ impl Rebinner {
         let layout = *view.layout();
         let per_unit = descriptor.storage_scale();
         let exact = view.exact_sum().is_some();
+        if self.prepare_dense(layout, per_unit) {
+            let estimate = self.fold_regions(layout, view, !exact, out, also);
+            let (sum, is_exact) = match view.exact_sum() {
+                Some(s) => (u128::from(s), true),
+                None => (estimate, false),
+            };
+            out.sum = exported_sum(sum, per_unit);
+            out.sum_is_exact = is_exact;
+            return;
+        }
         let cache: &mut [i64] = if self.prepare_cache(layout, per_unit) {
             &mut self.cache
         } else {
@@ -314,6 +331,155 @@ impl Rebinner {
         true
     }
 
+    /// Make `pos` and `dense` describe `layout` at `per_unit`; false for layouts too large.
+    fn prepare_dense(&mut self, layout: Layout, per_unit: f64) -> bool {
+        if layout.len() > CACHE_MAX_SLOTS {
+            return false;
+        }
+        let key = (layout, per_unit.to_bits());
+        if self.dense_key == Some(key) {
+            return true;
+        }
+        let per = if per_unit.is_finite() && per_unit > 0.0 {
+            per_unit
+        } else {
+            1.0
+        };
+        let idx = |slot: usize| index_scale8(layout.lowest_of(slot) as f64 / per);
+        let lo8 = idx(1);
+        let hi8 = idx(layout.len() - 1);
+        let Ok(span) = usize::try_from(hi8 - lo8 + 2) else {
+            return false;
+        };
+        if span > CACHE_MAX_SLOTS * 4 {
+            return false;
+        }
+        self.pos.clear();
+        self.pos.push(0);
+        for slot in 1..layout.len() {
+            self.pos.push((idx(slot) - lo8 + 1) as u32);
+        }
+        self.dense.clear();
+        self.dense.resize(span, 0);
+        self.dense_lo8 = lo8;
+        self.dense_key = Some(key);
+        true
+    }
+
+    /// The live-view fast path: every slot of every allocated region, branch-free (empty slots
+    /// included: cheaper than mispredicting which are empty), added into `dense` at the slot's
+    /// scale-8 position; then the scale is chosen and `dense` folded into `out` and cleared.
+    /// Returns the sum estimated from slot midpoints (0 unless `estimate_sum`).
+    fn fold_regions(
+        &mut self,
+        layout: Layout,
+        view: HistogramView<'_>,
+        estimate_sum: bool,
+        out: &mut ExponentialHistogram,
+        mut also: impl FnMut(usize, u64),
+    ) -> u128 {
+        const NONE: usize = usize::MAX;
+        let (pos, dense) = (&self.pos, &mut self.dense);
+        let (mut first_slot, mut last_slot) = (NONE, 0usize);
+        let (mut first_p, mut last_p) = (NONE, 0usize);
+        let mut count = 0u64;
+        let mut sum = 0u128;
+        view.for_each_region(|first, counts| {
+            let mut region_total = 0u64;
+            let mut weighted = 0u128; // Σ j · n_j
+            for (j, n) in counts.iter().enumerate() {
+                let slot = first + j;
+                also(slot, n);
+                let Some(&p) = pos.get(slot) else { continue };
+                let p = p as usize;
+                if let Some(d) = dense.get_mut(p) {
+                    *d = d.wrapping_add(n);
+                }
+                region_total = region_total.wrapping_add(n);
+                weighted += j as u128 * u128::from(n);
+                let nz = n != 0;
+                first_slot = if nz && first_slot == NONE {
+                    slot
+                } else {
+                    first_slot
+                };
+                last_slot = if nz { slot } else { last_slot };
+                let positive = nz && p != 0;
+                first_p = if positive && first_p == NONE {
+                    p
+                } else {
+                    first_p
+                };
+                last_p = if positive { p } else { last_p };
+            }
+            count = count.saturating_add(region_total);
+            if estimate_sum && region_total != 0 {
+                // Slot first + j has midpoint midpoint(first) + j · width.
+                let width = u128::from(layout.width_of(first));
+                let mid0 = u128::from(layout.midpoint_of(first));
+                sum += mid0 * u128::from(region_total) + width * weighted;
+            }
+        });
+        out.count = count;
+        out.zero_count = dense.first().copied().unwrap_or(0);
+        if let Some(d) = dense.first_mut() {
+            *d = 0;
+        }
+        if first_slot == NONE {
+            (out.min, out.max) = (0.0, 0.0);
+        } else {
+            let per = self.cache_per_unit();
+            out.min = layout.lowest_of(first_slot) as f64 / per;
+            out.max = layout.highest_of(last_slot) as f64 / per;
+        }
+        out.slot_precision = 1.0 / layout.region_len() as f64;
+        out.counts.clear();
+        if first_p == NONE {
+            out.scale = self.config.max_scale;
+            out.offset = 0;
+            return sum;
+        }
+        let lo8 = self.dense_lo8;
+        let at = |p: usize| lo8 + p as i64 - 1;
+        let scale = self.pick_scale(at(first_p), at(last_p));
+        let k = (MAX_SCALE - scale) as u32;
+        let lo = at(first_p) >> k;
+        out.scale = scale;
+        out.offset = lo.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        out.counts.resize(((at(last_p) >> k) - lo + 1) as usize, 0);
+        let dense = &mut self.dense;
+        for p in first_p..=last_p.min(dense.len().saturating_sub(1)) {
+            let b = &mut out.counts[((at(p) >> k) - lo) as usize];
+            *b = b.saturating_add(dense[p]);
+            dense[p] = 0;
+        }
+        sum
+    }
+
+    /// The stored units per exported unit of the dense tables.
+    fn cache_per_unit(&self) -> f64 {
+        let per = self.dense_key.map_or(1.0, |(_, bits)| f64::from_bits(bits));
+        if per.is_finite() && per > 0.0 {
+            per
+        } else {
+            1.0
+        }
+    }
+
+    /// The highest scale ≤ the configured maximum whose buckets from `first8` to `last8`
+    /// (scale-8 indices) number at most the configured maximum (never below [`MIN_SCALE`]).
+    fn pick_scale(&self, first8: i64, last8: i64) -> i32 {
+        let mut scale = self.config.max_scale;
+        while scale > MIN_SCALE {
+            let k = (MAX_SCALE - scale) as u32;
+            if (last8 >> k) - (first8 >> k) < i64::from(self.config.max_buckets) {
+                break;
+            }
+            scale -= 1;
+        }
+        scale
+    }
+
     /// Pick the scale and fold the scale-8 indices into `out.counts`.
     fn choose(&mut self, out: &mut ExponentialHistogram, sum: u128, exact: bool, per_unit: f64) {
         out.sum = exported_sum(sum, per_unit);
@@ -325,15 +491,7 @@ impl Rebinner {
             out.offset = 0;
             return;
         };
-        let mut scale = self.config.max_scale;
-        while scale > MIN_SCALE {
-            let k = (MAX_SCALE - scale) as u32;
-            let span = (last >> k) - (first >> k) + 1;
-            if span <= i64::from(self.config.max_buckets) {
-                break;
-            }
-            scale -= 1;
-        }
+        let scale = self.pick_scale(first, last);
         let k = (MAX_SCALE - scale) as u32;
         let lo = first >> k;
         out.scale = scale;
@@ -715,6 +873,47 @@ mod tests {
         let rel = (hdr - e.quantile(0.5)) / hdr;
         assert!(rel > 0.0077 && rel <= e.relative_error_bound(), "{rel}");
         assert_eq!(e.relative_error_bound(), 1.0 / 128.0);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// The live-view fast path (dense, every slot) and the snapshot path (non-empty slots
+        /// only) give identical results.
+        #[test]
+        fn live_view_equals_snapshot(
+            values in prop::collection::vec(
+                prop_oneof![Just(0u64), 1u64..1_000, 1u64..1_000_000_000, 1u64..3_600_000_000_000],
+                0..300,
+            ),
+            exact in any::<bool>(),
+            max_buckets in 2u32..300,
+        ) {
+            let reg = crate::Registry::builder().build().unwrap();
+            let fam = reg.histogram("p_seconds", "p").exact_sum(exact).register().unwrap();
+            let h = fam.handle();
+            for &v in &values {
+                h.record(v);
+            }
+            struct Grab(Rebinner, Vec<ExponentialHistogram>);
+            impl crate::Visitor for Grab {
+                fn counter(&mut self, _: &Descriptor, _: &std::sync::Arc<[String]>, _: u64) {}
+                fn gauge(&mut self, _: &Descriptor, _: &std::sync::Arc<[String]>, _: f64) {}
+                fn histogram(&mut self, d: &Descriptor, _: &std::sync::Arc<[String]>, v: HistogramView<'_>) {
+                    let mut e = ExponentialHistogram::default();
+                    self.0.rebin_view(d, v, &mut e);
+                    self.1.push(e);
+                }
+            }
+            let cfg = ExponentialConfig::new(8, max_buckets).unwrap();
+            let mut g = Grab(Rebinner::new(cfg), Vec::new());
+            reg.visit(&mut g);
+            reg.visit(&mut g); // the dense scratch is clean after a series
+            let mut from_snap = ExponentialHistogram::default();
+            Rebinner::new(cfg).rebin_snapshot(&h.snapshot(), 1e9, &mut from_snap);
+            prop_assert_eq!(&g.1[0], &from_snap);
+            prop_assert_eq!(&g.1[1], &from_snap);
+        }
     }
 
     proptest! {
