@@ -257,6 +257,34 @@ fn explicit_bucket_histograms_use_the_export_bounds() {
 }
 
 #[test]
+fn delta_explicit_histograms() {
+    let reg = registry();
+    let h = reg
+        .histogram("dwcp_recovery_duration_seconds", "Recovery")
+        .buckets([0.1, 1.0])
+        .register()
+        .unwrap()
+        .handle();
+    let mut enc = MetricsEncoder::new(MetricsOptions {
+        histograms: HistogramForm::Explicit,
+        temporality: Temporality::Delta,
+        ..MetricsOptions::default()
+    });
+    h.record(50_000_000);
+    h.record(2_000_000_000);
+    let req = round_trip(&enc.build(&reg, SystemTime::now()));
+    let (points, t) = explicit_points(metric(&req, "dwcp_recovery_duration_seconds"));
+    assert_eq!(t, AggregationTemporality::Delta as i32);
+    assert_eq!(points[0].bucket_counts, vec![1, 0, 1]);
+    enc.commit();
+    h.record(500_000_000);
+    let req = round_trip(&enc.build(&reg, SystemTime::now()));
+    let (points, _) = explicit_points(metric(&req, "dwcp_recovery_duration_seconds"));
+    assert_eq!(points[0].bucket_counts, vec![0, 1, 0]);
+    assert_eq!(points[0].count, 1);
+}
+
+#[test]
 fn delta_temporality_counts_from_the_last_commit() {
     let reg = registry();
     let c = reg

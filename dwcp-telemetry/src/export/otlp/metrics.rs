@@ -507,11 +507,59 @@ impl Visitor for Building<'_> {
         let attributes = self.attributes(d, labels);
         let delta = self.enc.options.temporality == Temporality::Delta;
         let explicit = self.enc.options.histograms == HistogramForm::Explicit;
-        // Cumulative exponential: straight from the live slots, nothing copied.
+        // Cumulative: straight from the live slots, nothing copied.
         if !delta && !explicit {
             self.enc.rebinner.rebin_view(d, h, &mut self.enc.exp);
             let p = self.exponential_point(attributes);
             if let Some(Data::ExponentialHistogram(e)) = self.data() {
+                e.data_points.push(p);
+            }
+            return;
+        }
+        if !delta {
+            // Per-bucket counts in the same pass: a slot belongs to the first bound whose last
+            // slot is at or above it (the exposition's rule), else to the overflow bucket.
+            let layout = d.layout();
+            let last_slots: Vec<usize> = d
+                .buckets()
+                .iter()
+                .map(|&b| match stored_bound(b, d.storage_scale()) {
+                    Some(v) if v >= layout.max_value() => usize::MAX,
+                    Some(v) => layout.index_of(v),
+                    None => 0,
+                })
+                .collect();
+            let mut counts = vec![0u64; last_slots.len() + 1];
+            let mut k = 0usize;
+            self.enc
+                .rebinner
+                .rebin_view_with(d, h, &mut self.enc.exp, |slot, n| {
+                    while last_slots.get(k).is_some_and(|&l| slot > l) {
+                        k += 1;
+                    }
+                    if let Some(c) = counts.get_mut(k) {
+                        *c = c.saturating_add(n);
+                    }
+                });
+            let e = &self.enc.exp;
+            let (min, max) = if e.count == 0 {
+                (None, None)
+            } else {
+                (Some(e.min), Some(e.max))
+            };
+            let p = HistogramDataPoint {
+                attributes,
+                start_time_unix_nano: self.start,
+                time_unix_nano: self.now,
+                count: e.count,
+                sum: Some(e.sum),
+                bucket_counts: counts,
+                explicit_bounds: d.buckets().to_vec(),
+                min,
+                max,
+                ..HistogramDataPoint::default()
+            };
+            if let Some(Data::Histogram(e)) = self.data() {
                 e.data_points.push(p);
             }
             return;
