@@ -79,6 +79,7 @@ impl Counter {
         Counter { cell: Some(cell) }
     }
 
+    #[cfg(feature = "metrics-facade")]
     pub(crate) fn cell(&self) -> Option<&Arc<CounterCell>> {
         self.cell.as_ref()
     }

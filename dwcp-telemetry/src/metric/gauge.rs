@@ -100,6 +100,7 @@ impl Gauge {
         Gauge { cell: Some(cell) }
     }
 
+    #[cfg(feature = "metrics-facade")]
     pub(crate) fn cell(&self) -> Option<&Arc<GaugeCell>> {
         self.cell.as_ref()
     }

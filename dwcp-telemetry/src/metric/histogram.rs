@@ -65,6 +65,7 @@ impl Histogram {
         }))
     }
 
+    #[cfg(feature = "metrics-facade")]
     pub(crate) fn cell(&self) -> Option<&Arc<HistogramCell>> {
         self.cell.as_ref()
     }

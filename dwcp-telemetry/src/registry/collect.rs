@@ -118,7 +118,7 @@ pub struct RegionCounts<'a> {
     counters: &'a [AtomicU64],
 }
 
-impl RegionCounts<'_> {
+impl<'a> RegionCounts<'a> {
     /// Slots in the region.
     #[inline]
     pub fn len(&self) -> usize {
@@ -137,6 +137,16 @@ impl RegionCounts<'_> {
         self.counters
             .get(i)
             .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// Slots `start..end` of the region (clamped to it) as a region of their own, so a
+    /// reader can fold part of a region without loading the slots before it.
+    #[inline]
+    pub fn slice(&self, start: usize, end: usize) -> RegionCounts<'a> {
+        let end = end.min(self.counters.len());
+        RegionCounts {
+            counters: &self.counters[start.min(end)..end],
+        }
     }
 
     /// The counts in slot order.

@@ -124,6 +124,7 @@ impl RegistryTallies {
         }
     }
 
+    #[cfg(feature = "metrics-facade")]
     pub(crate) fn facade_refusal(&self, reason: usize) {
         if let Some(c) = self.facade.get(reason) {
             c.fetch_add(1, Ordering::Relaxed);

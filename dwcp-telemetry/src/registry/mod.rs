@@ -37,6 +37,7 @@ pub use descriptor::{
     RECOVERY_BUCKETS,
 };
 pub(crate) use family::Cell;
+#[cfg(feature = "metrics-facade")]
 pub(crate) use family::FACADE_REASONS;
 pub use family::OVERFLOW_LABEL_VALUE;
 use family::{FamilyCore, RegistryTallies};
@@ -503,6 +504,7 @@ impl Registry {
         self.read_families().list.len()
     }
 
+    #[cfg(feature = "metrics-facade")]
     pub(crate) fn tallies(&self) -> &RegistryTallies {
         &self.inner.tallies
     }
@@ -672,6 +674,7 @@ impl<K, L> MetricBuilder<'_, K, L> {
     }
 
     /// Store values at `scale` integers per exported unit (the facade's unitless histograms).
+    #[cfg(feature = "metrics-facade")]
     pub(crate) fn storage_scale(mut self, scale: Option<f64>) -> Self {
         self.storage_scale = scale;
         self

@@ -5,6 +5,8 @@
 //! | `/metrics` (`GET`, `HEAD`) | the exposition: the protobuf exposition with native histograms if `Accept` asks for it ([`protobuf::accepts_protobuf`](super::protobuf::accepts_protobuf)), OpenMetrics 1.0 if it asks for `application/openmetrics-text`, else text 0.0.4 |
 //! | `/health` | `{"status":"ok","version":"3.0.0","uptime_seconds":12.5}` |
 //! | `/metrics/summary` | [`Summary`](crate::export::summary::Summary) JSON: counts, rates, quantiles, error rates |
+//! | `/status` | the [status page](crate::export::status): HTML for a person (`?fragment=1`: its content only) |
+//! | `/status.json` | the status page's [`StatusSnapshot`](crate::export::status::StatusSnapshot) as JSON |
 //!
 //! Anything else is `404`; another method on a known path is `405` with `Allow`. With a
 //! bearer token configured, a request without `Authorization: Bearer <token>` gets `401` with
@@ -80,6 +82,7 @@ use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::text::{Format, TextEncoder};
+use crate::export::status::{Journal, StatusPage};
 use crate::export::summary::{health_json, Summarizer};
 use crate::registry::Registry;
 use crate::{Counter, Gauge};
@@ -119,6 +122,7 @@ impl PrometheusServer {
             addr: SocketAddr::from(([127, 0, 0, 1], 9898)),
             token: None,
             limits: Limits::default(),
+            journal: None,
         }
     }
 }
@@ -156,9 +160,16 @@ pub struct ServerBuilder {
     addr: SocketAddr,
     token: Option<String>,
     limits: Limits,
+    journal: Option<Arc<Journal>>,
 }
 
 impl ServerBuilder {
+    /// The recent-events journal `/status` shows (default: [`Journal::global`]).
+    pub fn status_journal(mut self, journal: Arc<Journal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
     /// The address to listen on (default `127.0.0.1:9898`; port 0 picks a free port). Use
     /// `0.0.0.0:9898` (or `[::]:9898`) for a Prometheus on another host.
     pub fn bind(mut self, addr: SocketAddr) -> Self {
@@ -236,6 +247,10 @@ impl ServerBuilder {
         Ok(Arc::new(State {
             registry: self.registry.clone(),
             summarizer: Summarizer::new(self.registry.clone()),
+            status: StatusPage::new(
+                self.registry.clone(),
+                self.journal.clone().unwrap_or_else(Journal::global),
+            ),
             auth,
             limits: self.limits,
             size_hint: AtomicUsize::new(4096),
@@ -393,6 +408,8 @@ impl Drop for BackgroundServer {
 struct State {
     registry: Registry,
     summarizer: Summarizer,
+    /// The `/status` page (its own rate window).
+    status: StatusPage,
     /// `Bearer <token>`, when auth is on.
     auth: Option<Vec<u8>>,
     limits: Limits,
@@ -1029,6 +1046,26 @@ enum Work {
     Protobuf,
     Health,
     Summary,
+    Status(StatusPart),
+}
+
+/// What `/status` serves.
+#[derive(Debug, Clone, Copy)]
+enum StatusPart {
+    Page,
+    Fragment,
+    Json,
+}
+
+/// A fresh CSP nonce: 128 bits from the standard library's randomly keyed hasher.
+fn nonce() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let word = || {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0x6477_6370);
+        h.finish()
+    };
+    format!("{:016x}{:016x}", word(), word())
 }
 
 /// Answer a request. Rendering and summaries run on tokio's blocking pool, at most
@@ -1043,6 +1080,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Resp {
     if let Work::Protobuf = work {
         return protobuf_response(state, head).await;
     }
+    let nonce = matches!(work, Work::Status(StatusPart::Page)).then(nonce);
     let (content_type, body) = match work {
         Work::Health => ("application/json", health_json(&state.registry)),
         work => {
@@ -1051,11 +1089,12 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Resp {
                 return plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
             };
             let st = state.clone();
+            let n = nonce.clone();
             // The permit moves into the task: if the client goes away mid-render, the slot
             // stays taken until the render really ends.
             let rendered = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                render_work(&st, work, head)
+                render_work(&st, work, head, n.as_deref())
             })
             .await;
             match rendered {
@@ -1064,7 +1103,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Resp {
             }
         }
     };
-    if head {
+    let mut r = if head {
         let len = body.len();
         let mut r = respond(StatusCode::OK, content_type, Bytes::new());
         r.headers_mut()
@@ -1072,11 +1111,33 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Resp {
         r
     } else {
         respond(StatusCode::OK, content_type, body)
+    };
+    if let Work::Status(_) = work {
+        let h = r.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        if let Some(n) = &nonce {
+            if let Ok(v) = HeaderValue::from_str(&StatusPage::content_security_policy(n)) {
+                h.insert(header::CONTENT_SECURITY_POLICY, v);
+            }
+        }
     }
+    r
 }
 
-fn render_work(st: &State, work: Work, head: bool) -> (&'static str, String) {
+fn render_work(st: &State, work: Work, head: bool, nonce: Option<&str>) -> (&'static str, String) {
     match work {
+        Work::Status(StatusPart::Page) => (
+            "text/html; charset=utf-8",
+            st.status.render_html(nonce.unwrap_or("")),
+        ),
+        Work::Status(StatusPart::Fragment) => {
+            ("text/html; charset=utf-8", st.status.render_fragment())
+        }
+        Work::Status(StatusPart::Json) => ("application/json", st.status.render_json()),
         Work::Metrics(format) => {
             let hint = st.size_hint.load(Ordering::Relaxed);
             let mut out = String::with_capacity(hint + hint / 8 + 1024);
@@ -1139,11 +1200,11 @@ fn route(state: &State, req: &Request<Incoming>) -> Result<(Work, bool), Box<Res
     let path = req.uri().path();
     let allowed = match path {
         "/metrics" => "GET, HEAD",
-        "/health" | "/metrics/summary" => "GET, HEAD",
+        "/health" | "/metrics/summary" | "/status" | "/status.json" => "GET, HEAD",
         _ => {
             return Err(Box::new(plain(
                 StatusCode::NOT_FOUND,
-                "not found: try /metrics, /health or /metrics/summary\n",
+                "not found: try /metrics, /health, /metrics/summary or /status\n",
             )))
         }
     };
@@ -1172,6 +1233,9 @@ fn route(state: &State, req: &Request<Incoming>) -> Result<(Work, bool), Box<Res
                 .and_then(|v| v.to_str().ok()),
         )),
         "/health" => Work::Health,
+        "/status.json" => Work::Status(StatusPart::Json),
+        "/status" if req.uri().query() == Some("fragment=1") => Work::Status(StatusPart::Fragment),
+        "/status" => Work::Status(StatusPart::Page),
         _ => Work::Summary,
     };
     Ok((work, head))
