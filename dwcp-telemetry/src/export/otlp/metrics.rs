@@ -26,8 +26,11 @@
 //! each series' last committed value; series that disappear are forgotten at the next commit.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
@@ -38,6 +41,10 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
+use super::config::{
+    endpoint_configured, ExporterConfig, OtlpConfigError, PeriodicConfig, ResourceConfig, Signal,
+};
+use super::transport::{RetryPolicy, Transport};
 use crate::export::exponential::{self, ExponentialConfig, Rebinner};
 use crate::histogram::Snapshot;
 use crate::registry::{Descriptor, HistogramView, MetricKind, Registry, Unit, Visitor};
@@ -257,6 +264,14 @@ impl MetricsEncoder {
     /// The options.
     pub fn options(&self) -> &MetricsOptions {
         &self.options
+    }
+
+    /// Use `resource` as is (e.g. [`to_proto_resource`](super::traces::to_proto_resource)
+    /// of a [`ResourceConfig`], so traces and metrics describe the process identically)
+    /// instead of [`MetricsOptions::resource`].
+    pub fn with_resource(mut self, resource: Resource) -> Self {
+        self.resource = resource;
+        self
     }
 
     /// Build one request holding every family of `registry` (self-metrics included), with
@@ -629,4 +644,376 @@ fn exported_sum(sum: u128, per_unit: f64) -> f64 {
     }
     let p = (per_unit as u128).max(1);
     (sum / p) as f64 + (sum % p) as f64 / per_unit
+}
+
+// ---------------------------------------------------------------------------------------------
+// The periodic push.
+
+/// What the caller asks of the push thread.
+enum Control {
+    /// Push now; answer whether the collector took it.
+    Flush(Duration, std_mpsc::SyncSender<bool>),
+    /// Push now, then stop.
+    Shutdown(Duration, std_mpsc::SyncSender<bool>),
+}
+
+/// Pushes the registry's metrics over OTLP every [`PeriodicConfig::interval`]
+/// (`OTEL_METRIC_EXPORT_INTERVAL`, default 60 s), from its own thread.
+///
+/// - Recording never waits for it: a push only reads the registry's atomics, like a scrape.
+/// - Memory is bounded: one request is built per push and dropped after it; nothing queues
+///   while the collector is down. With cumulative temporality (the default) the first push
+///   that gets through after an outage carries complete totals, so nothing is lost; with delta,
+///   a push is committed only once the collector took it, so the next push covers the gap.
+/// - A push retries per the OTLP rules ([`Transport`]) within
+///   [`PeriodicConfig::timeout`]; ticks that pass while a push is still retrying are skipped.
+///   Failures, retries, rejections and points not delivered are the transport's
+///   self-metrics (`dwcp_telemetry_otlp_*{signal="metrics"}`).
+/// - [`OtlpMetricsExporter::shutdown`] pushes once more and stops (a clean flush); dropping
+///   the exporter does the same without waiting.
+pub struct OtlpMetricsExporter {
+    control: tokio::sync::mpsc::UnboundedSender<Control>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    shut_down: AtomicBool,
+    endpoint: String,
+    periodic: PeriodicConfig,
+}
+
+impl std::fmt::Debug for OtlpMetricsExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpMetricsExporter")
+            .field("endpoint", &self.endpoint)
+            .field("periodic", &self.periodic)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures an [`OtlpMetricsExporter`]; anything not set is read from the environment.
+#[derive(Debug, Default)]
+#[must_use = "call .build()"]
+pub struct OtlpMetricsExporterBuilder {
+    exporter: Option<ExporterConfig>,
+    periodic: Option<PeriodicConfig>,
+    resource: Option<ResourceConfig>,
+    component: Option<String>,
+    temporality: Option<Temporality>,
+    histograms: Option<HistogramForm>,
+    retry: Option<RetryPolicy>,
+}
+
+impl OtlpMetricsExporterBuilder {
+    /// Where and how to send (default [`ExporterConfig::from_env`] for metrics: the
+    /// `OTEL_EXPORTER_OTLP_*` variables and their `_METRICS_` forms).
+    pub fn exporter_config(mut self, config: ExporterConfig) -> Self {
+        self.exporter = Some(config);
+        self
+    }
+    /// Interval and per-push timeout (default [`PeriodicConfig::from_lookup`] over the
+    /// environment).
+    pub fn periodic_config(mut self, config: PeriodicConfig) -> Self {
+        self.periodic = Some(config);
+        self
+    }
+    /// The resource (default [`ResourceConfig::from_env`]). `service.version` defaults to the
+    /// registry's `version`, `service.instance.id` to a random UUID.
+    pub fn resource(mut self, resource: ResourceConfig) -> Self {
+        self.resource = Some(resource);
+        self
+    }
+    /// The DWCP component (`dwcp.component` resource attribute), unless the resource sets it.
+    pub fn component(mut self, component: impl Into<String>) -> Self {
+        self.component = Some(component.into());
+        self
+    }
+    /// Temporality (default: `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`, else
+    /// cumulative; an unknown value is logged and ignored).
+    pub fn temporality(mut self, temporality: Temporality) -> Self {
+        self.temporality = Some(temporality);
+        self
+    }
+    /// Exponential (default) or explicit-bucket histograms.
+    pub fn histograms(mut self, form: HistogramForm) -> Self {
+        self.histograms = Some(form);
+        self
+    }
+    /// The retry backoff (default [`RetryPolicy::default`]).
+    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// Validate and start pushing `registry` (its self-metrics count the pushes).
+    pub fn build(self, registry: &Registry) -> Result<OtlpMetricsExporter, OtlpConfigError> {
+        self.build_with(registry, |k| std::env::var(k).ok())
+    }
+
+    fn build_with<F: Fn(&str) -> Option<String>>(
+        self,
+        registry: &Registry,
+        lookup: F,
+    ) -> Result<OtlpMetricsExporter, OtlpConfigError> {
+        let exporter = match self.exporter {
+            Some(c) => c,
+            None => ExporterConfig::from_lookup(Signal::Metrics, &lookup)?,
+        };
+        if exporter.signal() != Signal::Metrics {
+            return Err(OtlpConfigError::Invalid {
+                var: "exporter_config".to_owned(),
+                value: exporter.signal().to_string(),
+                expected: "a configuration for Signal::Metrics",
+            });
+        }
+        let periodic = match self.periodic {
+            Some(p) if p.interval.is_zero() => {
+                return Err(OtlpConfigError::Invalid {
+                    var: "OTEL_METRIC_EXPORT_INTERVAL".to_owned(),
+                    value: "0".to_owned(),
+                    expected: "an interval of at least 1 millisecond",
+                })
+            }
+            Some(p) => p,
+            None => PeriodicConfig::from_lookup(&lookup)?,
+        };
+        let temporality = match self.temporality {
+            Some(t) => t,
+            None => Temporality::from_lookup(&lookup).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "temporality preference ignored");
+                Temporality::Cumulative
+            }),
+        };
+        let resource = match self.resource {
+            Some(r) => r,
+            None => {
+                let (r, problem) = ResourceConfig::from_lookup(&lookup);
+                if let Some(p) = problem {
+                    tracing::warn!(error = %p, "OTEL_RESOURCE_ATTRIBUTES ignored");
+                }
+                r
+            }
+        };
+        let mut resource =
+            resource.with_default_attribute("service.instance.id", super::traces::instance_id());
+        if registry.version() != "unknown" && !registry.version().is_empty() {
+            resource = resource.with_default_attribute("service.version", registry.version());
+        }
+        if let Some(c) = self.component.filter(|c| !c.is_empty()) {
+            resource = resource.with_default_attribute("dwcp.component", c);
+        }
+        let encoder = MetricsEncoder::new(MetricsOptions {
+            temporality,
+            histograms: self.histograms.unwrap_or_default(),
+            resource: ResourceAttributes::default(),
+        })
+        .with_resource(super::traces::to_proto_resource(&resource));
+        let retry = self.retry.unwrap_or_default();
+        let endpoint = exporter.endpoint().to_owned();
+        let (control, control_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = std_mpsc::sync_channel::<Result<(), OtlpConfigError>>(1);
+        let registry = registry.clone();
+        let thread = std::thread::Builder::new()
+            .name("dwcp-otlp-metrics".to_owned())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(OtlpConfigError::Invalid {
+                            var: "runtime".to_owned(),
+                            value: e.to_string(),
+                            expected: "a tokio runtime for the push thread",
+                        }));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let transport = match Transport::with_retry(exporter, retry, &registry) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    let mut pusher = Pusher {
+                        encoder,
+                        transport,
+                        registry,
+                    };
+                    pusher.run(periodic, control_rx).await;
+                });
+            })
+            .map_err(|e| OtlpConfigError::Invalid {
+                var: "thread".to_owned(),
+                value: e.to_string(),
+                expected: "the push thread to start",
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(OtlpConfigError::Invalid {
+                    var: "thread".to_owned(),
+                    value: "exited".to_owned(),
+                    expected: "the push thread to start",
+                });
+            }
+        }
+        Ok(OtlpMetricsExporter {
+            control,
+            thread: Mutex::new(Some(thread)),
+            shut_down: AtomicBool::new(false),
+            endpoint,
+            periodic,
+        })
+    }
+}
+
+impl OtlpMetricsExporter {
+    /// A builder; what is not set comes from the environment.
+    pub fn builder() -> OtlpMetricsExporterBuilder {
+        OtlpMetricsExporterBuilder::default()
+    }
+
+    /// The URL metrics go to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Interval and per-push timeout.
+    pub fn periodic_config(&self) -> PeriodicConfig {
+        self.periodic
+    }
+
+    /// Push now (besides the schedule) and wait at most `timeout` for the collector to take
+    /// it; returns whether it did.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let (tx, rx) = std_mpsc::sync_channel(1);
+        if self.control.send(Control::Flush(timeout, tx)).is_err() {
+            return false;
+        }
+        rx.recv_timeout(timeout + Duration::from_millis(100))
+            .unwrap_or(false)
+    }
+
+    /// Push once more (at most `timeout`), then stop the push thread. Returns whether the
+    /// last push was delivered; calling it again returns `true` at once.
+    pub fn shutdown(&self, timeout: Duration) -> bool {
+        if self.shut_down.swap(true, Ordering::AcqRel) {
+            return true;
+        }
+        let (tx, rx) = std_mpsc::sync_channel(1);
+        if self.control.send(Control::Shutdown(timeout, tx)).is_err() {
+            return false;
+        }
+        let ok = rx
+            .recv_timeout(timeout + Duration::from_millis(100))
+            .unwrap_or(false);
+        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            if t.is_finished() || ok {
+                let _ = t.join();
+            }
+        }
+        ok
+    }
+}
+
+/// Starts an [`OtlpMetricsExporter`] for `registry` when the environment names an endpoint
+/// (`OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`) and neither
+/// `OTEL_SDK_DISABLED=true` nor `OTEL_METRICS_EXPORTER=none` is set; `Ok(None)` otherwise.
+/// Everything else comes from the standard variables; `component` is the DWCP component.
+pub fn init_metrics_from_env(
+    registry: &Registry,
+    component: &str,
+) -> Result<Option<OtlpMetricsExporter>, OtlpConfigError> {
+    init_metrics_from_lookup(|k| std::env::var(k).ok(), registry, component)
+}
+
+/// [`init_metrics_from_env`] over any variable lookup (for tests and embedding).
+pub fn init_metrics_from_lookup<F: Fn(&str) -> Option<String>>(
+    lookup: F,
+    registry: &Registry,
+    component: &str,
+) -> Result<Option<OtlpMetricsExporter>, OtlpConfigError> {
+    let is = |k: &str, v: &str| lookup(k).is_some_and(|x| x.trim().eq_ignore_ascii_case(v));
+    if is("OTEL_SDK_DISABLED", "true") || is("OTEL_METRICS_EXPORTER", "none") {
+        return Ok(None);
+    }
+    if !endpoint_configured(Signal::Metrics, &lookup) {
+        return Ok(None);
+    }
+    OtlpMetricsExporter::builder()
+        .component(component)
+        .build_with(registry, lookup)
+        .map(Some)
+}
+
+impl Drop for OtlpMetricsExporter {
+    fn drop(&mut self) {
+        // Closing the control channel makes the thread push once more and stop.
+        if !self.shut_down.load(Ordering::Acquire) {
+            let (tx, _rx) = std_mpsc::sync_channel(1);
+            let timeout = self.periodic.timeout;
+            let _ = self.control.send(Control::Shutdown(timeout, tx));
+        }
+    }
+}
+
+/// The push thread's state.
+struct Pusher {
+    encoder: MetricsEncoder,
+    transport: Transport,
+    registry: Registry,
+}
+
+impl Pusher {
+    async fn run(
+        &mut self,
+        periodic: PeriodicConfig,
+        mut control: tokio::sync::mpsc::UnboundedReceiver<Control>,
+    ) {
+        let start = tokio::time::Instant::now() + periodic.interval;
+        let mut ticks = tokio::time::interval_at(start, periodic.interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {
+                    self.push(periodic.timeout).await;
+                }
+                c = control.recv() => match c {
+                    Some(Control::Flush(timeout, reply)) => {
+                        let ok = self.push(timeout).await;
+                        let _ = reply.try_send(ok);
+                    }
+                    Some(Control::Shutdown(timeout, reply)) => {
+                        let ok = self.push(timeout).await;
+                        let _ = reply.try_send(ok);
+                        return;
+                    }
+                    None => {
+                        self.push(periodic.timeout).await;
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Build one request from the registry as it is now, send it, commit it if delivered.
+    async fn push(&mut self, deadline: Duration) -> bool {
+        let request = self.encoder.build(&self.registry, SystemTime::now());
+        let result = self.transport.send(&request, deadline).await;
+        let delivered = result.outcome.is_delivered();
+        if delivered {
+            self.encoder.commit();
+        } else {
+            tracing::debug!(outcome = ?result.outcome, "OTLP metrics push not delivered");
+        }
+        delivered
+    }
 }
