@@ -14,7 +14,7 @@
 //! attributes (`OTEL_RESOURCE_ATTRIBUTES`).
 //!
 //! Exponential histograms are the exact re-binning of
-//! [`exponential`](crate::export::exponential) (scale ≤ 8, at most 160 buckets by default;
+//! [`exponential`] (scale ≤ 8, at most 160 buckets by default;
 //! zero threshold 0, since a stored zero is exactly zero), with `min`, `max` and the sum
 //! (exact when the family keeps one).
 //!

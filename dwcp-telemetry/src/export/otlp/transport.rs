@@ -30,7 +30,7 @@
 //!
 //! HTTP uses hyper 1's client through hyper-util's pooled `client::legacy::Client` (HTTP/1.1):
 //! the same hyper the `/metrics` server already uses, no second HTTP stack. TLS is not
-//! included (see [`OtlpConfigError::Tls`](super::config::OtlpConfigError::Tls)).
+//! included (see [`OtlpConfigError::Tls`]).
 
 use std::fmt;
 use std::future::Future;
