@@ -19,6 +19,10 @@
 //!   (`during_otlp_push`) or renders the protobuf exposition (`during_protobuf_scrape`) in a
 //!   loop; ns per record, wall-clock.
 //!
+//! The first two groups are timed in process CPU time (all threads: the SDK collects on its
+//! reader thread), so other jobs on a shared machine do not inflate them; the last in
+//! wall-clock time (a descheduled thread would hide contention).
+//!
 //! `cargo bench --bench export -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
@@ -34,6 +38,56 @@ use dwcp_telemetry::export::prometheus::protobuf::ProtobufEncoder;
 use dwcp_telemetry::export::prometheus::{Format, TextEncoder};
 use dwcp_telemetry::{Histogram, Registry};
 use prost::Message;
+
+/// CPU time of the whole process (`CLOCK_PROCESS_CPUTIME_ID`): counts the OpenTelemetry
+/// SDK's reader thread, which does its collection, as well as the calling thread, and not the
+/// time the process spends descheduled on a shared machine.
+mod process_cpu {
+    use std::time::Duration;
+
+    #[repr(C)]
+    struct Timespec {
+        tv_sec: i64,
+        tv_nsec: i64,
+    }
+
+    extern "C" {
+        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+    }
+
+    const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
+
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    pub fn now() -> Option<Duration> {
+        let mut ts = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `clock_gettime` is the C library's (always linked by std on Linux); on
+        // 64-bit Linux `struct timespec` is two 64-bit integers, matching `Timespec`, and the
+        // pointer is to a live local for the duration of the call.
+        let rc = unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+        let nanos = u32::try_from(ts.tv_nsec).ok()?;
+        (rc == 0).then(|| Duration::new(u64::try_from(ts.tv_sec).unwrap_or(0), nanos))
+    }
+
+    #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+    pub fn now() -> Option<Duration> {
+        None
+    }
+}
+
+/// Time `iters` runs of `f` in process CPU time (wall-clock where that clock is missing).
+fn cpu_iters<T>(iters: u64, mut f: impl FnMut() -> T) -> Duration {
+    let (wall, cpu) = (Instant::now(), process_cpu::now());
+    for _ in 0..iters {
+        black_box(f());
+    }
+    match (cpu, process_cpu::now()) {
+        (Some(a), Some(b)) => b.saturating_sub(a),
+        _ => wall.elapsed(),
+    }
+}
 
 const SERIES: usize = 1_000;
 const SAMPLES: usize = 1_000;
@@ -79,20 +133,24 @@ fn otlp(c: &mut Criterion, table: &[u64], reg: &Registry) {
         });
         let mut buf = Vec::new();
         g.bench_function(id, |b| {
-            b.iter(|| {
-                let req = enc.build(reg, SystemTime::now());
-                buf.clear();
-                req.encode(&mut buf).unwrap();
-                buf.len()
+            b.iter_custom(|n| {
+                cpu_iters(n, || {
+                    let req = enc.build(reg, SystemTime::now());
+                    buf.clear();
+                    req.encode(&mut buf).unwrap();
+                    buf.len()
+                })
             })
         });
     }
     // The same data through the OpenTelemetry SDK.
     let (provider, bytes) = otel_sdk(table);
     g.bench_function("otel_sdk_exponential", |b| {
-        b.iter(|| {
-            provider.force_flush().unwrap();
-            bytes.load(Ordering::Relaxed)
+        b.iter_custom(|n| {
+            cpu_iters(n, || {
+                provider.force_flush().unwrap();
+                bytes.load(Ordering::Relaxed)
+            })
         })
     });
     g.finish();
@@ -183,19 +241,23 @@ fn exposition(c: &mut Criterion, table: &[u64], reg: &Registry) {
     let mut pb = ProtobufEncoder::default();
     let mut bytes = Vec::new();
     g.bench_function("dwcp_protobuf", |b| {
-        b.iter(|| {
-            bytes.clear();
-            pb.encode_registry(reg, &mut bytes);
-            bytes.len()
+        b.iter_custom(|n| {
+            cpu_iters(n, || {
+                bytes.clear();
+                pb.encode_registry(reg, &mut bytes);
+                bytes.len()
+            })
         })
     });
     let mut text = TextEncoder::new(Format::Text);
     let mut out = String::new();
     g.bench_function("dwcp_text", |b| {
-        b.iter(|| {
-            out.clear();
-            text.encode_registry(reg, &mut out);
-            out.len()
+        b.iter_custom(|n| {
+            cpu_iters(n, || {
+                out.clear();
+                text.encode_registry(reg, &mut out);
+                out.len()
+            })
         })
     });
 
@@ -222,10 +284,12 @@ fn exposition(c: &mut Criterion, table: &[u64], reg: &Registry) {
     }
     let mut out = String::new();
     g.bench_function("prometheus_client_text", |b| {
-        b.iter(|| {
-            out.clear();
-            encode(&mut out, &pc).unwrap();
-            out.len()
+        b.iter_custom(|n| {
+            cpu_iters(n, || {
+                out.clear();
+                encode(&mut out, &pc).unwrap();
+                out.len()
+            })
         })
     });
     g.finish();

@@ -55,7 +55,7 @@ use std::sync::OnceLock;
 
 use crate::error::ConfigError;
 use crate::histogram::{Layout, Snapshot};
-use crate::registry::{Descriptor, HistogramView};
+use crate::registry::{Descriptor, HistogramView, RegionCounts};
 
 /// The highest scale Prometheus accepts (schema 8), and our default.
 pub const MAX_SCALE: i32 = 8;
@@ -381,45 +381,55 @@ impl Rebinner {
         const NONE: usize = usize::MAX;
         let (pos, dense) = (&self.pos, &mut self.dense);
         let (mut first_slot, mut last_slot) = (NONE, 0usize);
-        let (mut first_p, mut last_p) = (NONE, 0usize);
+        let mut first_positive = NONE; // the first non-empty slot above slot 0
         let mut count = 0u64;
         let mut sum = 0u128;
         view.for_each_region(|first, counts| {
-            let mut region_total = 0u64;
-            let mut weighted = 0u128; // Σ j · n_j
-            for (j, n) in counts.iter().enumerate() {
-                let slot = first + j;
-                also(slot, n);
-                let Some(&p) = pos.get(slot) else { continue };
-                let p = p as usize;
-                if let Some(d) = dense.get_mut(p) {
-                    *d = d.wrapping_add(n);
-                }
-                region_total = region_total.wrapping_add(n);
-                weighted += j as u128 * u128::from(n);
-                let nz = n != 0;
-                first_slot = if nz && first_slot == NONE {
-                    slot
-                } else {
-                    first_slot
-                };
-                last_slot = if nz { slot } else { last_slot };
-                let positive = nz && p != 0;
-                first_p = if positive && first_p == NONE {
-                    p
-                } else {
-                    first_p
-                };
-                last_p = if positive { p } else { last_p };
+            let Some(ps) = pos.get(first..first + counts.len()) else {
+                return;
+            };
+            let (total, weighted, last_j) = if estimate_sum {
+                fold_region::<true>(counts, ps, dense, first, &mut also)
+            } else {
+                fold_region::<false>(counts, ps, dense, first, &mut also)
+            };
+            if total == 0 {
+                return;
             }
-            count = count.saturating_add(region_total);
-            if estimate_sum && region_total != 0 {
+            count = count.saturating_add(total);
+            last_slot = first + last_j;
+            if first_positive == NONE {
+                // Once per series: find the first non-empty slots again (counts only grow,
+                // so this finds them at or before where the pass saw them).
+                for (j, n) in counts.iter().enumerate() {
+                    let slot = first + j;
+                    if n != 0 {
+                        if first_slot == NONE {
+                            first_slot = slot;
+                        }
+                        if slot != 0 {
+                            first_positive = slot;
+                            break;
+                        }
+                    }
+                }
+            }
+            if estimate_sum {
                 // Slot first + j has midpoint midpoint(first) + j · width.
                 let width = u128::from(layout.width_of(first));
                 let mid0 = u128::from(layout.midpoint_of(first));
-                sum += mid0 * u128::from(region_total) + width * weighted;
+                sum += mid0 * u128::from(total) + width * weighted;
             }
         });
+        let (first_p, last_p) = if first_positive == NONE || last_slot == 0 {
+            (NONE, 0)
+        } else {
+            (
+                self.pos.get(first_positive).map_or(NONE, |&p| p as usize),
+                self.pos.get(last_slot).map_or(0, |&p| p as usize),
+            )
+        };
+        let dense = &mut self.dense;
         out.count = count;
         out.zero_count = dense.first().copied().unwrap_or(0);
         if let Some(d) = dense.first_mut() {
@@ -504,6 +514,34 @@ impl Rebinner {
             *slot = slot.saturating_add(n);
         }
     }
+}
+
+/// One region of the live fast path: add every slot's count into `dense` at its position,
+/// hand it to `also`, and return the region's total, `Σ j·n_j` (if `EST`) and the index of its
+/// last non-empty slot.
+#[inline(always)]
+fn fold_region<const EST: bool>(
+    counts: RegionCounts<'_>,
+    ps: &[u32],
+    dense: &mut [u64],
+    first: usize,
+    also: &mut impl FnMut(usize, u64),
+) -> (u64, u128, usize) {
+    let mut total = 0u64;
+    let mut weighted = 0u128;
+    let mut last_j = 0usize;
+    for (j, (n, &p)) in counts.iter().zip(ps).enumerate() {
+        also(first + j, n);
+        if let Some(d) = dense.get_mut(p as usize) {
+            *d = d.wrapping_add(n);
+        }
+        total = total.wrapping_add(n);
+        if EST {
+            weighted += j as u128 * u128::from(n);
+        }
+        last_j = if n != 0 { j } else { last_j };
+    }
+    (total, weighted, last_j)
 }
 
 /// One pass over a series' non-zero slots, ascending.
