@@ -284,7 +284,11 @@ impl MetricsEncoder {
     /// use opentelemetry_proto::tonic::metrics::v1::metric::Data;
     ///
     /// let registry = Registry::builder().version("3.0.0").build()?;
-    /// let h = registry.histogram("dwcp_request_duration_seconds", "Latency").register()?.handle();
+    /// let h = registry
+    ///     .histogram("dwcp_request_duration_seconds", "Latency")
+    ///     .exact_sum(true)
+    ///     .register()?
+    ///     .handle();
     /// h.record(3_000_000);
     /// let mut enc = MetricsEncoder::new(MetricsOptions::default());
     /// let req = enc.build(&registry, SystemTime::now());
