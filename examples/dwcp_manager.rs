@@ -8,12 +8,23 @@
 //! injects a latency incident (every request 20 times slower for `--incident-for SECS`,
 //! default 5) to see one.
 //!
+//! Every request goes to a simulated dependency (`database` for migrations and replication,
+//! `api` for health checks) through a circuit breaker. `--fault-at SECS` makes one fail (or,
+//! with `--fault-kind slow`, answer in 150 ms) for `--fault-for SECS` (default 10): its
+//! breaker trips, rejects calls, goes half-open after a backoff and closes again once the
+//! dependency is back; a recovery loop reconnects meanwhile; the health checks on `/health`
+//! turn unhealthy (database) or degraded (api); the SLA decision over the last
+//! `--sla-window SECS` (default 10) goes GO → NO-GO → GO. All of it is printed as it happens
+//! and on the summary line.
+//!
 //! ```text
 //! cargo run --release --example dwcp_manager -- [--listen 127.0.0.1:9898] [--duration SECS]
 //!     [--token TOKEN] [--every SECS] [--anomaly-tick SECS] [--incident-at SECS]
-//!     [--incident-for SECS]
+//!     [--incident-for SECS] [--incident-slowdown X] [--fault-at SECS] [--fault-for SECS]
+//!     [--fault-kind fail|slow] [--fault-circuit database|api] [--sla-window SECS]
 //! curl -s http://127.0.0.1:9898/metrics | head
 //! curl -s http://127.0.0.1:9898/metrics | grep dwcp_anomaly
+//! curl -s http://127.0.0.1:9898/health    # 503 while the database is down
 //! ```
 
 use std::net::SocketAddr;
@@ -24,9 +35,11 @@ use std::time::{Duration, Instant};
 use dwcp_support::Rng;
 use dwcp_telemetry::anomaly::{AnomalyMonitor, DetectorConfig, Direction, Statistic};
 use dwcp_telemetry::export::prometheus::PrometheusServer;
-use dwcp_telemetry::{
-    CounterFamily, GaugeFamily, HistogramFamily, LabelSet, LabelValue, Registry, Snapshot,
+use dwcp_telemetry::resilience::{
+    BreakerConfig, CallError, CheckResult, CircuitBreaker, HealthChecker, HealthStatus, Outcome,
+    Recovery, Selector, SlaConfig, SlaInputs, SlaTracker, Sli, State, Transition,
 };
+use dwcp_telemetry::{CounterFamily, HistogramFamily, LabelSet, LabelValue, Registry, Snapshot};
 
 /// The seeds' label values, typed: a misspelt value or label does not compile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
@@ -82,19 +95,8 @@ struct ErrorLabels {
 }
 
 #[derive(LabelSet)]
-struct CircuitLabels {
-    circuit: Circuit,
-}
-
-#[derive(LabelSet)]
 struct ComponentLabels {
     component: Component,
-}
-
-#[derive(LabelSet)]
-struct RecoveryAttemptLabels {
-    component: Component,
-    success: bool,
 }
 
 const OPERATIONS: [Operation; 3] = [
@@ -122,6 +124,23 @@ fn op_name(op: Operation) -> &'static str {
     }
 }
 
+/// A circuit's label value, as exported.
+fn circuit_name(c: Circuit) -> &'static str {
+    match c {
+        Circuit::Database => "database",
+        Circuit::Api => "api",
+    }
+}
+
+/// What an injected fault does to its dependency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FaultKind {
+    /// Every call fails (a timeout).
+    Fail,
+    /// Every call succeeds after `SLOW_FAULT` (the breaker counts it slow).
+    Slow,
+}
+
 struct Args {
     listen: SocketAddr,
     duration: Option<Duration>,
@@ -130,10 +149,16 @@ struct Args {
     anomaly_tick: Duration,
     incident_at: Option<Duration>,
     incident_for: Duration,
+    incident_slowdown: f64,
+    fault_at: Option<Duration>,
+    fault_for: Duration,
+    fault_kind: FaultKind,
+    fault_circuit: Circuit,
+    sla_window: Duration,
 }
 
-/// Latency multiplier during an injected incident.
-const INCIDENT_SLOWDOWN: f64 = 20.0;
+/// How long a call to a dependency takes during a `--fault-kind slow` fault.
+const SLOW_FAULT: Duration = Duration::from_millis(150);
 
 /// Ticks of baseline before the p99 detectors score (a minute at the default tick).
 const ANOMALY_WARM_UP: usize = 60;
@@ -147,6 +172,12 @@ fn parse_args() -> Result<Args, String> {
         anomaly_tick: Duration::from_secs(1),
         incident_at: None,
         incident_for: Duration::from_secs(5),
+        incident_slowdown: 20.0,
+        fault_at: None,
+        fault_for: Duration::from_secs(10),
+        fault_kind: FaultKind::Fail,
+        fault_circuit: Circuit::Database,
+        sla_window: Duration::from_secs(10),
     };
     let secs = |name: &str, v: String, min: f64| -> Result<Duration, String> {
         let s: f64 = v.parse().map_err(|e| format!("{name} {v}: {e}"))?;
@@ -175,11 +206,40 @@ fn parse_args() -> Result<Args, String> {
             "--incident-for" => {
                 args.incident_for = secs("--incident-for", value("--incident-for")?, 0.0)?;
             }
+            "--incident-slowdown" => {
+                let v = value("--incident-slowdown")?;
+                let x: f64 = v.parse().map_err(|e| format!("--incident-slowdown {v}: {e}"))?;
+                if !(x.is_finite() && x >= 1.0) {
+                    return Err(format!("--incident-slowdown {v}: a factor of at least 1"));
+                }
+                args.incident_slowdown = x;
+            }
+            "--fault-at" => args.fault_at = Some(secs("--fault-at", value("--fault-at")?, 0.0)?),
+            "--fault-for" => args.fault_for = secs("--fault-for", value("--fault-for")?, 0.0)?,
+            "--fault-kind" => {
+                args.fault_kind = match value("--fault-kind")?.as_str() {
+                    "fail" => FaultKind::Fail,
+                    "slow" => FaultKind::Slow,
+                    other => return Err(format!("--fault-kind {other:?}: use fail or slow")),
+                }
+            }
+            "--fault-circuit" => {
+                args.fault_circuit = match value("--fault-circuit")?.as_str() {
+                    "database" => Circuit::Database,
+                    "api" => Circuit::Api,
+                    other => {
+                        return Err(format!("--fault-circuit {other:?}: use database or api"))
+                    }
+                }
+            }
+            "--sla-window" => args.sla_window = secs("--sla-window", value("--sla-window")?, 1.0)?,
             "--token" => args.token = Some(value("--token")?),
             "-h" | "--help" => {
                 return Err(
                     "usage: dwcp_manager [--listen ADDR] [--duration SECS] [--every SECS] \
-                     [--token TOKEN] [--anomaly-tick SECS] [--incident-at SECS] [--incident-for SECS]"
+                     [--token TOKEN] [--anomaly-tick SECS] [--incident-at SECS] [--incident-for SECS] \
+                     [--incident-slowdown X] [--fault-at SECS] [--fault-for SECS] \
+                     [--fault-kind fail|slow] [--fault-circuit database|api] [--sla-window SECS]"
                         .to_owned(),
                 )
             }
@@ -195,10 +255,7 @@ struct Metrics {
     request_duration: HistogramFamily<OperationLabels>,
     requests: CounterFamily<RequestLabels>,
     errors: CounterFamily<ErrorLabels>,
-    breaker_state: GaugeFamily<CircuitLabels>,
-    breaker_trips: CounterFamily<CircuitLabels>,
-    recovery_duration: HistogramFamily<ComponentLabels>,
-    recovery_attempts: CounterFamily<RecoveryAttemptLabels>,
+    bytes: dwcp_telemetry::Counter,
     component_latency: HistogramFamily<ComponentLabels>,
     component_operations: CounterFamily<ComponentLabels>,
     component_errors: CounterFamily<ComponentLabels>,
@@ -228,34 +285,13 @@ impl Metrics {
                 .counter("dwcp_errors_total", "Total errors by type")
                 .labels::<ErrorLabels>()
                 .register()?,
-            breaker_state: reg
-                .gauge(
-                    "dwcp_circuit_breaker_state",
-                    "Circuit breaker state (0=closed, 1=open, 2=half-open)",
-                )
-                .labels::<CircuitLabels>()
-                .register()?,
-            breaker_trips: reg
+            bytes: reg
                 .counter(
-                    "dwcp_circuit_breaker_trips_total",
-                    "Total number of circuit breaker trips",
+                    "dwcp_v3_bytes_transferred_total",
+                    "Bytes transferred by migrations and replication",
                 )
-                .labels::<CircuitLabels>()
-                .register()?,
-            recovery_duration: reg
-                .histogram(
-                    "dwcp_recovery_duration_seconds",
-                    "Duration of recovery operations in seconds",
-                )
-                .labels::<ComponentLabels>()
-                .register()?, // the seeds' buckets 0.1 … 30 s, from `dwcp_defaults()`
-            recovery_attempts: reg
-                .counter(
-                    "dwcp_recovery_attempts_total",
-                    "Total number of recovery attempts",
-                )
-                .labels::<RecoveryAttemptLabels>()
-                .register()?,
+                .register()?
+                .handle(),
             component_latency: reg
                 .histogram(
                     "dwcp_v3_component_latency_seconds",
@@ -278,19 +314,198 @@ impl Metrics {
     }
 }
 
-/// One simulated worker: requests with log-normal latencies, ~1 % errors, a breaker that
-/// opens on error bursts and a recovery after it.
-fn worker(id: u64, m: Metrics, stop: Arc<AtomicBool>, incident: Arc<AtomicBool>) {
+/// The simulated dependencies and what is injected into them: a latency incident (every
+/// request slower) and a fault on one circuit.
+struct Faults {
+    incident: AtomicBool,
+    incident_slowdown: f64,
+    fault: AtomicBool,
+    fault_kind: FaultKind,
+    fault_circuit: Circuit,
+}
+
+impl Faults {
+    /// Whether `circuit`'s dependency is down (or slow) now.
+    fn hits(&self, circuit: Circuit) -> bool {
+        circuit == self.fault_circuit && self.fault.load(Ordering::Relaxed)
+    }
+
+    /// One call to `circuit`'s dependency: its simulated latency in nanoseconds, or the error.
+    /// Log-normal around 2 ms, slower during an incident, 0.05 % errors (inside the SLA's
+    /// 99.9 % availability); during a fault every
+    /// call times out, or (slow fault) really takes `SLOW_FAULT`.
+    fn call(&self, circuit: Circuit, rng: &mut Rng) -> Result<u64, (ErrorType, u64)> {
+        let slowdown = if self.incident.load(Ordering::Relaxed) {
+            self.incident_slowdown
+        } else {
+            1.0
+        };
+        let ns = (slowdown * 2e6 * (0.8 * rng.normal()).exp()) as u64;
+        if self.hits(circuit) {
+            match self.fault_kind {
+                FaultKind::Fail => return Err((ErrorType::Timeout, 1_000_000_000)),
+                FaultKind::Slow => {
+                    std::thread::sleep(SLOW_FAULT);
+                    return Ok(ns + SLOW_FAULT.as_nanos() as u64);
+                }
+            }
+        }
+        if rng.unit() < 0.0005 {
+            let t = ERROR_TYPES[(rng.next_u64() % 3) as usize];
+            return Err((t, ns));
+        }
+        Ok(ns)
+    }
+}
+
+/// The circuit breakers, recovery loops, health checks and SLA tracker of the service.
+#[derive(Clone)]
+struct Resilience {
+    breakers: [CircuitBreaker; 2],
+    health: HealthChecker,
+    sla: SlaTracker,
+}
+
+impl Resilience {
+    fn breaker(&self, c: Circuit) -> &CircuitBreaker {
+        &self.breakers[c as usize]
+    }
+
+    /// Breakers that trip at 50 % failures or slow calls over the last 50 calls (at least 20),
+    /// wait 1, 2, then 4 s in open, and try 3 calls in half-open. Each trip starts a
+    /// recovery loop for its dependency; transitions are printed.
+    fn new(
+        registry: &Registry,
+        faults: &Arc<Faults>,
+        sla_window: Duration,
+    ) -> Result<Resilience, Box<dyn std::error::Error>> {
+        let breaker = |c: Circuit| -> Result<CircuitBreaker, Box<dyn std::error::Error>> {
+            let recovery = Recovery::new(registry, circuit_name(c))?;
+            let faults = faults.clone();
+            let config = BreakerConfig::builder()
+                .count_window(50)
+                .minimum_calls(20)
+                .failure_rate_threshold(50.0)
+                .slow_calls(50.0, Duration::from_millis(100))
+                .backoff(|trip| Duration::from_secs(1 << (trip.clamp(1, 3) - 1)))
+                .permitted_calls_in_half_open(3)
+                .max_wait_in_half_open(Duration::from_secs(5))
+                // A request that never reached the dependency says nothing about it.
+                .classify(|e: &ErrorType| match e {
+                    ErrorType::Checksum => Outcome::Ignore,
+                    ErrorType::Timeout | ErrorType::Network => Outcome::Failure,
+                })
+                .on_transition(move |t: &Transition| {
+                    println!(
+                        "dwcp_manager: circuit {}: {} -> {}",
+                        t.circuit,
+                        t.from.as_str(),
+                        t.to.as_str()
+                    );
+                    if t.from == State::Closed && t.to == State::Open {
+                        recover(c, recovery.clone(), faults.clone());
+                    }
+                })
+                .build()?;
+            Ok(CircuitBreaker::new(registry, circuit_name(c), config)?)
+        };
+        let breakers = [breaker(Circuit::Database)?, breaker(Circuit::Api)?];
+        let health = HealthChecker::new(registry)?;
+        for c in CIRCUITS {
+            let (b, faults) = (breakers[c as usize].clone(), faults.clone());
+            // The database is critical (unhealthy → 503); the api only degrades the service.
+            health.add_check(
+                circuit_name(c),
+                c == Circuit::Database,
+                Duration::from_secs(1),
+                move || {
+                    if faults.hits(c) {
+                        CheckResult::Unhealthy(format!("{} not answering", circuit_name(c)))
+                    } else if b.state() != State::Closed {
+                        CheckResult::Degraded(format!("circuit {}", b.state().as_str()))
+                    } else {
+                        CheckResult::Healthy
+                    }
+                },
+            );
+        }
+        let inputs = SlaInputs::new(Selector::new("dwcp_requests_total"))
+            .with_errors(Selector::new("dwcp_requests_total").with_label("status", "error"))
+            .with_latency(Selector::new("dwcp_request_duration_seconds"))
+            .with_bytes(Selector::new("dwcp_v3_bytes_transferred_total"));
+        let windows = [
+            sla_window,
+            Duration::from_secs(300),
+            Duration::from_secs(3600),
+        ];
+        let sla = SlaTracker::new(
+            registry,
+            SlaConfig::builder(inputs)
+                .windows(windows)
+                .decision_window(sla_window)
+                .resolution(20)
+                .build()?,
+        )?;
+        Ok(Resilience {
+            breakers,
+            health,
+            sla,
+        })
+    }
+}
+
+/// The recovery loop of a tripped circuit: reconnect every 500 ms until the dependency
+/// answers, each attempt timed and counted (`dwcp_recovery_*{component}`).
+fn recover(c: Circuit, recovery: Recovery, faults: Arc<Faults>) {
+    let spawned = std::thread::Builder::new()
+        .name(format!("recover-{}", circuit_name(c)))
+        .spawn(move || {
+            for attempt in 1.. {
+                let guard = recovery.start();
+                std::thread::sleep(Duration::from_millis(100)); // the reconnect
+                if faults.hits(c) {
+                    guard.failure();
+                    println!(
+                        "dwcp_manager: recovery {}: attempt {attempt} failed",
+                        circuit_name(c)
+                    );
+                    std::thread::sleep(Duration::from_millis(400));
+                } else {
+                    guard.success();
+                    println!(
+                        "dwcp_manager: recovery {}: reconnected after {attempt} attempts",
+                        circuit_name(c)
+                    );
+                    return;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("dwcp_manager: cannot start the recovery loop: {e}");
+    }
+}
+
+/// One simulated worker: requests with log-normal latencies through the circuit breaker of
+/// their dependency. A rejected call fails fast (a request error of type `network`).
+fn worker(id: u64, m: Metrics, r: Resilience, stop: Arc<AtomicBool>, faults: Arc<Faults>) {
     let mut rng = Rng::new(0xD3C9_0000 + id);
     // Bind every handle once; the loop only does atomic adds.
     let ops: Vec<_> = OPERATIONS
         .iter()
         .map(|&operation| {
             let status = |status| RequestLabels { operation, status };
+            let circuit = if operation == Operation::HealthCheck {
+                Circuit::Api
+            } else {
+                Circuit::Database
+            };
             (
                 m.request_duration.get(&OperationLabels { operation }),
                 m.requests.get(&status(Status::Success)),
                 m.requests.get(&status(Status::Error)),
+                r.breaker(circuit).clone(),
+                circuit,
+                operation,
             )
         })
         .collect();
@@ -302,11 +517,6 @@ fn worker(id: u64, m: Metrics, stop: Arc<AtomicBool>, incident: Arc<AtomicBool>)
                 m.component_latency.get(&labels),
                 m.component_operations.get(&labels),
                 m.component_errors.get(&labels),
-                m.recovery_duration.get(&labels),
-                m.recovery_attempts.get(&RecoveryAttemptLabels {
-                    component,
-                    success: true,
-                }),
             )
         })
         .collect();
@@ -314,53 +524,81 @@ fn worker(id: u64, m: Metrics, stop: Arc<AtomicBool>, incident: Arc<AtomicBool>)
         .iter()
         .map(|&r#type| m.errors.get(&ErrorLabels { r#type }))
         .collect();
-    let circuit = CIRCUITS[(id as usize) % CIRCUITS.len()];
-    let breaker = m.breaker_state.get(&CircuitLabels { circuit });
-    let trips = m.breaker_trips.get(&CircuitLabels { circuit });
-    breaker.set(0.0);
-    let mut recent_errors = 0u32;
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        let (lat, ok, failed) = &ops[(rng.next_u64() % ops.len() as u64) as usize];
-        // Log-normal around 2 ms, 20 times slower during an injected incident.
-        let slowdown = if incident.load(Ordering::Relaxed) {
-            INCIDENT_SLOWDOWN
-        } else {
-            1.0
-        };
-        let ns = (slowdown * 2e6 * (0.8 * rng.normal()).exp()) as u64;
-        lat.record(ns);
-        let (clat, cops, cerr, crec, cattempt) = &comps[(rng.next_u64() % 6) as usize];
-        clat.record(ns / 3);
+        let (lat, ok, failed, breaker, circuit, op) =
+            &ops[(rng.next_u64() % ops.len() as u64) as usize];
+        let (clat, cops, cerr) = &comps[(rng.next_u64() % 6) as usize];
+        let result = breaker.call(|| faults.call(*circuit, &mut rng));
         cops.inc();
-        if rng.unit() < 0.01 {
-            failed.inc();
-            cerr.inc();
-            errors[(rng.next_u64() % 3) as usize].inc();
-            recent_errors += 1;
-            if recent_errors >= 3 {
-                breaker.set(1.0);
-                trips.inc();
-                crec.record_secs(0.05 + rng.unit() * 3.0);
-                cattempt.inc();
-                breaker.set(2.0);
-                recent_errors = 0;
+        match result {
+            Ok(ns) => {
+                lat.record(ns);
+                clat.record(ns / 3);
+                ok.inc();
+                if *op != Operation::HealthCheck {
+                    // A 64 MiB chunk moved: about 3 GB/s at the usual request rate.
+                    m.bytes.inc_by(64 << 20);
+                }
             }
-        } else {
-            ok.inc();
-            if recent_errors == 0 {
-                breaker.set(0.0);
+            Err(e) => {
+                let (kind, ns) = match e {
+                    CallError::Failed((kind, ns)) => (kind, ns),
+                    CallError::NotPermitted(_) => (ErrorType::Network, 50_000),
+                };
+                lat.record(ns);
+                clat.record(ns / 3);
+                failed.inc();
+                cerr.inc();
+                errors[kind as usize].inc();
             }
         }
         n += 1;
-        if n % 1_000 == 0 {
-            recent_errors = recent_errors.saturating_sub(1);
-        }
         if n % 20 == 0 {
             // About 10-20k requests per second per worker: busy, but leaves the CPU to others.
             std::thread::sleep(Duration::from_millis(1));
         }
     }
+}
+
+/// Schedule `on` at `at` and `off` `lasts` later, on a detached timer thread (it ends with
+/// the process).
+fn inject(
+    name: &str,
+    at: Duration,
+    lasts: Duration,
+    on: impl FnOnce() + Send + 'static,
+    off: impl FnOnce() + Send + 'static,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            std::thread::sleep(at);
+            on();
+            std::thread::sleep(lasts);
+            off();
+        })
+        .map(drop)
+}
+
+/// The resilience part of the summary line: breaker states, health, SLA decision.
+fn resilience_line(r: &Resilience, health: HealthStatus) -> String {
+    let sla = r.sla.tick();
+    let decision_window = sla.windows.iter().find(|w| w.label == sla.decision_window);
+    let availability = decision_window
+        .and_then(|w| w.sli(Sli::Availability))
+        .and_then(|s| s.value)
+        .map_or("-".to_owned(), |a| format!("{:.3}%", a * 100.0));
+    let budget = decision_window.map_or(1.0, |w| w.error_budget_remaining);
+    format!(
+        " circuits database={} api={} health={} sla={} (availability {availability} over {}, budget {:.0}%)",
+        r.breaker(Circuit::Database).state().as_str(),
+        r.breaker(Circuit::Api).state().as_str(),
+        health.as_str(),
+        sla.decision.as_str(),
+        sla.decision_window,
+        budget * 100.0,
+    )
 }
 
 /// Merge every operation's snapshot into one.
@@ -450,7 +688,19 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let metrics = Metrics::register(&registry)?;
     metrics::gauge!("dwcp_manager_workers").set(2.0);
 
-    let mut server = PrometheusServer::builder(registry.clone()).bind(args.listen);
+    let faults = Arc::new(Faults {
+        incident: AtomicBool::new(false),
+        incident_slowdown: args.incident_slowdown,
+        fault: AtomicBool::new(false),
+        fault_kind: args.fault_kind,
+        fault_circuit: args.fault_circuit,
+    });
+    let resilience = Resilience::new(&registry, &faults, args.sla_window)?;
+    // /health runs the checks (503 while a critical one fails); /metrics/summary has the SLA.
+    let mut server = PrometheusServer::builder(registry.clone())
+        .bind(args.listen)
+        .health(resilience.health.clone())
+        .sla(resilience.sla.clone());
     if let Some(t) = &args.token {
         server = server.bearer_token(t.clone());
     }
@@ -458,32 +708,65 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let addr = server.local_addr();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let incident = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..2)
         .map(|id| {
-            let (m, stop, incident) = (metrics.clone(), stop.clone(), incident.clone());
+            let (m, r, stop, f) = (
+                metrics.clone(),
+                resilience.clone(),
+                stop.clone(),
+                faults.clone(),
+            );
             std::thread::Builder::new()
                 .name(format!("worker-{id}"))
-                .spawn(move || worker(id, m, stop, incident))
+                .spawn(move || worker(id, m, r, stop, f))
         })
         .collect::<Result<_, _>>()?;
     let monitor = watch_latency(&registry, &metrics, args.anomaly_tick)?;
+    // The SLA windows advance once a second, whatever the summary interval.
+    let sla_ticker = resilience.sla.spawn(Duration::from_secs(1))?;
     if let Some(at) = args.incident_at {
-        let (incident, lasts) = (incident.clone(), args.incident_for);
-        // Simulated trouble on a timer thread; detached, it ends with the process.
-        std::thread::Builder::new()
-            .name("incident".into())
-            .spawn(move || {
-                std::thread::sleep(at);
-                incident.store(true, Ordering::Relaxed);
+        let (on, off, lasts) = (faults.clone(), faults.clone(), args.incident_for);
+        inject(
+            "incident",
+            at,
+            lasts,
+            move || {
+                on.incident.store(true, Ordering::Relaxed);
                 println!(
-                    "dwcp_manager: incident: requests {INCIDENT_SLOWDOWN}x slower for {:.1}s",
+                    "dwcp_manager: incident: requests {}x slower for {:.1}s",
+                    on.incident_slowdown,
                     lasts.as_secs_f64()
                 );
-                std::thread::sleep(lasts);
-                incident.store(false, Ordering::Relaxed);
+            },
+            move || {
+                off.incident.store(false, Ordering::Relaxed);
                 println!("dwcp_manager: incident over");
-            })?;
+            },
+        )?;
+    }
+    if let Some(at) = args.fault_at {
+        let (on, off, lasts) = (faults.clone(), faults.clone(), args.fault_for);
+        inject(
+            "fault",
+            at,
+            lasts,
+            move || {
+                on.fault.store(true, Ordering::Relaxed);
+                println!(
+                    "dwcp_manager: fault: {} {} for {:.1}s",
+                    circuit_name(on.fault_circuit),
+                    match on.fault_kind {
+                        FaultKind::Fail => "failing",
+                        FaultKind::Slow => "slow",
+                    },
+                    lasts.as_secs_f64()
+                );
+            },
+            move || {
+                off.fault.store(false, Ordering::Relaxed);
+                println!("dwcp_manager: fault over");
+            },
+        )?;
     }
 
     let started = Instant::now();
@@ -518,6 +801,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let mut last_requests = 0u64;
         let mut last_errors = 0u64;
         let mut last_at = Instant::now();
+        let mut last_health = HealthStatus::Healthy;
         let deadline = async {
             match args.duration {
                 Some(d) => tokio::time::sleep(d).await,
@@ -542,12 +826,22 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             last_at = Instant::now();
             metrics::counter!("dwcp_manager_summaries_total").increment(1);
             metrics::histogram!("dwcp_manager_summary_interval_seconds").record(secs);
+            let health = resilience.health.check().await.status;
+            if health != last_health {
+                println!(
+                    "dwcp_manager: health {} -> {}",
+                    last_health.as_str(),
+                    health.as_str()
+                );
+                last_health = health;
+            }
+            let resilience_summary = resilience_line(&resilience, health);
             if let (Some(now), Some(before)) = (&now, &last) {
                 let window = now.delta(before);
                 let dr = requests - last_requests;
                 let de = errors - last_errors;
                 println!(
-                    "t={:>5.1}s requests={} ({:.0}/s) p50={:.3}ms p99={:.3}ms max={:.3}ms errors={:.2}%",
+                    "t={:>5.1}s requests={} ({:.0}/s) p50={:.3}ms p99={:.3}ms max={:.3}ms errors={:.2}%{resilience_summary}",
                     started.elapsed().as_secs_f64(),
                     requests,
                     dr as f64 / secs.max(1e-9),
@@ -568,6 +862,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let _ = w.join();
     }
     monitor.stop();
+    drop(sla_ticker);
     server.shutdown();
     let requests = total(&metrics.requests, &request_sets);
     println!(

@@ -18,6 +18,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   # started by tests (they run their own instance on loopback).
   $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
+# amtool (from Alertmanager's package) checks the generated deploy/alertmanager/alertmanager.yml
+# in tests/catalog_rules.rs; the package's service is not used.
+if ! command -v amtool >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null
+fi
 python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus-client
 # The Debian package may start a system service on :9090; tests do not rely on it.
 prometheus --version 2>&1 | head -1

@@ -358,3 +358,81 @@ fn status_endpoints_headers_auth_and_secrets() {
     assert_eq!(post.header("allow"), Some("GET, HEAD"));
     f.server.shutdown();
 }
+
+/// The decision `/metrics/summary` reports now.
+fn summary_decision(addr: std::net::SocketAddr) -> String {
+    let v: serde_json::Value = serde_json::from_str(&get(addr, "/metrics/summary").body).unwrap();
+    v["sla"]["decision"].as_str().unwrap_or("").to_owned()
+}
+
+/// Loads the page in Chromium until it shows `want` while `/metrics/summary` says the same
+/// just before and just after (the decision may move while the page loads); returns the DOM.
+fn page_when(addr: std::net::SocketAddr, want: &str, within: std::time::Duration) -> String {
+    let url = format!("http://{addr}/status");
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let before = summary_decision(addr);
+        if before == want {
+            let (dom, console) = dom_after(&url, 300);
+            assert!(console.is_empty(), "console output: {console:#?}");
+            let after = summary_decision(addr);
+            let shown = attr_of(&dom, "id=\"decision\"", "data-value").map(str::to_owned);
+            if after == want && shown.as_deref() == Some(want) {
+                return dom;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the page never showed {want} (summary says {before})"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn the_main_jobs_page_follows_a_fault_from_go_to_no_go_and_back() {
+    if !have_chromium() {
+        return;
+    }
+    let Some(bin) = prom_support::example_binary() else {
+        return;
+    };
+    // The database fails from 8 s to 16 s; the SLA decides over the last 3 s. Every wait is on
+    // a condition, with deadlines far beyond the timeline.
+    let r = prom_support::start_example(
+        &bin,
+        &["--fault-at", "8", "--fault-for", "8", "--sla-window", "3"],
+    );
+    let long = std::time::Duration::from_secs(120);
+    let dom = page_when(r.addr, "GO", long);
+    assert!(dom.contains("data-metric=\"dwcp_request_duration_seconds\""));
+    assert!(attr_of(&dom, "data-circuit=\"database\"", "data-state").is_some());
+    assert!(dom.contains("data-component=\"database\""), "{dom}");
+
+    let dom = page_when(r.addr, "NO-GO", long);
+    let png = out_dir().join("status-main-job-no-go.png");
+    let _ = std::fs::remove_file(&png);
+    chromium(
+        &format!("http://{}/status", r.addr),
+        (1280, 800),
+        &[&format!("--screenshot={}", png.display())],
+    );
+    assert!(png.exists());
+    assert!(
+        dom.contains("<td>database</td><td><span class=\"badge unhealthy\""),
+        "the database component is unhealthy during the fault: {dom}"
+    );
+
+    // After the fault the breaker closes, the decision returns to GO, and the page shows the
+    // breaker's recent transitions.
+    let dom = page_when(r.addr, "GO", long);
+    assert_eq!(
+        attr_of(&dom, "data-circuit=\"database\"", "data-state"),
+        Some("closed")
+    );
+    assert!(dom.contains("Recent transitions"), "{dom}");
+    assert!(
+        dom.contains("<td>database</td><td>closed</td><td>open</td>"),
+        "{dom}"
+    );
+}

@@ -89,6 +89,7 @@
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
 pub mod anomaly;
+pub mod catalog;
 pub mod clock;
 pub mod error;
 #[cfg(any(feature = "prometheus", feature = "otlp"))]
@@ -101,6 +102,7 @@ pub mod labels;
 pub mod metric;
 pub mod propagation;
 pub mod registry;
+pub mod resilience;
 mod sync;
 pub mod trace;
 

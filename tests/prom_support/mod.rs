@@ -276,6 +276,59 @@ impl PrometheusProcess {
         p
     }
 
+    /// Like [`PrometheusProcess::start`], but also loads `rules` (file name, contents), written
+    /// next to the config, and evaluates them every `eval_interval` (e.g. `"1s"`).
+    pub fn start_with_rules(
+        job: &str,
+        target: SocketAddr,
+        rules: &[(&str, &str)],
+        eval_interval: &str,
+    ) -> PrometheusProcess {
+        let dir = std::env::temp_dir().join(format!(
+            "dwcp-prom-rules-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(dir.join("data")).expect("temp dir");
+        let mut files = String::new();
+        for (name, text) in rules {
+            std::fs::write(dir.join(name), text).expect("rule file");
+            files.push_str(&format!("  - '{}'\n", dir.join(name).display()));
+        }
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: {eval_interval}\n\
+             rule_files:\n{files}\
+             scrape_configs:\n  - job_name: '{job}'\n    static_configs:\n      - targets: ['{target}']\n"
+        );
+        std::fs::write(dir.join("prometheus.yml"), config).expect("config");
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let log = std::fs::File::create(dir.join("prometheus.log")).expect("log");
+        let child = Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn prometheus");
+        let p = PrometheusProcess { child, addr, dir };
+        p.wait_until(Duration::from_secs(60), "prometheus ready", || {
+            let req = format!(
+                "GET /-/ready HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                p.addr
+            );
+            let r = raw(p.addr, req.as_bytes()).ok()?;
+            (parse_response(&r).status == 200).then_some(())
+        });
+        p
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
     }
@@ -332,4 +385,84 @@ impl Drop for PrometheusProcess {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The main example (`examples/dwcp_manager.rs`) run as a process.
+
+/// `cargo test` builds the examples next to the test binaries' directory. `None` (with a
+/// printed reason) when it was not built; in CI (`DWCP_CI`) that is a failure.
+pub fn example_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.parent()?.join("examples");
+    let bin = dir.join(format!("dwcp_manager{}", std::env::consts::EXE_SUFFIX));
+    if bin.exists() {
+        Some(bin)
+    } else {
+        assert!(
+            std::env::var_os("DWCP_CI").is_none(),
+            "{} was not built, and DWCP_CI forbids skipping",
+            bin.display()
+        );
+        eprintln!(
+            "SKIPPED: {} not built (run `cargo test` without --test, or `cargo build --example dwcp_manager`)",
+            bin.display()
+        );
+        None
+    }
+}
+
+/// A running main example: killed on drop.
+pub struct Running {
+    pub child: Child,
+    pub lines: std::sync::mpsc::Receiver<String>,
+    pub addr: SocketAddr,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the main example on an ephemeral port with `--every 0.5` and `extra` flags, and
+/// waits (up to 30 s) for the address it prints.
+pub fn start_example(bin: &Path, extra: &[&str]) -> Running {
+    use std::io::BufRead;
+    let mut child = Command::new(bin)
+        .args(["--listen", "127.0.0.1:0", "--every", "0.5"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn example");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The address is on the "serving http://…" line; lines before it are set-up notes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .expect("the example prints its address");
+        if let Some(rest) = line.split("http://").nth(1) {
+            break rest
+                .split('/')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("no address in {line:?}"));
+        }
+    };
+    Running { child, lines, addr }
 }

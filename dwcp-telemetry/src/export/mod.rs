@@ -22,5 +22,4 @@ pub mod status;
 #[cfg(feature = "prometheus")]
 pub mod summary;
 
-#[cfg(feature = "prometheus")]
-mod json;
+pub(crate) mod json;

@@ -98,6 +98,8 @@ pub struct Summary {
     pub series: Vec<SeriesSummary>,
     /// Error rates.
     pub error_rates: Vec<ErrorRate>,
+    /// The SLA report, when the summarizer tracks one ([`Summarizer::with_sla`]).
+    pub sla: Option<crate::resilience::SlaReport>,
 }
 
 type SeriesKey = (String, Arc<[String]>);
@@ -114,6 +116,7 @@ struct Window {
 pub struct Summarizer {
     registry: Registry,
     window: Mutex<Window>,
+    sla: Option<crate::resilience::SlaTracker>,
 }
 
 impl Summarizer {
@@ -126,7 +129,14 @@ impl Summarizer {
                 at,
                 counts: HashMap::new(),
             }),
+            sla: None,
         }
+    }
+
+    /// Also report `tracker` (ticked on each summary) as the summary's `"sla"`.
+    pub fn with_sla(mut self, tracker: Option<crate::resilience::SlaTracker>) -> Self {
+        self.sla = tracker;
+        self
     }
 
     /// Collect the registry and summarise it; closes the current rate window.
@@ -205,6 +215,7 @@ impl Summarizer {
             window_seconds: secs,
             series,
             error_rates,
+            sla: self.sla.as_ref().map(|t| t.tick()),
         }
     }
 
@@ -405,7 +416,12 @@ impl Summary {
             }
             out.push('}');
         }
-        out.push_str("]}");
+        out.push(']');
+        if let Some(sla) = &self.sla {
+            json::key(&mut out, "sla", false);
+            sla.write_json(&mut out);
+        }
+        out.push('}');
         out
     }
 }

@@ -144,6 +144,18 @@ struct Inner {
     tallies: Arc<RegistryTallies>,
     self_descs: OnceLock<collect::SelfDescriptors>,
     started: Instant,
+    /// Callbacks run at the start of every [`Registry::visit`] (scrape-time refresh).
+    collect_hooks: std::sync::RwLock<Vec<CollectHook>>,
+}
+
+/// A callback run at the start of every collection (see [`Registry::on_collect`]).
+#[derive(Clone)]
+struct CollectHook(Arc<dyn Fn() + Send + Sync>);
+
+impl fmt::Debug for CollectHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CollectHook")
+    }
 }
 
 /// Where every metric lives. Cheap to clone (shared).
@@ -336,6 +348,7 @@ impl Registry {
                 tallies: Arc::new(RegistryTallies::new(b.max_label_len.max(32))),
                 self_descs: OnceLock::new(),
                 started: Instant::now(),
+                collect_hooks: std::sync::RwLock::new(Vec::new()),
             }),
         }
     }
@@ -482,13 +495,69 @@ impl Registry {
     /// Reading values only loads atomics, so recording through bound handles is never
     /// blocked; a thread *creating* a series may wait for the moment it takes to copy that
     /// family's list of series.
+    ///
+    /// Callbacks registered with [`Registry::on_collect`] run first, in registration order.
     pub fn visit<V: Visitor + ?Sized>(&self, visitor: &mut V) {
+        self.run_collect_hooks();
         let families = self.family_list();
         let descs = self
             .inner
             .self_descs
             .get_or_init(collect::SelfDescriptors::new);
         collect::visit(&families, &self.inner.tallies, descs, visitor);
+    }
+
+    /// Registers `hook` to run at the start of every collection ([`Registry::visit`], hence
+    /// [`Registry::collect`] and every exporter), before any value is read: the place to
+    /// refresh gauges that mirror outside state (e.g. process memory read from `/proc`), so
+    /// a scrape sees values as of the scrape.
+    ///
+    /// Hooks run on the collecting thread, in registration order (two overlapping
+    /// collections run them concurrently, so a hook must be `Sync`); a hook should be quick
+    /// and must not call [`Registry::visit`] on the same registry (it would run the hooks
+    /// again, recursively). A panicking hook is
+    /// caught and skipped, so one bad hook cannot break a scrape. A hook that captures a
+    /// clone of this registry keeps the registry alive (a reference cycle): capture the
+    /// handles it updates instead. There is no way to remove a hook.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use dwcp_telemetry::Registry;
+    ///
+    /// let reg = Registry::builder().build()?;
+    /// let gauge = reg.gauge("dwcp_scrapes_seen", "Collections so far").register()?.handle();
+    /// let seen = Arc::new(AtomicU64::new(0));
+    /// let s = seen.clone();
+    /// reg.on_collect(move || {
+    ///     gauge.set((s.fetch_add(1, Ordering::Relaxed) + 1) as f64);
+    /// });
+    /// reg.collect();
+    /// let families = reg.collect();
+    /// assert_eq!(seen.load(Ordering::Relaxed), 2);
+    /// assert!(matches!(families[0].series[0].value, dwcp_telemetry::Value::Gauge(v) if v == 2.0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn on_collect(&self, hook: impl Fn() + Send + Sync + 'static) {
+        self.inner
+            .collect_hooks
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(CollectHook(Arc::new(hook)));
+    }
+
+    fn run_collect_hooks(&self) {
+        // Copy the list so a hook may register another hook without deadlocking.
+        let hooks = self
+            .inner
+            .collect_hooks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for hook in hooks {
+            let f = hook.0;
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f()));
+        }
     }
 
     /// A snapshot of every family, in registration order, with the library's self-metrics

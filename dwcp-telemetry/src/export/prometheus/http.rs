@@ -3,7 +3,7 @@
 //! | path | returns |
 //! | --- | --- |
 //! | `/metrics` (`GET`, `HEAD`) | the exposition: the protobuf exposition with native histograms if `Accept` asks for it ([`protobuf::accepts_protobuf`](super::protobuf::accepts_protobuf)), OpenMetrics 1.0 if it asks for `application/openmetrics-text`, else text 0.0.4 |
-//! | `/health` | `{"status":"ok","version":"3.0.0","uptime_seconds":12.5}` |
+//! | `/health` | `{"status":"ok","version":"3.0.0","uptime_seconds":12.5}`; with [`ServerBuilder::health`], the checks' aggregate and per-component detail, `503` when unhealthy |
 //! | `/metrics/summary` | [`Summary`](crate::export::summary::Summary) JSON: counts, rates, quantiles, error rates |
 //! | `/status` | the [status page](crate::export::status): HTML for a person (`?fragment=1`: its content only) |
 //! | `/status.json` | the status page's [`StatusSnapshot`](crate::export::status::StatusSnapshot) as JSON |
@@ -85,6 +85,7 @@ use super::text::{Format, TextEncoder};
 use crate::export::status::{Journal, StatusPage};
 use crate::export::summary::{health_json, Summarizer};
 use crate::registry::Registry;
+use crate::resilience::{HealthChecker, HealthStatus, SlaTracker};
 use crate::{Counter, Gauge};
 
 /// Why the server could not start.
@@ -123,6 +124,8 @@ impl PrometheusServer {
             token: None,
             limits: Limits::default(),
             journal: None,
+            health: None,
+            sla: None,
         }
     }
 }
@@ -161,6 +164,8 @@ pub struct ServerBuilder {
     token: Option<String>,
     limits: Limits,
     journal: Option<Arc<Journal>>,
+    health: Option<HealthChecker>,
+    sla: Option<SlaTracker>,
 }
 
 impl ServerBuilder {
@@ -174,6 +179,20 @@ impl ServerBuilder {
     /// `0.0.0.0:9898` (or `[::]:9898`) for a Prometheus on another host.
     pub fn bind(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;
+        self
+    }
+
+    /// Serve `checker`'s report on `/health`: each request runs the checks (each within its
+    /// timeout) and answers the aggregate with per-component detail, with status `503` when
+    /// it is unhealthy (what a Kubernetes probe needs), else `200`.
+    pub fn health(mut self, checker: HealthChecker) -> Self {
+        self.health = Some(checker);
+        self
+    }
+
+    /// Add `tracker`'s report (ticked on each request) to `/metrics/summary` as `"sla"`.
+    pub fn sla(mut self, tracker: SlaTracker) -> Self {
+        self.sla = Some(tracker);
         self
     }
 
@@ -246,11 +265,12 @@ impl ServerBuilder {
         };
         Ok(Arc::new(State {
             registry: self.registry.clone(),
-            summarizer: Summarizer::new(self.registry.clone()),
             status: StatusPage::new(
                 self.registry.clone(),
                 self.journal.clone().unwrap_or_else(Journal::global),
             ),
+            summarizer: Summarizer::new(self.registry.clone()).with_sla(self.sla.clone()),
+            health: self.health.clone(),
             auth,
             limits: self.limits,
             size_hint: AtomicUsize::new(4096),
@@ -410,6 +430,7 @@ struct State {
     summarizer: Summarizer,
     /// The `/status` page (its own rate window).
     status: StatusPage,
+    health: Option<HealthChecker>,
     /// `Bearer <token>`, when auth is on.
     auth: Option<Vec<u8>>,
     limits: Limits,
@@ -1081,8 +1102,18 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Resp {
         return protobuf_response(state, head).await;
     }
     let nonce = matches!(work, Work::Status(StatusPart::Page)).then(nonce);
+    let mut status = StatusCode::OK;
     let (content_type, body) = match work {
-        Work::Health => ("application/json", health_json(&state.registry)),
+        Work::Health => match &state.health {
+            None => ("application/json", health_json(&state.registry)),
+            Some(checker) => {
+                let report = checker.check().await;
+                if report.status == HealthStatus::Unhealthy {
+                    status = StatusCode::SERVICE_UNAVAILABLE;
+                }
+                ("application/json", report.to_json(&state.registry))
+            }
+        },
         work => {
             // The semaphore is never closed, so acquiring only waits.
             let Ok(permit) = state.renders.clone().acquire_owned().await else {
@@ -1105,12 +1136,12 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Resp {
     };
     let mut r = if head {
         let len = body.len();
-        let mut r = respond(StatusCode::OK, content_type, Bytes::new());
+        let mut r = respond(status, content_type, Bytes::new());
         r.headers_mut()
             .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         r
     } else {
-        respond(StatusCode::OK, content_type, body)
+        respond(status, content_type, body)
     };
     if let Work::Status(_) = work {
         let h = r.headers_mut();

@@ -108,6 +108,24 @@ fn fmt_value(v: f64, unit: Unit) -> String {
     }
 }
 
+/// `30s`, `5m`, `1h`, `7d` as seconds, for ordering windows (unknown forms sort last).
+fn window_seconds(w: &str) -> f64 {
+    let (n, unit) = w.split_at(
+        w.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(w.len()),
+    );
+    let n: f64 = n.parse().unwrap_or(f64::INFINITY);
+    n * match unit {
+        "ms" => 1e-3,
+        "s" | "" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        "w" => 604800.0,
+        _ => f64::INFINITY,
+    }
+}
+
 fn fmt_ratio(v: Option<f64>) -> String {
     match v {
         Some(v) if v.is_finite() => format!("{:.2}%", v * 100.0),
@@ -245,21 +263,44 @@ pub(crate) fn fragment(s: &StatusSnapshot) -> String {
     if s.sla.rows.is_empty() {
         o.push_str("<p class=\"empty\">No SLA compliance exported.</p>");
     } else {
-        o.push_str(
-            "<div class=\"scroll\"><table><tr><th>SLI</th><th>window</th><th>compliance</th></tr>",
-        );
-        for r in &s.sla.rows {
-            o.push_str("<tr data-sli=\"");
-            esc(&mut o, &r.sli);
-            o.push_str("\" data-window=\"");
-            esc(&mut o, &r.window);
-            o.push_str("\"><td>");
-            esc(&mut o, &r.sli);
-            o.push_str("</td><td>");
-            esc(&mut o, &r.window);
-            o.push_str("</td><td class=\"num\">");
-            esc(&mut o, &format!("{:.4}", r.compliance));
-            o.push_str("</td></tr>");
+        // One row per SLI, one column per window (shortest first).
+        let mut windows: Vec<&str> = s.sla.rows.iter().map(|r| r.window.as_str()).collect();
+        windows.sort_by(|a, b| {
+            window_seconds(a)
+                .total_cmp(&window_seconds(b))
+                .then(a.cmp(b))
+        });
+        windows.dedup();
+        let mut slis: Vec<&str> = s.sla.rows.iter().map(|r| r.sli.as_str()).collect();
+        slis.sort_unstable();
+        slis.dedup();
+        o.push_str("<div class=\"scroll\"><table><tr><th>SLI</th>");
+        for w in &windows {
+            o.push_str("<th>");
+            esc(&mut o, w);
+            o.push_str("</th>");
+        }
+        o.push_str("</tr>");
+        for sli in &slis {
+            o.push_str("<tr><td>");
+            esc(&mut o, sli);
+            o.push_str("</td>");
+            for w in &windows {
+                o.push_str("<td data-sli=\"");
+                esc(&mut o, sli);
+                o.push_str("\" data-window=\"");
+                esc(&mut o, w);
+                o.push_str("\">");
+                match s.sla.rows.iter().find(|r| r.sli == *sli && r.window == *w) {
+                    // Compliance exported as 1 (met) or 0 (missed) reads as a word.
+                    Some(r) if r.compliance == 1.0 => badge(&mut o, "ok", "met", None),
+                    Some(r) if r.compliance == 0.0 => badge(&mut o, "error", "missed", None),
+                    Some(r) => esc(&mut o, &format!("{:.4}", r.compliance)),
+                    None => o.push('–'),
+                }
+                o.push_str("</td>");
+            }
+            o.push_str("</tr>");
         }
         o.push_str("</table></div>");
     }
