@@ -192,3 +192,72 @@ fn prometheus_native_histograms_over_protobuf() {
     drop(prom);
     server.shutdown();
 }
+
+/// `/metrics` serves protobuf only when asked; text and OpenMetrics negotiation is unchanged,
+/// and `HEAD` gives the protobuf body's length.
+#[test]
+fn metrics_content_negotiation() {
+    let reg = Registry::builder().version("3.0.0").build().unwrap();
+    reg.histogram("dwcp_request_duration_seconds", "Latency")
+        .register()
+        .unwrap()
+        .handle()
+        .record(3_000_000);
+    let server = PrometheusServer::builder(reg.clone())
+        .bind("127.0.0.1:0".parse().unwrap())
+        .start_background()
+        .unwrap();
+    let addr = server.local_addr();
+    let (ct, fams) = scrape_protobuf(addr);
+    assert_eq!(ct, PROTOBUF_CONTENT_TYPE);
+    let h = fams[0].metric[0].histogram.as_ref().unwrap();
+    assert_eq!(
+        (h.sample_count, h.schema, h.positive_delta.clone()),
+        (1, 8, vec![1])
+    );
+
+    let text = prom_support::get(addr, "/metrics");
+    assert_eq!(
+        text.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert!(text
+        .body
+        .contains("dwcp_request_duration_seconds_bucket{version=\"3.0.0\",le=\"0.005\"} 1\n"));
+    let om = prom_support::request(
+        addr,
+        "GET",
+        "/metrics",
+        &[("Accept", "application/openmetrics-text;version=1.0.0")],
+    );
+    assert!(om
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    assert!(om.body.ends_with("# EOF\n"));
+    // Protobuf listed below text: text wins.
+    let low = prom_support::request(
+        addr,
+        "GET",
+        "/metrics",
+        &[(
+            "Accept",
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.1,text/plain;q=0.9",
+        )],
+    );
+    assert!(low
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain"));
+
+    let head = prom_support::request(addr, "HEAD", "/metrics", &[("Accept", PROM_ACCEPT)]);
+    assert_eq!(head.header("content-type"), Some(PROTOBUF_CONTENT_TYPE));
+    let len: usize = head.header("content-length").unwrap().parse().unwrap();
+    let req = format!(
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: {PROM_ACCEPT}\r\nConnection: close\r\n\r\n"
+    );
+    let bytes = raw(addr, req.as_bytes()).unwrap();
+    let split = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert_eq!(bytes.len() - split - 4, len);
+    server.shutdown();
+}
