@@ -824,8 +824,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 .sum();
             let secs = last_at.elapsed().as_secs_f64();
             last_at = Instant::now();
-            metrics::counter!("dwcp_manager_summaries_total").increment(1);
-            metrics::histogram!("dwcp_manager_summary_interval_seconds").record(secs);
+            metrics::counter!("dwcp_manager_reports_total").increment(1);
+            metrics::histogram!("dwcp_manager_report_interval_seconds").record(secs);
             let health = resilience.health.check().await.status;
             if health != last_health {
                 println!(

@@ -5,84 +5,11 @@
 
 mod prom_support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use prom_support::{get, have, promtool_check};
-
-/// `cargo test` builds the examples next to the test binaries' directory.
-fn example_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?.parent()?.join("examples");
-    let bin = dir.join(format!("dwcp_manager{}", std::env::consts::EXE_SUFFIX));
-    if bin.exists() {
-        Some(bin)
-    } else {
-        // In CI (scripts/test.sh) the example is always built by `cargo test`: never skip there.
-        assert!(
-            std::env::var_os("DWCP_CI").is_none(),
-            "{} was not built, and DWCP_CI forbids skipping",
-            bin.display()
-        );
-        eprintln!(
-            "SKIPPED: {} not built (run `cargo test` without --test, or `cargo build --example dwcp_manager`)",
-            bin.display()
-        );
-        None
-    }
-}
-
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    addr: SocketAddr,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(bin: &PathBuf, extra: &[&str]) -> Running {
-    let mut child = Command::new(bin)
-        .args(["--listen", "127.0.0.1:0", "--every", "0.5"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn example");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    // The address is on the "serving http://…" line; lines before it are set-up notes.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = lines
-            .recv_timeout(left)
-            .expect("the example prints its address");
-        if let Some(rest) = line.split("http://").nth(1) {
-            break rest
-                .split('/')
-                .next()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or_else(|| panic!("no address in {line:?}"));
-        }
-    };
-    Running { child, lines, addr }
-}
+use prom_support::{example_binary, get, have, promtool_check, start_example as start, Running};
 
 fn wait_exit(r: &mut Running, within: Duration) -> (i32, Vec<String>) {
     let deadline = Instant::now() + within;
@@ -345,6 +272,7 @@ fn a_dependency_fault_trips_the_breaker_and_everything_recovers() {
         &["--fault-at", "5", "--fault-for", "6", "--sla-window", "3"],
     );
     let decision = |v: u8| format!("dwcp_sla_decision{{version=\"3.0.0\"}} {v}");
+    let go = |l: &str| l.starts_with("t=") && l.contains(" sla=GO ");
     wait_for(
         r.addr,
         "/health",
@@ -404,15 +332,30 @@ fn a_dependency_fault_trips_the_breaker_and_everything_recovers() {
         let (code, output) = promtool_check(&text);
         assert_eq!((code, output.as_str()), (0, ""), "{text}");
     }
+    // The summary line, printed every 0.5 s, shows GO again too (read before stopping it).
+    let mut lines: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = r
+            .lines
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no GO summary after the fault in {lines:#?}"));
+        lines.push(line);
+        let over = lines.iter().position(|l| l.contains("fault over"));
+        if over.is_some_and(|o| lines[o..].iter().any(|l| go(l))) {
+            break;
+        }
+    }
     // Stop it and read what it printed: the story, in order.
     let status = Command::new("kill")
         .args(["-INT", &r.child.id().to_string()])
         .status()
         .expect("kill");
     assert!(status.success());
-    let (code, lines) = wait_exit(&mut r, Duration::from_secs(30));
+    let (code, rest) = wait_exit(&mut r, Duration::from_secs(30));
+    lines.extend(rest);
     assert_eq!(code, 0, "{lines:?}");
-    let go = |l: &str| l.starts_with("t=") && l.contains(" sla=GO ");
     let no_go = |l: &str| l.starts_with("t=") && l.contains(" sla=NO-GO ");
     let first_go = find_after(&lines, 0, "a GO summary", go);
     let fault = find_after(&lines, first_go, "the fault", |l| {

@@ -406,3 +406,46 @@ fn slow_collector_times_out_per_attempt() {
         assert_eq!(rx.request_count(), 2);
     }
 }
+
+#[test]
+fn hostile_server_delays_end_retries_without_panicking() {
+    // A Retry-After / RetryInfo far beyond the deadline ends the retries at once (no overflow).
+    for rx in both() {
+        let reg = Registry::builder().build().unwrap();
+        let rt = rt();
+        let t = rt
+            .block_on(async {
+                Transport::with_retry(config(&rx, Signal::Traces), fast_retry(), &reg)
+            })
+            .unwrap();
+        match rx.kind() {
+            Kind::Http => rx.push_reply(Reply::http(503, Some("18446744073709551615"))),
+            Kind::Grpc => rx.push_reply(Reply::Grpc {
+                code: tonic::Code::Unavailable,
+                retry_delay: Some(Duration::from_secs(i64::MAX as u64)),
+            }),
+        }
+        let r = rt.block_on(t.send(&traces(2), Duration::from_secs(30)));
+        assert_eq!(r.attempts, 1, "{:?}", rx.kind());
+        assert!(
+            matches!(&r.outcome, ExportOutcome::Failed { reason } if reason.contains("would pass the 30s export deadline")),
+            "{r:?}"
+        );
+        assert_eq!(counter(&reg, DROPPED, &["traces", "export_failed"]), 2);
+    }
+}
+
+#[test]
+fn transport_outside_a_runtime_is_an_error() {
+    let reg = Registry::builder().build().unwrap();
+    let cfg = ExporterConfig::builder(Signal::Metrics)
+        .protocol(Protocol::Grpc)
+        .endpoint("http://127.0.0.1:4317")
+        .build()
+        .unwrap();
+    let e = Transport::new(cfg, &reg).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Transport::new=\"called outside a tokio runtime\" is invalid: call it inside a tokio runtime (its connections run on it)"
+    );
+}

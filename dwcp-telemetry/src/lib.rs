@@ -84,11 +84,15 @@
 //!   [`export::summary`] builds the `/metrics/summary` JSON. No extra dependencies but `itoa`.
 //! - `http` (implies `prometheus`): `export::prometheus::http`, a hyper 1 + tokio server for
 //!   `/metrics`, `/health` and `/metrics/summary`, with limits and optional bearer auth.
+//! - `otlp`: `export::otlp`, OTLP push over gRPC (tonic) and HTTP/protobuf (hyper): the
+//!   batching span exporter and `init_tracing_from_env()` (see `docs/OTLP.md`).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
 pub mod anomaly;
+#[cfg(any(feature = "otlp", all(test, loom)))]
+mod batch_trigger;
 pub mod catalog;
 pub mod clock;
 pub mod error;

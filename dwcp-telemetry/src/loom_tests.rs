@@ -173,6 +173,31 @@ mod breaker {
         CircuitBreaker::new(&registry, "db", config).unwrap()
     }
 
+    /// A success and a failure race into a two-call window: whatever the interleaving,
+    /// the window holds both, one failed (50 %, under a 100 % threshold: no trip).
+    #[test]
+    fn loom_window_counts_racing_outcomes_exactly() {
+        loom::model(|| {
+            let registry = Registry::builder().build().unwrap();
+            let config = BreakerConfig::builder()
+                .count_window(2)
+                .minimum_calls(2)
+                .failure_rate_threshold(100.0)
+                .clock(Clock::manual(ManualClock::new()))
+                .build()
+                .unwrap();
+            let b = CircuitBreaker::new(&registry, "db", config).unwrap();
+            let t = {
+                let b = b.clone();
+                thread::spawn(move || b.call(|| Ok::<_, ()>(())).is_ok())
+            };
+            let _ = b.call(|| Err::<(), _>(()));
+            assert!(t.join().unwrap());
+            assert_eq!(b.failure_rate(), Some(50.0));
+            assert_eq!(b.state(), State::Closed);
+        });
+    }
+
     /// Two failing calls race to fill the window: the breaker trips exactly once, and the
     /// gauge shows open.
     #[test]
@@ -258,4 +283,100 @@ mod breaker {
             );
         });
     }
+}
+
+/// The OTLP span exporter's wake-up protocol (`batch_trigger`): submitters count, queue into a
+/// bounded queue (modelled as a counter with a CAS), and wake the export thread through a
+/// stored permit (modelled as a flag, like `tokio::sync::Notify`); the export thread, holding a
+/// permit, disarms and takes full batches. Once everything is quiescent: the count equals the
+/// queue exactly, and a full batch left in the queue always has a permit waiting (no lost
+/// wake-up).
+fn batch_trigger_model(submitters: usize, cap: usize, preemption_bound: Option<usize>) {
+    use crate::batch_trigger::BatchTrigger;
+    use crate::sync::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    // (`AtomicBool` models the stored permit.)
+    const BATCH: usize = 2;
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = preemption_bound;
+    builder.check(move || {
+        let trig = Arc::new(BatchTrigger::new(BATCH));
+        let queue = Arc::new(AtomicUsize::new(0));
+        let permit = Arc::new(AtomicBool::new(false));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..submitters)
+            .map(|_| {
+                let (trig, queue, permit, dropped) =
+                    (trig.clone(), queue.clone(), permit.clone(), dropped.clone());
+                thread::spawn(move || {
+                    trig.reserve();
+                    let mut cur = queue.load(SeqCst);
+                    loop {
+                        if cur >= cap {
+                            trig.cancel();
+                            dropped.fetch_add(1, SeqCst);
+                            return;
+                        }
+                        match queue.compare_exchange(cur, cur + 1, SeqCst, SeqCst) {
+                            Ok(_) => break,
+                            Err(now) => cur = now,
+                        }
+                    }
+                    if trig.sent() {
+                        permit.store(true, SeqCst);
+                    }
+                })
+            })
+            .collect();
+        let mut taken = 0;
+        // One pass of the export thread, at any point of the submits.
+        {
+            if permit
+                .compare_exchange(true, false, SeqCst, SeqCst)
+                .is_ok()
+            {
+                let mut full = trig.woke();
+                while full {
+                    let mut cur = queue.load(SeqCst);
+                    let n = loop {
+                        let n = cur.min(BATCH);
+                        match queue.compare_exchange(cur, cur - n, SeqCst, SeqCst) {
+                            Ok(_) => break n,
+                            Err(now) => cur = now,
+                        }
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    full = trig.taken(n);
+                    taken += n;
+                }
+            }
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        let left = queue.load(SeqCst);
+        assert_eq!(trig.pending(), left, "the count equals the queue");
+        if left >= BATCH {
+            assert!(
+                permit.load(SeqCst),
+                "a full batch is queued with no wake-up pending: left {left} taken {taken} dropped {} pending {}",
+                dropped.load(SeqCst),
+                trig.raw()
+            );
+        }
+        assert_eq!(taken + left + dropped.load(SeqCst), submitters);
+    });
+}
+
+#[test]
+fn loom_batch_trigger_never_loses_a_full_batch() {
+    batch_trigger_model(2, 4, None);
+}
+
+#[test]
+fn loom_batch_trigger_with_a_full_queue_counts_exactly() {
+    // Three submitters into a queue of two (one is refused); bounded preemptions keep the
+    // exploration to seconds.
+    batch_trigger_model(3, 2, Some(2));
 }

@@ -247,6 +247,12 @@ mod resilience {
                 seed: Catalog,
                 note: "Named by issue 11.",
             },
+            sla_error_budget_burn_rate: gauge<Window> = "dwcp_sla_error_budget_burn_rate" {
+                help: "Error rate over the window divided by the target error rate",
+                unit: "ratio (1 = spending exactly the budget)",
+                seed: Catalog,
+                note: "Added by the resilience runtime (issue 11) beside the budget; the SRE workbook's burn rate.",
+            },
             sla_decision: gauge<()> = "dwcp_sla_decision" {
                 help: "Rollout decision from the SLAs (0=GO, 1=CAUTION, 2=NO-GO)",
                 unit: "state 0/1/2",

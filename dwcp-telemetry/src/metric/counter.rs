@@ -36,6 +36,21 @@ impl CounterCell {
         }
     }
 
+    /// `inc_by(1)`, returning the total before it (the circuit breaker's window orders
+    /// calls by these totals).
+    #[inline]
+    pub(crate) fn inc_returning(&self) -> u64 {
+        let overflow = self.overflow;
+        let before = self.value.fetch_add(1, Ordering::Relaxed);
+        if before == u64::MAX {
+            self.saturate();
+        }
+        if overflow {
+            self.overflow_records.fetch_add(1, Ordering::Relaxed);
+        }
+        before
+    }
+
     /// The add wrapped: pin the total at `u64::MAX` and count it. (A concurrent reader may
     /// see the wrapped value for the few nanoseconds until the store.)
     #[cold]
@@ -101,6 +116,12 @@ impl Counter {
         if let Some(c) = &self.cell {
             c.inc_by(n);
         }
+    }
+
+    /// Add one and return the value before (0 for a no-op handle).
+    #[inline]
+    pub(crate) fn inc_returning(&self) -> u64 {
+        self.cell.as_ref().map_or(0, |c| c.inc_returning())
     }
 
     /// Raise the counter to `n` if it is below (for mirroring an external monotonic count).

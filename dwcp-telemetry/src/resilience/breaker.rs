@@ -143,9 +143,10 @@ struct Inner {
 /// A circuit breaker (resilience4j's model), exporting its state, transitions, calls and
 /// rates on a registry. Cheap to clone (clones share the breaker).
 ///
-/// On the call path, a closed breaker costs one atomic load of its state, one atomic add to
-/// its window's index, one to `dwcp_circuit_breaker_calls_total` and, with slow-call
-/// tracking, two clock reads; no lock, no allocation. See `docs/RESILIENCE.md` for the
+/// On the success path, a closed breaker costs an atomic load of its state, one atomic add
+/// (to `dwcp_circuit_breaker_calls_total`, which also orders its count window) and, with
+/// slow-call tracking, two clock reads; no lock, no allocation. One breaker per circuit name
+/// per registry (two would share their counters). See `docs/RESILIENCE.md` for the
 /// state machine.
 ///
 /// ```
@@ -410,7 +411,10 @@ impl Inner {
 
     fn counts(&self) -> window::Counts {
         match &self.window {
-            Window::Count(w) => w.counts(),
+            Window::Count(w) => w.counts(
+                self.metrics.calls(CallKind::Successful),
+                self.metrics.calls(CallKind::Failed),
+            ),
             Window::Time(w) => w.counts(self.config.clock.now_nanos() / 1_000_000_000),
         }
     }
@@ -480,11 +484,31 @@ impl Inner {
 
     #[inline]
     fn record(&self, w: u64, outcome: Outcome, slow: bool) {
-        self.metrics.call(match outcome {
+        let before = self.metrics.call_returning(match outcome {
             Outcome::Success => CallKind::Successful,
             Outcome::Failure => CallKind::Failed,
             Outcome::Ignore => CallKind::Ignored,
         });
+        if let Window::Count(win) = &self.window {
+            // The count window is ordered by the call counters: every success and failure
+            // counted since its reset is in it (a call issued before a transition, finishing
+            // after the next reset, included), so its entries always match the counters.
+            let evaluate = match outcome {
+                Outcome::Success => {
+                    win.record_success(before, slow, || self.metrics.calls(CallKind::Failed))
+                }
+                Outcome::Failure => {
+                    win.record_failure(before, slow, self.metrics.calls(CallKind::Successful))
+                }
+                Outcome::Ignore => false,
+            };
+            match w & STATE_MASK {
+                CLOSED | METRICS_ONLY if evaluate => self.evaluate(w, true),
+                HALF_OPEN => self.record_trial(w, outcome, slow),
+                _ => {}
+            }
+            return;
+        }
         match w & STATE_MASK {
             CLOSED | METRICS_ONLY => {
                 if outcome == Outcome::Ignore || self.state.load(Ordering::Relaxed) != w {
@@ -492,10 +516,7 @@ impl Inner {
                 }
                 let code = window::code(outcome == Outcome::Failure, slow);
                 let evaluate = match &self.window {
-                    Window::Count(win) => {
-                        let seen = win.record(code);
-                        code != window::OK || seen < win.size() as u64 || seen % 64 == 0
-                    }
+                    Window::Count(_) => false,
                     Window::Time(win) => {
                         let second = self.config.clock.now_nanos() / 1_000_000_000;
                         let in_bucket = win.record(code, second);
@@ -516,7 +537,7 @@ impl Inner {
     #[cold]
     fn evaluate(&self, w: u64, may_trip: bool) {
         let c = self.counts();
-        if c.calls < self.min_calls {
+        if c.calls < self.min_calls || w & STATE_MASK == DISABLED {
             self.metrics.set_rates(None, None);
             return;
         }
@@ -576,7 +597,10 @@ impl Inner {
         if matches!(to, State::Closed | State::MetricsOnly) {
             // Empty the window before anyone can record under the new word.
             match &self.window {
-                Window::Count(w) => w.reset(),
+                Window::Count(w) => w.reset(
+                    self.metrics.calls(CallKind::Successful),
+                    self.metrics.calls(CallKind::Failed),
+                ),
                 Window::Time(w) => w.reset(),
             }
         }

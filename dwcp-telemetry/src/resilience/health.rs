@@ -10,6 +10,7 @@
 //! `dwcp_component_status{component, status, version}`, 1 for the component's current
 //! status (`healthy`, `degraded`, `unhealthy`) and 0 for the other two.
 
+use super::catalog_help;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -20,11 +21,10 @@ use std::time::{Duration, Instant};
 
 #[cfg(feature = "prometheus")]
 use crate::export::json;
-use crate::{Counter, Gauge, Histogram, LabelSet, LabelValue, RegistrationError, Registry};
+use crate::{Counter, Gauge, Histogram, LabelSet, RegistrationError, Registry};
 
 /// A status: of one check, or the aggregate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, LabelValue)]
-#[label(crate = crate)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum HealthStatus {
     /// Working.
     Healthy,
@@ -104,7 +104,7 @@ struct RunLabels {
 #[label(crate = crate)]
 struct ComponentLabels {
     component: String,
-    status: HealthStatus,
+    status: &'static str,
 }
 
 #[derive(Clone)]
@@ -240,21 +240,21 @@ impl HealthChecker {
         let total = registry
             .counter(
                 "dwcp_health_check_total",
-                "Total number of health checks performed",
+                catalog_help("dwcp_health_check_total"),
             )
             .labels::<RunLabels>()
             .register()?;
         let duration = registry
             .histogram(
                 "dwcp_health_check_duration_seconds",
-                "Duration of health checks in seconds",
+                catalog_help("dwcp_health_check_duration_seconds"),
             )
             .labels::<RunLabels>()
             .register()?;
         let family = registry
             .gauge(
                 "dwcp_component_status",
-                "Component status: 1 for the current status, 0 for the others",
+                catalog_help("dwcp_component_status"),
             )
             .labels::<ComponentLabels>()
             .register()?;
@@ -285,7 +285,7 @@ impl HealthChecker {
         let gauge = |status| {
             self.shared.family.get(&ComponentLabels {
                 component: name.to_owned(),
-                status,
+                status: HealthStatus::as_str(status),
             })
         };
         let check = Check {

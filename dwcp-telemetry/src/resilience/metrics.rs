@@ -1,13 +1,13 @@
 //! The circuit-breaker series, and the instrumentation-only API for services that keep
 //! their own breaker.
 
+use super::catalog_help;
 use super::{AtomicU8, Ordering};
 
-use crate::{Counter, Gauge, LabelSet, LabelValue, RegistrationError, Registry};
+use crate::{Counter, Gauge, LabelSet, RegistrationError, Registry};
 
 /// A breaker's state (resilience4j's six).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, LabelValue)]
-#[label(crate = crate)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
     /// Calls flow; outcomes are recorded and may trip the breaker.
     Closed,
@@ -15,7 +15,7 @@ pub enum State {
     Open,
     /// A few trial calls decide between closed and open.
     HalfOpen,
-    /// Calls flow and are counted, but nothing enters the window (set by hand).
+    /// Calls flow and are counted, but never trip the breaker; rates export −1 (set by hand).
     Disabled,
     /// Every call is rejected (set by hand).
     ForcedOpen,
@@ -72,8 +72,7 @@ impl State {
 }
 
 /// The `kind` label of `dwcp_circuit_breaker_calls_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, LabelValue)]
-#[label(crate = crate)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallKind {
     /// A call that succeeded.
     Successful,
@@ -83,6 +82,18 @@ pub enum CallKind {
     Ignored,
     /// A call the breaker rejected.
     NotPermitted,
+}
+
+impl CallKind {
+    /// The `kind` label value: `successful`, `failed`, `ignored` or `not_permitted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallKind::Successful => "successful",
+            CallKind::Failed => "failed",
+            CallKind::Ignored => "ignored",
+            CallKind::NotPermitted => "not_permitted",
+        }
+    }
 }
 
 /// An illegal transition reported through [`BreakerMetrics::transition`].
@@ -107,7 +118,7 @@ struct CircuitLabels {
 #[label(crate = crate)]
 struct CallLabels {
     circuit: String,
-    kind: CallKind,
+    kind: &'static str,
 }
 
 /// The series of one circuit: `dwcp_circuit_breaker_state{circuit, version}`,
@@ -150,42 +161,42 @@ impl BreakerMetrics {
         let state = registry
             .gauge(
                 "dwcp_circuit_breaker_state",
-                "Circuit breaker state (0=closed, 1=open, 2=half-open)",
+                catalog_help("dwcp_circuit_breaker_state"),
             )
             .labels::<CircuitLabels>()
             .register()?;
         let trips = registry
             .counter(
                 "dwcp_circuit_breaker_trips_total",
-                "Total number of circuit breaker trips",
+                catalog_help("dwcp_circuit_breaker_trips_total"),
             )
             .labels::<CircuitLabels>()
             .register()?;
         let resets = registry
             .counter(
                 "dwcp_circuit_breaker_resets_total",
-                "Total number of circuit breaker resets to closed",
+                catalog_help("dwcp_circuit_breaker_resets_total"),
             )
             .labels::<CircuitLabels>()
             .register()?;
         let calls = registry
             .counter(
                 "dwcp_circuit_breaker_calls_total",
-                "Calls through a circuit breaker by outcome kind",
+                catalog_help("dwcp_circuit_breaker_calls_total"),
             )
             .labels::<CallLabels>()
             .register()?;
         let failure_rate = registry
             .gauge(
                 "dwcp_circuit_breaker_failure_rate",
-                "Failure rate in percent over the breaker's sliding window (-1 below the minimum calls)",
+                catalog_help("dwcp_circuit_breaker_failure_rate"),
             )
             .labels::<CircuitLabels>()
             .register()?;
         let slow_call_rate = registry
             .gauge(
                 "dwcp_circuit_breaker_slow_call_rate",
-                "Slow-call rate in percent over the breaker's sliding window (-1 below the minimum calls)",
+                catalog_help("dwcp_circuit_breaker_slow_call_rate"),
             )
             .labels::<CircuitLabels>()
             .register()?;
@@ -195,7 +206,7 @@ impl BreakerMetrics {
         let call = |kind| {
             calls.get(&CallLabels {
                 circuit: circuit.to_owned(),
-                kind,
+                kind: CallKind::as_str(kind),
             })
         };
         let m = BreakerMetrics {
@@ -227,6 +238,12 @@ impl BreakerMetrics {
     #[inline]
     pub fn call(&self, kind: CallKind) {
         self.calls[kind as usize].inc();
+    }
+
+    /// Count one call of `kind`; returns the count before it.
+    #[inline]
+    pub(crate) fn call_returning(&self, kind: CallKind) -> u64 {
+        self.calls[kind as usize].inc_returning()
     }
 
     /// Calls counted of `kind`.

@@ -68,3 +68,13 @@ pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 #[cfg(all(test, not(loom)))]
 mod tests;
+
+/// The help text of a resilience family, from the catalog's one definition of the DWCP
+/// manager's resilience metrics (`catalog::manager::RESILIENCE_METRICS`), so the runtime and
+/// the catalog register identical families on a shared registry, in either order.
+pub(crate) fn catalog_help(name: &str) -> &'static str {
+    crate::catalog::manager::RESILIENCE_METRICS
+        .iter()
+        .find(|m| m.name == name)
+        .map_or("", |m| m.help)
+}

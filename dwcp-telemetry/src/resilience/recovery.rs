@@ -2,6 +2,7 @@
 //! `dwcp_recovery_duration_seconds{component, version}` and
 //! `dwcp_recovery_success_rate{component, version}`.
 
+use super::catalog_help;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,21 +82,21 @@ impl Recovery {
         let attempts = registry
             .counter(
                 "dwcp_recovery_attempts_total",
-                "Total number of recovery attempts",
+                catalog_help("dwcp_recovery_attempts_total"),
             )
             .labels::<AttemptLabels>()
             .register()?;
         let duration = registry
             .histogram(
                 "dwcp_recovery_duration_seconds",
-                "Duration of recovery operations in seconds",
+                catalog_help("dwcp_recovery_duration_seconds"),
             )
             .labels::<ComponentLabels>()
             .register()?;
         let rate = registry
             .gauge(
                 "dwcp_recovery_success_rate",
-                "Ratio of successful recovery attempts (0 to 1)",
+                catalog_help("dwcp_recovery_success_rate"),
             )
             .labels::<ComponentLabels>()
             .register()?;

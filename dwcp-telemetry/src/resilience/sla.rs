@@ -27,6 +27,7 @@
 //! 80 % of its target (the seeds' 80 ms warning threshold); otherwise **GO**. Throughput is
 //! reported and exported but not part of the decision (as in the seeds' GO query).
 
+use super::catalog_help;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,11 +37,10 @@ use std::time::Duration;
 use super::clock::Clock;
 use super::config::{check_percent, ConfigurationError};
 use crate::registry::{Descriptor, HistogramView, MetricKind, Visitor};
-use crate::{Gauge, LabelSet, LabelValue, Registry};
+use crate::{Gauge, LabelSet, Registry};
 
 /// A service level indicator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, LabelValue)]
-#[label(crate = crate)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Sli {
     /// Successful ÷ all requests.
     Availability,
@@ -405,7 +405,7 @@ pub struct SlaReport {
 #[derive(LabelSet)]
 #[label(crate = crate)]
 struct ComplianceLabels {
-    sli: Sli,
+    sli: &'static str,
     window: String,
 }
 
@@ -493,31 +493,25 @@ impl SlaTracker {
     /// A tracker over `registry`'s series, exporting `dwcp_sla_*` on it.
     pub fn new(registry: &Registry, config: SlaConfig) -> Result<Self, ConfigurationError> {
         let compliance = registry
-            .gauge(
-                "dwcp_sla_compliance",
-                "1 when the SLI meets its SLA target over the window, else 0",
-            )
+            .gauge("dwcp_sla_compliance", catalog_help("dwcp_sla_compliance"))
             .labels::<ComplianceLabels>()
             .register()?;
         let remaining = registry
             .gauge(
                 "dwcp_sla_error_budget_remaining_ratio",
-                "Error budget remaining over the window (1 = untouched, 0 = spent)",
+                catalog_help("dwcp_sla_error_budget_remaining_ratio"),
             )
             .labels::<WindowLabels>()
             .register()?;
         let burn = registry
             .gauge(
                 "dwcp_sla_error_budget_burn_rate",
-                "Error rate over the window divided by the target error rate",
+                catalog_help("dwcp_sla_error_budget_burn_rate"),
             )
             .labels::<WindowLabels>()
             .register()?;
         let decision = registry
-            .gauge(
-                "dwcp_sla_decision",
-                "Rollout decision: 0 GO, 1 CAUTION, 2 NO-GO",
-            )
+            .gauge("dwcp_sla_decision", catalog_help("dwcp_sla_decision"))
             .register()?
             .handle();
         let mut slis = vec![Sli::Availability, Sli::LatencyP99, Sli::ErrorRate];
@@ -542,7 +536,7 @@ impl SlaTracker {
                         .iter()
                         .map(|&sli| {
                             let g = compliance.get(&ComplianceLabels {
-                                sli,
+                                sli: sli.as_str(),
                                 window: label.clone(),
                             });
                             g.set(1.0);
@@ -581,7 +575,7 @@ impl SlaTracker {
             let spacing = (length / inner.config.resolution as u64).max(1);
             if w.samples
                 .back()
-                .is_none_or(|b| now.at_ns.saturating_sub(b.at_ns) >= spacing)
+                .map_or(true, |b| now.at_ns.saturating_sub(b.at_ns) >= spacing)
             {
                 w.samples.push_back(now);
             }
@@ -592,7 +586,7 @@ impl SlaTracker {
             let base = w.samples.front().copied().unwrap_or(now);
             let report = self.window_report(w, &base, &now);
             for (sli, g) in &w.compliance {
-                let ok = report.sli(*sli).is_none_or(|s| s.compliant);
+                let ok = report.sli(*sli).map_or(true, |s| s.compliant);
                 g.set(if ok { 1.0 } else { 0.0 });
             }
             w.remaining.set(report.error_budget_remaining);
@@ -649,7 +643,7 @@ impl SlaTracker {
     }
 
     fn decide(&self, r: &WindowReport) -> Decision {
-        let met = |sli| r.sli(sli).is_none_or(|s| s.compliant);
+        let met = |sli| r.sli(sli).map_or(true, |s| s.compliant);
         if !(met(Sli::Availability) && met(Sli::LatencyP99) && met(Sli::ErrorRate)) {
             return Decision::NoGo;
         }
@@ -686,7 +680,7 @@ impl SlaTracker {
         slis.push(SliReport {
             sli: Sli::Availability,
             value: availability,
-            compliant: availability.is_none_or(|a| a >= t.availability),
+            compliant: availability.map_or(true, |a| a >= t.availability),
         });
         if inputs.latency.is_some() {
             let total = d(now.latency_count, base.latency_count);
@@ -714,7 +708,7 @@ impl SlaTracker {
         slis.push(SliReport {
             sli: Sli::ErrorRate,
             value: error_rate,
-            compliant: error_rate.is_none_or(|e| e <= t.error_rate),
+            compliant: error_rate.map_or(true, |e| e <= t.error_rate),
         });
         if inputs.bytes.is_some() {
             let secs = covered.as_secs_f64();
@@ -722,7 +716,7 @@ impl SlaTracker {
             slis.push(SliReport {
                 sli: Sli::Throughput,
                 value: tp,
-                compliant: tp.is_none_or(|v| v >= t.throughput_bytes_per_second),
+                compliant: tp.map_or(true, |v| v >= t.throughput_bytes_per_second),
             });
         }
         let burn_rate = error_rate.unwrap_or(0.0) / t.error_rate;

@@ -1,19 +1,13 @@
-//! The breaker's sliding windows, lock-free: a ring of the last N outcomes with a packed
-//! aggregate, or N one-second buckets.
-//!
-//! Counts are packed three to a word, 21 bits each: calls, failures, slow calls. The count
-//! window's aggregate carries a bias of 2^20 per field, so the transient negative counts
-//! two overlapping replacements of one slot can produce never borrow from the next field.
+//! The breaker's sliding windows, lock-free: the last N calls (ordered by the breaker's call
+//! counters, with rings of failure and slow-call positions), or N one-second buckets (calls,
+//! failures and slow calls packed three to a word, 21 bits each).
 
-use super::{AtomicU64, AtomicU8, Ordering};
+use super::{AtomicU64, Ordering};
 
 const FIELD: u32 = 21;
 const MASK: u64 = (1 << FIELD) - 1;
-const BIAS: u64 = 1 << 20;
-const BIASED_ZERO: u64 = BIAS | (BIAS << FIELD) | (BIAS << (2 * FIELD));
 
-/// Slot codes: what one call contributed.
-pub(crate) const EMPTY: u8 = 0;
+/// Codes of what one call contributed (time window).
 pub(crate) const OK: u8 = 1;
 pub(crate) const FAILED: u8 = 2;
 pub(crate) const SLOW_OK: u8 = 3;
@@ -52,16 +46,6 @@ pub(crate) struct Counts {
 }
 
 impl Counts {
-    fn unpack_biased(v: u64) -> Counts {
-        let f = |shift: u32| ((v >> shift) & MASK).saturating_sub(BIAS) as u32;
-        let calls = f(0);
-        Counts {
-            calls,
-            failed: f(FIELD).min(calls),
-            slow: f(2 * FIELD).min(calls),
-        }
-    }
-
     fn unpack(v: u64) -> Counts {
         Counts {
             calls: (v & MASK) as u32,
@@ -95,25 +79,96 @@ fn percent(part: u32, whole: u32) -> f64 {
     }
 }
 
-/// The last `size` calls: a ring of codes and an aggregate kept equal to their sum.
+/// Positions (in the window's call sequence) of recent failures or slow calls: entry `i`
+/// holds the `i`-th one's position, tagged with `i`, so a reader can tell an entry not yet
+/// written from one written.
+#[derive(Debug)]
+struct Ring {
+    entries: Box<[AtomicU64]>,
+    /// Entries below this index are known to be out of the window.
+    tail: AtomicU64,
+}
+
+const POS_BITS: u32 = 40;
+const POS_MASK: u64 = (1 << POS_BITS) - 1;
+const TAG_MOD: u64 = (1 << (64 - POS_BITS)) - 1;
+
+fn tag(i: u64) -> u64 {
+    i % TAG_MOD + 1
+}
+
+impl Ring {
+    fn new(size: u32) -> Self {
+        Ring {
+            entries: (0..size).map(|_| AtomicU64::new(0)).collect(),
+            tail: AtomicU64::new(0),
+        }
+    }
+
+    fn put(&self, slot: usize, i: u64, position: u64) {
+        self.entries[slot].store(
+            (tag(i) << POS_BITS) | (position & POS_MASK),
+            Ordering::Release,
+        );
+    }
+
+    /// Of the `head` entries so far, how many have a position above `low` (in the window).
+    /// Moves the tail past those that left the window: amortised O(1) per entry.
+    fn count_above(&self, w: &CountWindow, head: u64, low: u64) -> u32 {
+        let mut t = self
+            .tail
+            .load(Ordering::Acquire)
+            .max(head.saturating_sub(w.size as u64));
+        while t < head {
+            let e = self.entries[w.slot_of(t)].load(Ordering::Acquire);
+            // Not yet written (its writer is between its counter and this store): it is
+            // among the newest, so in the window, as is everything after it.
+            if e >> POS_BITS != tag(t) || e & POS_MASK > low {
+                break;
+            }
+            t += 1;
+        }
+        self.tail.fetch_max(t, Ordering::AcqRel);
+        head.saturating_sub(t).min(u32::MAX as u64) as u32
+    }
+
+    fn reset(&self) {
+        for e in self.entries.iter() {
+            e.store(0, Ordering::Relaxed);
+        }
+        self.tail.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The last `size` calls, ordered by the breaker's own `successful` and `failed` call
+/// counters: a call's position is its success number plus its failure number since the
+/// window's base. A success only increments its counter (which the breaker does anyway, for
+/// `dwcp_circuit_breaker_calls_total`); a failure also stores its position in a ring, and a
+/// slow call in another. The rates count ring entries whose position is among the last
+/// `size` — exact on one thread; under concurrency a call's position may be off by the
+/// calls in flight beside it.
 #[derive(Debug)]
 pub(crate) struct CountWindow {
-    slots: Box<[AtomicU8]>,
     size: u32,
     /// Lemire's fast-modulo multiplier for `size`.
     magic: u64,
-    next: AtomicU64,
-    aggregate: AtomicU64,
+    base_ok: AtomicU64,
+    base_failed: AtomicU64,
+    failures: Ring,
+    slow: Ring,
+    slow_head: AtomicU64,
 }
 
 impl CountWindow {
     pub(crate) fn new(size: u32) -> Self {
         CountWindow {
-            slots: (0..size).map(|_| AtomicU8::new(EMPTY)).collect(),
             size,
             magic: (u64::MAX / size as u64).wrapping_add(1),
-            next: AtomicU64::new(0),
-            aggregate: AtomicU64::new(BIASED_ZERO),
+            base_ok: AtomicU64::new(0),
+            base_failed: AtomicU64::new(0),
+            failures: Ring::new(size),
+            slow: Ring::new(size),
+            slow_head: AtomicU64::new(0),
         }
     }
 
@@ -123,40 +178,71 @@ impl CountWindow {
         ((low as u128 * self.size as u128) >> 64) as usize
     }
 
-    /// Record one code; returns how many calls the window had seen before it (so
-    /// `>= size` means it was full).
+    fn push_slow(&self, position: u64) {
+        let i = self.slow_head.fetch_add(1, Ordering::AcqRel);
+        self.slow.put(self.slot_of(i), i, position);
+    }
+
+    /// A success whose counter was `before` (the failures counter reads `failed_now`).
+    /// Returns whether the rates should be evaluated: after a slow call, while the window
+    /// may not be full, and every 64th success (to refresh the gauges).
     #[inline]
-    pub(crate) fn record(&self, code: u8) -> u64 {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        let slot = &self.slots[self.slot_of(i)];
-        // Replacing an outcome with the same outcome changes nothing: the steady-state
-        // success path writes nothing but the index.
-        if slot.load(Ordering::Relaxed) != code {
-            let old = slot.swap(code, Ordering::Relaxed);
-            if old != code {
-                let delta = contribution(code).wrapping_sub(contribution(old));
-                self.aggregate.fetch_add(delta, Ordering::Relaxed);
-            }
+    pub(crate) fn record_success(
+        &self,
+        before: u64,
+        slow: bool,
+        failed_now: impl FnOnce() -> u64,
+    ) -> bool {
+        let Some(rel) = before.checked_sub(self.base_ok.load(Ordering::Relaxed)) else {
+            return false; // counted before the window's reset
+        };
+        let n = rel + 1;
+        if slow {
+            let f = failed_now().saturating_sub(self.base_failed.load(Ordering::Relaxed));
+            self.push_slow(n + f);
         }
-        i
+        slow || n <= self.size as u64 || n % 64 == 0
     }
 
-    pub(crate) fn size(&self) -> u32 {
-        self.size
-    }
-
-    pub(crate) fn counts(&self) -> Counts {
-        Counts::unpack_biased(self.aggregate.load(Ordering::Relaxed))
-    }
-
-    /// Empty the window (only while no call records into it: the breaker resets it before
-    /// publishing the closed state).
-    pub(crate) fn reset(&self) {
-        for s in self.slots.iter() {
-            s.store(EMPTY, Ordering::Relaxed);
+    /// A failure whose counter was `before` (the successes counter reads `ok_now`).
+    pub(crate) fn record_failure(&self, before: u64, slow: bool, ok_now: u64) -> bool {
+        let Some(i) = before.checked_sub(self.base_failed.load(Ordering::Relaxed)) else {
+            return false;
+        };
+        let position = ok_now.saturating_sub(self.base_ok.load(Ordering::Relaxed)) + i + 1;
+        self.failures.put(self.slot_of(i), i, position);
+        if slow {
+            self.push_slow(position);
         }
-        self.aggregate.store(BIASED_ZERO, Ordering::Relaxed);
-        self.next.store(0, Ordering::Relaxed);
+        true
+    }
+
+    /// The window's counts, given the breaker's counters now.
+    pub(crate) fn counts(&self, ok_now: u64, failed_now: u64) -> Counts {
+        let ok = ok_now.saturating_sub(self.base_ok.load(Ordering::Acquire));
+        let failed = failed_now.saturating_sub(self.base_failed.load(Ordering::Acquire));
+        let seq = ok + failed;
+        let low = seq.saturating_sub(self.size as u64);
+        let calls = seq.min(self.size as u64) as u32;
+        let f = self.failures.count_above(self, failed, low);
+        let s = self
+            .slow
+            .count_above(self, self.slow_head.load(Ordering::Acquire), low);
+        Counts {
+            calls,
+            failed: f.min(calls),
+            slow: s.min(calls),
+        }
+    }
+
+    /// Start an empty window at the breaker's counters now (only while no call records
+    /// into it: the breaker resets it before publishing the closed state).
+    pub(crate) fn reset(&self, ok_now: u64, failed_now: u64) {
+        self.failures.reset();
+        self.slow.reset();
+        self.slow_head.store(0, Ordering::Relaxed);
+        self.base_ok.store(ok_now, Ordering::Release);
+        self.base_failed.store(failed_now, Ordering::Release);
     }
 }
 
@@ -258,29 +344,42 @@ mod tests {
     #[test]
     fn count_window_keeps_the_last_n() {
         let w = CountWindow::new(4);
-        for c in [FAILED, FAILED, OK, SLOW_OK, OK, OK] {
-            w.record(c);
-        }
-        // Last four: OK, SLOW_OK, OK, OK.
+        let (mut ok, mut failed) = (0u64, 0u64);
+        let mut call = |fail: bool, slow: bool| {
+            if fail {
+                w.record_failure(failed, slow, ok);
+                failed += 1;
+            } else {
+                w.record_success(ok, slow, || failed);
+                ok += 1;
+            }
+            w.counts(ok, failed)
+        };
+        call(true, false);
+        call(true, false);
+        call(false, false);
+        call(false, true);
+        call(false, false);
+        // Last four: ok, slow ok, ok, ok.
         assert_eq!(
-            w.counts(),
+            call(false, false),
             Counts {
                 calls: 4,
                 failed: 0,
                 slow: 1
             }
         );
-        w.record(SLOW_FAILED);
         assert_eq!(
-            w.counts(),
+            call(true, true),
             Counts {
                 calls: 4,
                 failed: 1,
                 slow: 2
             }
         );
-        w.reset();
-        assert_eq!(w.counts(), Counts::default());
+        w.reset(ok, failed);
+        assert_eq!(w.counts(ok, failed), Counts::default());
+        assert_eq!(w.counts(ok + 2, failed + 1).calls, 3);
     }
 
     #[test]

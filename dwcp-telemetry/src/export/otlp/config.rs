@@ -203,6 +203,18 @@ pub fn parse_millis(var: &str, value: &str) -> Result<Duration, OtlpConfigError>
         .map_err(|_| invalid(var, value, "expected a whole number of milliseconds"))
 }
 
+/// Parses a positive whole number of milliseconds (a timeout of 0 would fail every attempt).
+pub fn parse_timeout_millis(var: &str, value: &str) -> Result<Duration, OtlpConfigError> {
+    match value.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Duration::from_millis(n)),
+        _ => Err(invalid(
+            var,
+            value,
+            "expected a positive whole number of milliseconds",
+        )),
+    }
+}
+
 fn parse_positive(var: &str, value: &str) -> Result<usize, OtlpConfigError> {
     match value.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
@@ -378,7 +390,7 @@ impl ExporterConfig {
             None => Vec::new(),
         };
         let timeout = match signal_or_generic(&lookup, signal, "TIMEOUT") {
-            Some((var, v)) => parse_millis(&var, &v)?,
+            Some((var, v)) => parse_timeout_millis(&var, &v)?,
             None => DEFAULT_TIMEOUT,
         };
         let compression = match signal_or_generic(&lookup, signal, "COMPRESSION") {
@@ -518,6 +530,9 @@ impl ExporterConfigBuilder {
             .endpoint
             .unwrap_or_else(|| (self.protocol.default_endpoint().to_owned(), false));
         check_endpoint("endpoint", &url)?;
+        if self.timeout.is_zero() {
+            return Err(invalid("timeout", "0", "must be at least 1 millisecond"));
+        }
         let endpoint = match self.protocol {
             Protocol::HttpProtobuf => http_signal_url(&url, self.signal, specific),
             Protocol::Grpc => url,
@@ -586,7 +601,7 @@ impl BatchConfig {
             c.schedule_delay = parse_millis("OTEL_BSP_SCHEDULE_DELAY", &v)?;
         }
         if let Some(v) = get(&lookup, "OTEL_BSP_EXPORT_TIMEOUT") {
-            c.export_timeout = parse_millis("OTEL_BSP_EXPORT_TIMEOUT", &v)?;
+            c.export_timeout = parse_timeout_millis("OTEL_BSP_EXPORT_TIMEOUT", &v)?;
         }
         if let Some(v) = get(&lookup, "OTEL_BSP_MAX_QUEUE_SIZE") {
             c.max_queue_size = parse_positive("OTEL_BSP_MAX_QUEUE_SIZE", &v)?;
@@ -610,6 +625,13 @@ impl BatchConfig {
         }
         if self.max_export_batch_size == 0 {
             return Err(invalid("max_export_batch_size", "0", "must be at least 1"));
+        }
+        if self.export_timeout.is_zero() {
+            return Err(invalid(
+                "export_timeout",
+                "0",
+                "must be at least 1 millisecond",
+            ));
         }
         if self.max_export_batch_size > self.max_queue_size {
             return Err(OtlpConfigError::BatchOverQueue {
@@ -656,7 +678,7 @@ impl PeriodicConfig {
             }
         }
         if let Some(v) = get(&lookup, "OTEL_METRIC_EXPORT_TIMEOUT") {
-            c.timeout = parse_millis("OTEL_METRIC_EXPORT_TIMEOUT", &v)?;
+            c.timeout = parse_timeout_millis("OTEL_METRIC_EXPORT_TIMEOUT", &v)?;
         }
         Ok(c)
     }
@@ -880,8 +902,9 @@ mod tests {
         let cases: &[(&str, &str, &str)] = &[
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "udp", "OTEL_EXPORTER_OTLP_PROTOCOL=\"udp\" is invalid: expected \"grpc\" or \"http/protobuf\""),
             ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=\"http/json\" is not supported; use \"http/protobuf\" or \"grpc\""),
-            ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s", "OTEL_EXPORTER_OTLP_TIMEOUT=\"10s\" is invalid: expected a whole number of milliseconds"),
-            ("OTEL_EXPORTER_OTLP_TIMEOUT", "-1", "OTEL_EXPORTER_OTLP_TIMEOUT=\"-1\" is invalid: expected a whole number of milliseconds"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s", "OTEL_EXPORTER_OTLP_TIMEOUT=\"10s\" is invalid: expected a positive whole number of milliseconds"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "-1", "OTEL_EXPORTER_OTLP_TIMEOUT=\"-1\" is invalid: expected a positive whole number of milliseconds"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "0", "OTEL_EXPORTER_OTLP_TIMEOUT=\"0\" is invalid: expected a positive whole number of milliseconds"),
             ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd", "OTEL_EXPORTER_OTLP_COMPRESSION=\"zstd\" is invalid: expected \"gzip\" or \"none\""),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318", "OTEL_EXPORTER_OTLP_ENDPOINT=\"collector:4318\" is invalid: expected a URL such as http://collector:4318"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://", "OTEL_EXPORTER_OTLP_ENDPOINT=\"http://\" is invalid: expected a URL with a host, such as http://collector:4318"),

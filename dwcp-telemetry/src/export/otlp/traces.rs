@@ -10,17 +10,21 @@
 //! a batch is being sent (or retried against a dead collector), new spans wait in the queue;
 //! when it is full they are dropped and counted: the caller never waits.
 //!
-//! ```no_run
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // With OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) set, this installs the
-//! // exporter as the process's span sink; without it, it returns None and spans stay off.
-//! let _guard = dwcp_telemetry::export::otlp::init_tracing_from_env()?;
-//! // ... run the service; dropping the guard flushes and shuts the exporter down.
-//! # Ok(()) }
+//! ```
+//! use dwcp_telemetry::export::otlp::init_tracing_from_lookup;
+//!
+//! // In a service: `let _guard = dwcp_telemetry::export::otlp::init_tracing_from_env()?;`
+//! // With OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) set, that installs the exporter
+//! // as the process's span sink and returns a guard that flushes on drop. With nothing
+//! // configured it installs nothing, and spans stay off:
+//! let guard = init_tracing_from_lookup(|_| None, dwcp_telemetry::global())?;
+//! assert!(guard.is_none());
+//! assert!(dwcp_telemetry::trace::sink().is_none());
+//! # Ok::<(), dwcp_telemetry::export::otlp::config::OtlpConfigError>(())
 //! ```
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -37,8 +41,12 @@ use super::config::{
     endpoint_configured, BatchConfig, ExporterConfig, OtlpConfigError, ResourceConfig, Signal,
 };
 use super::transport::{RetryPolicy, SelfMetrics, Transport};
+use crate::batch_trigger::BatchTrigger;
 use crate::trace::{AttrValue, SpanEvent, SpanKind, SpanRecord, SpanSink, SpanStatus};
 use crate::{Counter, Registry};
+
+/// The longest schedule delay honoured (a larger one would overflow the timer).
+const MAX_DELAY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The instrumentation scope name on exported spans.
 pub const SCOPE_NAME: &str = "dwcp-telemetry";
@@ -301,9 +309,8 @@ impl OtlpSpanExporterBuilder {
 
         let (queue, rx) = std_mpsc::sync_channel(batch.max_queue_size);
         let wake = Arc::new(Wake {
-            pending: AtomicUsize::new(0),
+            trigger: BatchTrigger::new(batch.max_export_batch_size),
             notify: tokio::sync::Notify::new(),
-            batch: batch.max_export_batch_size,
             closed: AtomicBool::new(false),
         });
         let (control, control_rx) = mpsc::unbounded_channel();
@@ -426,19 +433,19 @@ impl OtlpSpanExporter {
 
 impl SpanSink for OtlpSpanExporter {
     fn submit(&self, span: SpanRecord) {
-        // Counted before the send so that the export thread never takes more than was
-        // counted; `pending` may briefly over-count, never under-count.
-        let pending = self.wake.pending.fetch_add(1, Ordering::AcqRel) + 1;
+        // Counted before the send, so the export thread never takes more than was counted
+        // (see `batch_trigger`).
+        self.wake.trigger.reserve();
         match self.queue.try_send(span) {
             Ok(()) => {
                 // Wake the export thread once per full batch, not once per span: a wake-up is
                 // a syscall when the thread sleeps. Partial batches go on the schedule tick.
-                if pending == self.wake.batch {
+                if self.wake.trigger.sent() {
                     self.wake.notify.notify_one();
                 }
             }
             Err(e) => {
-                self.wake.pending.fetch_sub(1, Ordering::AcqRel);
+                self.wake.trigger.cancel();
                 match e {
                     std_mpsc::TrySendError::Full(_) => self.dropped_full.inc(),
                     std_mpsc::TrySendError::Disconnected(_) => self.dropped_closed.inc(),
@@ -467,12 +474,10 @@ impl Drop for OtlpSpanExporter {
 /// What the submitting side shares with the export thread.
 #[derive(Debug)]
 struct Wake {
-    /// Spans in the queue (incremented on submit, decremented when taken).
-    pending: AtomicUsize,
-    /// Woken when `pending` reaches a full batch, or on close.
+    /// When to wake the export thread.
+    trigger: BatchTrigger,
+    /// Woken once per full batch (see `batch_trigger`), or on close.
     notify: tokio::sync::Notify,
-    /// The batch size.
-    batch: usize,
     /// The exporter was dropped.
     closed: AtomicBool,
 }
@@ -488,8 +493,11 @@ struct Worker {
 
 impl Worker {
     async fn run(mut self, transport: Transport) {
-        let mut tick =
-            tokio::time::interval(self.batch.schedule_delay.max(Duration::from_millis(1)));
+        let mut tick = tokio::time::interval(
+            self.batch
+                .schedule_delay
+                .clamp(Duration::from_millis(1), MAX_DELAY),
+        );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await; // the first tick is immediate
         let mut control_open = true;
@@ -515,7 +523,9 @@ impl Worker {
                         self.send_queued(&transport, timeout, false).await;
                         return;
                     }
-                    self.send_queued(&transport, timeout, true).await;
+                    if self.wake.trigger.woke() {
+                        self.send_queued(&transport, timeout, true).await;
+                    }
                 }
                 _ = tick.tick() => {
                     self.send_queued(&transport, timeout, false).await;
@@ -524,21 +534,21 @@ impl Worker {
         }
     }
 
-    /// Takes up to one batch off the queue.
-    fn take_batch(&self) -> Vec<SpanRecord> {
+    /// Takes up to one batch off the queue; also whether a full batch is still counted.
+    fn take_batch(&self) -> (Vec<SpanRecord>, bool) {
         let Some(rx) = &self.rx else {
-            return Vec::new();
+            return (Vec::new(), false);
         };
         let max = self.batch.max_export_batch_size;
-        let mut buf = Vec::with_capacity(max.min(self.wake.pending.load(Ordering::Acquire)));
+        let mut buf = Vec::with_capacity(max.min(self.wake.trigger.pending()));
         while buf.len() < max {
             match rx.try_recv() {
                 Ok(s) => buf.push(s),
                 Err(_) => break,
             }
         }
-        self.wake.pending.fetch_sub(buf.len(), Ordering::AcqRel);
-        buf
+        let still_full = self.wake.trigger.taken(buf.len());
+        (buf, still_full)
     }
 
     /// Sends what is queued batch by batch: only full batches when `full_only`, else
@@ -551,12 +561,7 @@ impl Worker {
     ) -> bool {
         let mut ok = true;
         loop {
-            if full_only
-                && self.wake.pending.load(Ordering::Acquire) < self.batch.max_export_batch_size
-            {
-                return ok;
-            }
-            let buf = self.take_batch();
+            let (buf, still_full) = self.take_batch();
             if buf.is_empty() {
                 return ok;
             }
@@ -567,6 +572,9 @@ impl Worker {
                 .await
                 .outcome
                 .is_delivered();
+            if full_only && !still_full {
+                return ok;
+            }
         }
     }
 }

@@ -30,7 +30,7 @@
 //!
 //! HTTP uses hyper 1's client through hyper-util's pooled `client::legacy::Client` (HTTP/1.1):
 //! the same hyper the `/metrics` server already uses, no second HTTP stack. TLS is not
-//! included (see [`OtlpConfigError::Tls`]).
+//! included (see [`super::config::OtlpConfigError::Tls`]).
 
 use std::fmt;
 use std::future::Future;
@@ -278,7 +278,7 @@ impl RetryPolicy {
         let capped = base.min(self.max_backoff.as_secs_f64()).max(0.0);
         let r = (u64::from_be_bytes(crate::propagation::SpanId::random().to_bytes()) >> 11) as f64
             / (1u64 << 53) as f64;
-        Duration::from_secs_f64(capped * (0.5 + 0.5 * r))
+        Duration::try_from_secs_f64(capped * (0.5 + 0.5 * r)).unwrap_or(self.max_backoff)
     }
 }
 
@@ -506,6 +506,13 @@ impl Transport {
             let value = HeaderValue::from_str(v).map_err(|_| bad("bad header"))?;
             headers.append(name, value);
         }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(OtlpConfigError::Invalid {
+                var: "Transport::new".to_owned(),
+                value: "called outside a tokio runtime".to_owned(),
+                expected: "call it inside a tokio runtime (its connections run on it)",
+            });
+        }
         let inner = match config.protocol() {
             Protocol::Grpc => {
                 let endpoint =
@@ -584,7 +591,7 @@ impl Transport {
                 Attempt::Retry { reason, after } => {
                     let wait = after.unwrap_or_else(|| self.retry.backoff(attempts - 1));
                     let elapsed = start.elapsed();
-                    if elapsed + wait >= deadline {
+                    if elapsed.saturating_add(wait) >= deadline {
                         break ExportOutcome::Failed {
                             reason: format!(
                                 "{reason}; gave up after {attempts} attempt(s): the next retry (in {wait:?}) would pass the {deadline:?} export deadline"
