@@ -43,6 +43,14 @@ pub enum ConfigError {
     /// `hdrhistogram` refused the conversion (should not happen for a valid layout).
     #[error("hdrhistogram conversion failed: {0}")]
     Hdr(String),
+    /// An exponential-histogram export configuration out of range.
+    #[error("exponential histograms need a maximum scale from -4 to 8 and at least 2 buckets, got scale {max_scale} and {max_buckets} buckets")]
+    Exponential {
+        /// The maximum scale asked for.
+        max_scale: i32,
+        /// The bucket limit asked for.
+        max_buckets: u32,
+    },
     /// Two snapshots with different layouts cannot be merged slot by slot.
     #[error("cannot merge snapshots with different layouts ({left} vs {right} significant digits/ranges); convert to hdrhistogram and add instead")]
     LayoutMismatch {

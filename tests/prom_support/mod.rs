@@ -224,6 +224,12 @@ pub struct PrometheusProcess {
 
 impl PrometheusProcess {
     pub fn start(job: &str, target: SocketAddr) -> PrometheusProcess {
+        Self::start_with_args(job, target, &[])
+    }
+
+    /// Like [`PrometheusProcess::start`], with extra command-line flags (e.g.
+    /// `--enable-feature=native-histograms`).
+    pub fn start_with_args(job: &str, target: SocketAddr, args: &[&str]) -> PrometheusProcess {
         let dir = std::env::temp_dir().join(format!(
             "dwcp-prom-{}-{}",
             std::process::id(),
@@ -249,6 +255,7 @@ impl PrometheusProcess {
             ))
             .arg(format!("--web.listen-address={addr}"))
             .arg("--web.enable-lifecycle")
+            .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -148,6 +148,8 @@ pub struct Descriptor {
     error_denominators: Option<Vec<String>>,
     /// Stored integers per exported unit (histograms).
     storage_scale: f64,
+    /// Export exponential (native) buckets besides the classic ones.
+    native_histogram: bool,
 }
 
 impl Descriptor {
@@ -174,7 +176,23 @@ impl Descriptor {
             exact_sum,
             error_denominators: None,
             storage_scale: unit.storage_scale(),
+            native_histogram: true,
         }
+    }
+
+    pub(crate) fn with_native_histogram(mut self, on: Option<bool>) -> Self {
+        if let Some(on) = on {
+            self.native_histogram = on;
+        }
+        self
+    }
+
+    /// Whether this histogram family is also exported as a Prometheus native histogram
+    /// (exponential buckets) in the protobuf exposition; a registry policy
+    /// ([`MetricPolicy::native_histogram`](crate::MetricPolicy::native_histogram)) turns it
+    /// off per metric. Always `false` for counters and gauges.
+    pub fn native_histogram(&self) -> bool {
+        self.kind == MetricKind::Histogram && self.native_histogram
     }
 
     /// Store values at `scale` integers per exported unit instead of the unit's own (the

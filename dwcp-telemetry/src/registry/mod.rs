@@ -828,6 +828,7 @@ impl<K, L> MetricBuilder<'_, K, L> {
             exact_sum,
         )
         .with_error_denominators(set.error_ratio_of)
+        .with_native_histogram(set.native_histogram)
         .with_storage_scale(self.storage_scale);
         Ok((desc, limit))
     }

@@ -59,6 +59,7 @@ pub struct MetricPolicy {
     pub(crate) exact_sum: Option<bool>,
     pub(crate) cardinality_limit: Option<usize>,
     pub(crate) error_ratio_of: Option<Vec<String>>,
+    pub(crate) native_histogram: Option<bool>,
 }
 
 impl MetricPolicy {
@@ -114,6 +115,14 @@ impl MetricPolicy {
         self
     }
 
+    /// Whether histograms are also exported as exponential buckets: Prometheus native
+    /// histograms in the protobuf exposition (default on; `false` leaves only the classic
+    /// `le` buckets there). OTLP's histogram form is chosen by the OTLP exporter.
+    pub fn native_histogram(mut self, on: bool) -> Self {
+        self.native_histogram = Some(on);
+        self
+    }
+
     /// Each setting of `self`, else `other`'s.
     pub(crate) fn or(&self, other: Option<&MetricPolicy>) -> MetricPolicy {
         let Some(o) = other else {
@@ -130,6 +139,7 @@ impl MetricPolicy {
                 .error_ratio_of
                 .clone()
                 .or_else(|| o.error_ratio_of.clone()),
+            native_histogram: self.native_histogram.or(o.native_histogram),
         }
     }
 

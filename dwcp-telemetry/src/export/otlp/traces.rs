@@ -181,7 +181,7 @@ pub fn build_request(resource: &Resource, spans: &[SpanRecord]) -> ExportTraceSe
 }
 
 /// A random `service.instance.id` (a UUID v4 string).
-fn instance_id() -> String {
+pub(crate) fn instance_id() -> String {
     let mut b = crate::propagation::TraceId::random().to_bytes();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;

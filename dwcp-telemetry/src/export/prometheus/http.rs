@@ -2,7 +2,7 @@
 //!
 //! | path | returns |
 //! | --- | --- |
-//! | `/metrics` (`GET`, `HEAD`) | the exposition: OpenMetrics 1.0 if `Accept` asks for `application/openmetrics-text`, else text 0.0.4 |
+//! | `/metrics` (`GET`, `HEAD`) | the exposition: the protobuf exposition with native histograms if `Accept` asks for it ([`protobuf::accepts_protobuf`](super::protobuf::accepts_protobuf)), OpenMetrics 1.0 if it asks for `application/openmetrics-text`, else text 0.0.4 |
 //! | `/health` | `{"status":"ok","version":"3.0.0","uptime_seconds":12.5}`; with [`ServerBuilder::health`], the checks' aggregate and per-component detail, `503` when unhealthy |
 //! | `/metrics/summary` | [`Summary`](crate::export::summary::Summary) JSON: counts, rates, quantiles, error rates |
 //! | `/status` | the [status page](crate::export::status): HTML for a person (`?fragment=1`: its content only) |
@@ -1063,6 +1063,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[derive(Debug, Clone, Copy)]
 enum Work {
     Metrics(Format),
+    /// The protobuf exposition (native histograms), when `Accept` asks for it.
+    Protobuf,
     Health,
     Summary,
     Status(StatusPart),
@@ -1096,6 +1098,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Resp {
         Err(response) => return *response,
     };
     drop(req);
+    if let Work::Protobuf = work {
+        return protobuf_response(state, head).await;
+    }
     let nonce = matches!(work, Work::Status(StatusPart::Page)).then(nonce);
     let mut status = StatusCode::OK;
     let (content_type, body) = match work {
@@ -1177,6 +1182,34 @@ fn render_work(st: &State, work: Work, head: bool, nonce: Option<&str>) -> (&'st
     }
 }
 
+/// The protobuf exposition, rendered like the text one: on the blocking pool, at most
+/// [`RENDERS_AT_ONCE`] at a time.
+async fn protobuf_response(state: Arc<State>, head: bool) -> Resp {
+    let Ok(permit) = state.renders.clone().acquire_owned().await else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+    };
+    let st = state.clone();
+    let rendered = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let mut out = Vec::with_capacity(st.size_hint.load(Ordering::Relaxed) / 2 + 1024);
+        super::protobuf::ProtobufEncoder::default().encode_registry(&st.registry, &mut out);
+        out
+    })
+    .await;
+    let Ok(body) = rendered else {
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, "render failed\n");
+    };
+    let ct = super::protobuf::PROTOBUF_CONTENT_TYPE;
+    if head {
+        let mut r = respond(StatusCode::OK, ct, Bytes::new());
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        r
+    } else {
+        respond(StatusCode::OK, ct, body)
+    }
+}
+
 /// Auth, routing, method and body checks: the work to do (and whether it is a `HEAD`), or
 /// the error response.
 fn route(state: &State, req: &Request<Incoming>) -> Result<(Work, bool), Box<Resp>> {
@@ -1218,6 +1251,11 @@ fn route(state: &State, req: &Request<Incoming>) -> Result<(Work, bool), Box<Res
         r.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return Err(Box::new(r));
+    }
+    let accept = req.headers().get(header::ACCEPT);
+    if path == "/metrics" && super::protobuf::accepts_protobuf(accept.and_then(|v| v.to_str().ok()))
+    {
+        return Ok((Work::Protobuf, head));
     }
     let work = match path {
         "/metrics" => Work::Metrics(Format::from_accept(

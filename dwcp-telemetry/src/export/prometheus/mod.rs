@@ -21,6 +21,8 @@
 
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "protobuf")]
+pub mod protobuf;
 pub mod text;
 
 #[cfg(feature = "http")]

@@ -596,7 +596,7 @@ fn push_le(out: &mut String, b: f64, format: Format) {
 
 /// The largest stored value an exported bound `b` holds (`value ≤ b`), or `None` if `b < 0`.
 /// The stored value of export bound `b` at `per_unit` stored integers per exported unit.
-fn stored_bound(b: f64, per_unit: f64) -> Option<u64> {
+pub(crate) fn stored_bound(b: f64, per_unit: f64) -> Option<u64> {
     if b < 0.0 || b.is_nan() {
         return None;
     }
