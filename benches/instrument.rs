@@ -15,7 +15,8 @@
 //! | `dwcp` | `#[instrument_dwcp(component = "amst", registry = ..)]`, spans off (no sink, no `tracing` subscriber): metrics only |
 //! | `dwcp_span_unsampled` | the same with `sample = 0.0` and a sink installed: the sampling decision is made (and says no) on every call |
 //! | `dwcp_span_ratio_10` | `sample = 0.1`, sink installed: 10 % of calls build a span |
-//! | `dwcp_span_sampled` | `sample = 1.0`: every call builds a `SpanRecord` (with the `x` argument as an attribute) and submits it to a bounded `MemorySink` that a background thread drains every millisecond, as an exporter's queue would be. Not the OTLP exporter (another branch): see `docs/PERFORMANCE.md` |
+//! | `dwcp_span_sampled` | `sample = 1.0`: every call builds a `SpanRecord` (with the `x` argument as an attribute) and submits it to a bounded `MemorySink` that a background thread drains every millisecond, as an exporter's queue would be |
+//! | `dwcp_span_sampled_otlp` | the same with the crate's `OtlpSpanExporter` as the sink (HTTP/protobuf, batches of 512, queue 4096) exporting to an in-process receiver (`tests/otlp_support`); calls in chunks of 1024 with an untimed flush after each, so the queue never fills (the accepting path, as `benches/otlp.rs`); its own short group (the receiver keeps every span) |
 //! | `metrics_exporter_prometheus` | the same four metric families by hand with the `metrics` macros, recorded into a metrics-exporter-prometheus 0.18.3 recorder (`with_local_recorder`; its histogram buffer drained after each sample, untimed) |
 //! | `tracing_otel_always_on` | `#[tracing::instrument(level = "info")]` (records `x`) under a `tracing-subscriber` registry with a tracing-opentelemetry 0.34 layer, opentelemetry_sdk 0.33 `Sampler::AlwaysOn`, its `BatchSpanProcessor` and an exporter that discards the batches |
 //! | `tracing_otel_ratio_10` | the same with `Sampler::TraceIdRatioBased(0.1)` |
@@ -47,14 +48,22 @@ use std::time::{Duration, SystemTime};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion};
 use dwcp_support::bench::{criterion_dir, median_ns, Stopwatch};
+use dwcp_telemetry::export::otlp::config::{
+    BatchConfig, ExporterConfig, Protocol, ResourceConfig, Signal,
+};
+use dwcp_telemetry::export::otlp::OtlpSpanExporter;
 use dwcp_telemetry::instrument::{DURATION, IN_FLIGHT, REQUESTS};
-use dwcp_telemetry::trace::{self, MemorySink};
+use dwcp_telemetry::trace::{self, MemorySink, SpanSink as _};
 use dwcp_telemetry::Registry;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
 use tracing_subscriber::layer::SubscriberExt as _;
+
+#[path = "../tests/otlp_support/mod.rs"]
+mod otlp_support;
+use otlp_support::Receiver;
 
 const GROUP: &str = "instrument_ok_call";
 const BASELINE: &str = "baseline";
@@ -66,6 +75,10 @@ const DWCP_SAMPLED: &str = "dwcp_span_sampled";
 const PEER: &str = "metrics_exporter_prometheus";
 const OTEL_ON: &str = "tracing_otel_always_on";
 const OTEL_TEN: &str = "tracing_otel_ratio_10";
+const GROUP_OTLP: &str = "instrument_ok_call_otlp";
+const DWCP_OTLP: &str = "dwcp_span_sampled_otlp";
+/// Calls per chunk between two (untimed) flushes of the OTLP exporter.
+const CHUNK: u64 = 1024;
 
 #[derive(Debug)]
 pub enum MyError {
@@ -120,6 +133,7 @@ static REG: LazyLock<Registry> = LazyLock::new(registry);
 static REG_UNSAMPLED: LazyLock<Registry> = LazyLock::new(registry);
 static REG_TEN: LazyLock<Registry> = LazyLock::new(registry);
 static REG_SAMPLED: LazyLock<Registry> = LazyLock::new(registry);
+static REG_OTLP: LazyLock<Registry> = LazyLock::new(registry);
 
 mod dwcp {
     use super::{body, MyError, REG};
@@ -155,6 +169,16 @@ mod dwcp_sampled {
     use super::{body, MyError, REG_SAMPLED};
 
     #[dwcp_telemetry::instrument_dwcp(component = "amst", registry = REG_SAMPLED.clone(), sample = 1.0)]
+    #[inline(never)]
+    pub fn migrate(x: u64) -> Result<u64, MyError> {
+        body(x)
+    }
+}
+
+mod dwcp_otlp {
+    use super::{body, MyError, REG_OTLP};
+
+    #[dwcp_telemetry::instrument_dwcp(component = "amst", registry = REG_OTLP.clone(), sample = 1.0)]
     #[inline(never)]
     pub fn migrate(x: u64) -> Result<u64, MyError> {
         body(x)
@@ -373,6 +397,59 @@ fn cases(c: &mut Criterion, sw: Stopwatch) {
     drain.join().expect("drainer");
     let taken_sampled = taken.load(Ordering::Relaxed) - taken_ten - taken_unsampled;
     trace::uninstall_sink();
+    g.finish();
+
+    // Sampled and exported over OTLP (HTTP/protobuf, batches of 512) to an in-process
+    // receiver, as benches/otlp.rs does: calls in chunks of 1024, the exporter flushed after
+    // each chunk, untimed, so its queue (4096) never fills: the accepting path, not the drop
+    // path. A short group: the receiver keeps every span it gets.
+    let otlp_rx = Receiver::http();
+    let otlp_reg = Registry::builder().build().expect("registry");
+    let exporter = Arc::new(
+        OtlpSpanExporter::builder()
+            .exporter_config(
+                ExporterConfig::builder(Signal::Traces)
+                    .protocol(Protocol::HttpProtobuf)
+                    .endpoint(otlp_rx.endpoint())
+                    .build()
+                    .expect("exporter config"),
+            )
+            .batch_config(BatchConfig {
+                schedule_delay: Duration::from_secs(5),
+                export_timeout: Duration::from_secs(30),
+                max_queue_size: 4096,
+                max_export_batch_size: 512,
+            })
+            .resource(ResourceConfig::new("bench"))
+            .registry(&otlp_reg)
+            .build()
+            .expect("exporter"),
+    );
+    trace::install_sink(exporter.clone());
+    let mut otlp_calls = 0u64;
+    {
+        let mut g = c.benchmark_group(GROUP_OTLP);
+        g.warm_up_time(Duration::from_millis(300))
+            .measurement_time(Duration::from_millis(700))
+            .sample_size(10);
+        g.bench_function(DWCP_OTLP, |b| {
+            b.iter_custom(|n| {
+                otlp_calls += n;
+                let mut total = Duration::ZERO;
+                let mut left = n;
+                while left > 0 {
+                    let k = left.min(CHUNK);
+                    total += run(sw, k, dwcp_otlp::migrate);
+                    assert!(exporter.flush(Duration::from_secs(30)), "flushed");
+                    left -= k;
+                }
+                total
+            })
+        });
+        g.finish();
+    }
+    trace::uninstall_sink();
+    let mut g = short_group(c, GROUP);
 
     g.bench_function(PEER, |b| {
         b.iter_custom(|n| {
@@ -404,6 +481,18 @@ fn cases(c: &mut Criterion, sw: Stopwatch) {
     check_registry(DWCP_UNSAMPLED, &REG_UNSAMPLED, calls[1]);
     check_registry(DWCP_TEN, &REG_TEN, calls[2]);
     check_registry(DWCP_SAMPLED, &REG_SAMPLED, calls[3]);
+    check_registry(DWCP_OTLP, &REG_OTLP, otlp_calls);
+    if otlp_calls > 0 {
+        let got = otlp_rx.spans().len() as u64;
+        assert_eq!(got, otlp_calls, "otlp: spans received == calls");
+        let dropped = otlp_reg
+            .existing_counter("dwcp_telemetry_otlp_dropped_total")
+            .map_or(0, |f| {
+                f.with_labels_or_overflow(&["traces", "queue_full"]).get()
+            });
+        assert_eq!(dropped, 0, "otlp: nothing dropped");
+        eprintln!("check: {DWCP_OTLP} receiver got {got} spans = calls, 0 dropped");
+    }
     if calls[1] > 0 {
         assert_eq!(taken_unsampled, 0, "unsampled: no span");
     }
@@ -453,7 +542,14 @@ fn summary(since: SystemTime) {
         "\n== summary: medians of this run ({}) ==\n{GROUP}",
         dir.display()
     );
-    let added = |id: &str| base.zip(get(id)).map(|(b, m)| m - b);
+    let added = |id: &str| {
+        let m = if id == DWCP_OTLP {
+            median_ns(&dir, GROUP_OTLP, id, since)
+        } else {
+            get(id)
+        };
+        base.zip(m).map(|(b, m)| m - b)
+    };
     for id in [
         BASELINE,
         FLOOR,
@@ -461,11 +557,17 @@ fn summary(since: SystemTime) {
         DWCP_UNSAMPLED,
         DWCP_TEN,
         DWCP_SAMPLED,
+        DWCP_OTLP,
         PEER,
         OTEL_ON,
         OTEL_TEN,
     ] {
-        let Some(m) = get(id) else { continue };
+        let m = if id == DWCP_OTLP {
+            median_ns(&dir, GROUP_OTLP, id, since)
+        } else {
+            get(id)
+        };
+        let Some(m) = m else { continue };
         let a = added(id).map_or(String::new(), |a| format!("  added {a:>8.2} ns per call"));
         eprintln!("  {id:<30} {m:>8.2} ns{a}");
     }
@@ -484,13 +586,19 @@ fn summary(since: SystemTime) {
         "    {DWCP_SAMPLED} / {OTEL_ON}: {}",
         ratio(DWCP_SAMPLED, OTEL_ON)
     );
+    eprintln!("    {DWCP_OTLP} / {OTEL_ON}: {}", ratio(DWCP_OTLP, OTEL_ON));
     for (id, goal, what) in [
         (DWCP, 30.0, "metrics only (spans off)"),
         (DWCP_UNSAMPLED, 40.0, "metrics + span, not sampled"),
         (
             DWCP_SAMPLED,
             400.0,
-            "metrics + span, sampled, into a drained MemorySink (not OTLP)",
+            "metrics + span, sampled, into a drained MemorySink",
+        ),
+        (
+            DWCP_OTLP,
+            400.0,
+            "metrics + span, sampled, exported over OTLP in batches",
         ),
     ] {
         if let Some(a) = added(id) {
