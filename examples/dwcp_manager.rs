@@ -105,7 +105,8 @@ fn circuit_name(c: Circuit) -> &'static str {
 enum FaultKind {
     /// Every call fails (a timeout).
     Fail,
-    /// Every call succeeds after `SLOW_FAULT` (the breaker counts it slow).
+    /// Every call takes `SLOW_FAULT` (the breaker counts it slow), and one in five of them
+    /// then times out.
     Slow,
 }
 
@@ -283,7 +284,8 @@ impl Faults {
     /// One call to `circuit`'s dependency: its simulated latency in nanoseconds, or the error.
     /// Log-normal around 2 ms, slower during an incident, 0.05 % errors (inside the SLA's
     /// 99.9 % availability); during a fault every
-    /// call times out, or (slow fault) really takes `SLOW_FAULT`.
+    /// call times out, or (slow fault) really takes `SLOW_FAULT` and one in five then times
+    /// out.
     fn call(&self, circuit: Circuit, rng: &mut Rng) -> Result<u64, (ErrorType, u64)> {
         let slowdown = if self.incident.load(Ordering::Relaxed) {
             self.incident_slowdown
@@ -296,7 +298,12 @@ impl Faults {
                 FaultKind::Fail => return Err((ErrorType::Timeout, 1_000_000_000)),
                 FaultKind::Slow => {
                     std::thread::sleep(SLOW_FAULT);
-                    return Ok(ns + SLOW_FAULT.as_nanos() as u64);
+                    let waited = ns + SLOW_FAULT.as_nanos() as u64;
+                    // An overloaded dependency also drops some calls.
+                    if rng.unit() < 0.2 {
+                        return Err((ErrorType::Timeout, waited));
+                    }
+                    return Ok(waited);
                 }
             }
         }
@@ -647,9 +654,11 @@ fn fault_now(faults: &Faults) -> (bool, bool) {
 
 /// The rest of the manager, every `SIM_TICK`: the DWCP protocol (streams, bandwidth,
 /// packet loss, latency), the v3 components' gauges, VM migrations, the v3 rollout and the
-/// compression selector with its model. A fault degrades them: a failing dependency fails
-/// migrations, takes a component down (`ass` for the database, `itp` for the api), pauses
-/// the rollout and makes the selector fall back; a slow one adds its latency.
+/// compression selector with its model. A fault degrades them: a failing or slow dependency
+/// takes a component down (`ass` for the database, `itp` for the api: its health probe
+/// fails) and pauses the rollout; on the database it fails migrations. A failing one cuts
+/// the traffic and raises packet loss; a slow one adds its latency to the link and the
+/// model, so the selector falls back to its default algorithm.
 fn platform(m: Metrics, stop: Arc<AtomicBool>, faults: Arc<Faults>) {
     let mut rng = Rng::new(0x0D3C_97A7);
     let (p, v, c) = (&m.protocol, &m.v3, &m.compression);
@@ -808,11 +817,11 @@ fn platform(m: Metrics, stop: Arc<AtomicBool>, faults: Arc<Faults>) {
         for (g, share) in &flows {
             g.set(available * load * share);
         }
-        let hit = |circuit| faults.fault.load(Ordering::Relaxed) && faults.fault_circuit == circuit;
         for (i, g) in health.iter().enumerate() {
-            let broken =
-                (down && hit(Circuit::Database) && V3Component::ALL[i] == V3Component::Ass)
-                    || (down && hit(Circuit::Api) && V3Component::ALL[i] == V3Component::Itp);
+            // Its 100 ms health probe fails, or times out on a slow dependency.
+            let broken = (faults.hits(Circuit::Database)
+                && V3Component::ALL[i] == V3Component::Ass)
+                || (faults.hits(Circuit::Api) && V3Component::ALL[i] == V3Component::Itp);
             g.set(if broken { 0.0 } else { 1.0 });
         }
         for (g, base) in &resources {
@@ -835,7 +844,8 @@ fn platform(m: Metrics, stop: Arc<AtomicBool>, faults: Arc<Faults>) {
                 secs *= 2.0;
             }
             latency.record_secs(secs);
-            if (down && hit(Circuit::Database)) || rng.unit() < 0.01 {
+            // The switch-over commits to the database within 100 ms, or the migration aborts.
+            if faults.hits(Circuit::Database) || rng.unit() < 0.01 {
                 failed.inc();
             } else {
                 ok.inc();
@@ -949,10 +959,11 @@ impl Consensus {
 }
 
 /// The consensus node, every `SIM_TICK`: five ProBFT rounds (the leader rotates), two
-/// Bullshark DAG rounds carrying ~300k tx/s, and T-PBFT's trust scores. A failing dependency
-/// takes `node-03` down: the rounds it leads time out (a consensus failure and a view
-/// change), its latency is the 1 s timeout, its trust falls. A slow one adds `SLOW_FAULT` to
-/// every peer's latency, so rounds, confirmations and finalization slow down and the mempool
+/// Bullshark DAG rounds carrying ~300k tx/s, and T-PBFT's trust scores. `node-03` shares
+/// the host of the manager's dependency: while it fails or is slow, the rounds node-03 leads
+/// time out (a consensus failure and a view change). A failing one takes node-03 down (its
+/// latency is the 1 s timeout, its trust falls); a slow one adds `SLOW_FAULT` to every
+/// peer's latency, so rounds, confirmations and finalization slow down and the mempool
 /// fills. Every few seconds `node-07` equivocates or sends a bad signature: detected, counted
 /// (also by the manager's ACP, `acp`), suspected, confirmed, isolated for 10 s, cleared.
 fn consensus(c: Consensus, acp: Counter, stop: Arc<AtomicBool>, faults: Arc<Faults>) {
@@ -1109,7 +1120,8 @@ fn consensus(c: Consensus, acp: Counter, stop: Arc<AtomicBool>, faults: Arc<Faul
             round += 1;
             attempted += 1;
             let leader = (round % 7) as usize;
-            let timed_out = (down && leader == DOWN_NODE) || rng.unit() < 0.002;
+            // node-03's proposals miss the round timeout while its host is down or slow.
+            let timed_out = ((down || slow) && leader == DOWN_NODE) || rng.unit() < 0.002;
             if recent.len() == 100 {
                 recent.pop_front();
             }
