@@ -123,8 +123,6 @@ fn both_endpoints_serve_every_catalog_family_and_each_moves() {
     let r = start_example(
         &bin,
         &[
-            "--consensus-listen",
-            "127.0.0.1:0",
             "--anomaly-tick",
             "0.05",
             "--incident-at",

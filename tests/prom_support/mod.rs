@@ -419,12 +419,13 @@ impl Drop for Running {
     }
 }
 
-/// Starts the main example on an ephemeral port with `--every 0.5` and `extra` flags, and
-/// waits (up to 30 s) for the address it prints.
+/// Starts the main example on ephemeral ports (its consensus endpoint too) with `--every 0.5`
+/// and `extra` flags, and waits (up to 30 s) for the manager's address it prints.
 pub fn start_example(bin: &Path, extra: &[&str]) -> Running {
     use std::io::BufRead;
     let mut child = Command::new(bin)
         .args(["--listen", "127.0.0.1:0", "--every", "0.5"])
+        .args(["--consensus-listen", "127.0.0.1:0"])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
