@@ -1,6 +1,17 @@
 //! An instrumented DWCP manager: simulated traffic on worker threads, the seeds' metrics, and
-//! `/metrics`, `/health`, `/metrics/summary` served on loopback. Prints a one-line summary
-//! every few seconds; exits cleanly on Ctrl-C or after `--duration SECS`.
+//! `/metrics`, `/health`, `/metrics/summary` served on loopback. Prints a summary every few
+//! seconds (the manager's line, then `v3:` and `consensus:` lines); exits cleanly on Ctrl-C or
+//! after `--duration SECS`.
+//!
+//! Every family is registered through the metric catalog (`dwcp_telemetry::catalog`), and
+//! every catalog family of the simulated systems moves: the manager's (requests, errors,
+//! resources from `/proc`, resilience), the compression selector and its model, the DWCP
+//! protocol and the v3 components (streams, migrations, rollout, throughput, health). Beside
+//! it runs a simulated consensus node (ProBFT rounds with a rotating leader, a Bullshark DAG,
+//! T-PBFT trust scores) on its own registry (`version="1.0.0"`) and its own endpoint,
+//! `--consensus-listen` (default `127.0.0.1:9899`; scrape it as a `*-consensus` job). Faults
+//! reach it: the rounds led by the node sharing the faulty dependency's host time out, and a
+//! slow dependency slows every peer.
 //!
 //! An anomaly monitor watches the p99 of each operation's request latency, one interval
 //! snapshot per `--anomaly-tick` (default 1 s, warm-up 60 ticks). Alerts are printed, counted
@@ -10,21 +21,23 @@
 //!
 //! Every request goes to a simulated dependency (`database` for migrations and replication,
 //! `api` for health checks) through a circuit breaker. `--fault-at SECS` makes one fail (or,
-//! with `--fault-kind slow`, answer in 150 ms) for `--fault-for SECS` (default 10): its
-//! breaker trips, rejects calls, goes half-open after a backoff and closes again once the
+//! with `--fault-kind slow`, answer in 150 ms and drop one call in five) for
+//! `--fault-for SECS` (default 10): its breaker trips, rejects calls, goes half-open after a backoff and closes again once the
 //! dependency is back; a recovery loop reconnects meanwhile; the health checks on `/health`
 //! turn unhealthy (database) or degraded (api); the SLA decision over the last
 //! `--sla-window SECS` (default 10) goes GO → NO-GO → GO. All of it is printed as it happens
 //! and on the summary line.
 //!
 //! ```text
-//! cargo run --release --example dwcp_manager -- [--listen 127.0.0.1:9898] [--duration SECS]
+//! cargo run --release --example dwcp_manager -- [--listen 127.0.0.1:9898]
+//!     [--consensus-listen 127.0.0.1:9899] [--duration SECS]
 //!     [--token TOKEN] [--every SECS] [--anomaly-tick SECS] [--incident-at SECS]
 //!     [--incident-for SECS] [--incident-slowdown X] [--fault-at SECS] [--fault-for SECS]
 //!     [--fault-kind fail|slow] [--fault-circuit database|api] [--sla-window SECS]
 //! curl -s http://127.0.0.1:9898/metrics | head
 //! curl -s http://127.0.0.1:9898/metrics | grep dwcp_anomaly
 //! curl -s http://127.0.0.1:9898/health    # 503 while the database is down
+//! curl -s http://127.0.0.1:9899/metrics | grep probft_consensus
 //! ```
 
 use std::net::SocketAddr;
