@@ -117,8 +117,8 @@ fn has_labels(d: &MetricDef, lines: &[String], version: &str) -> bool {
 #[test]
 fn both_endpoints_serve_every_catalog_family_and_each_moves() {
     let Some(bin) = example_binary() else { return };
-    // A latency incident at 6 s (the p99 detectors, ticking every 50 ms, are warm after 3 s)
-    // and a slow database from 10 s to 16 s. Every wait is on a condition, with deadlines far
+    // A latency incident at 8 s (the p99 detectors, ticking every 50 ms, are warm after 3 s)
+    // and a slow database from 12 s to 18 s. Every wait is on a condition, with deadlines far
     // beyond the timeline.
     let r = start_example(
         &bin,
@@ -126,13 +126,13 @@ fn both_endpoints_serve_every_catalog_family_and_each_moves() {
             "--anomaly-tick",
             "0.05",
             "--incident-at",
-            "6",
+            "8",
             "--incident-for",
             "2",
             "--incident-slowdown",
             "1000",
             "--fault-at",
-            "10",
+            "12",
             "--fault-for",
             "6",
             "--fault-kind",
