@@ -907,7 +907,7 @@ fn platform(m: Metrics, stop: Arc<AtomicBool>, faults: Arc<Faults>) {
         for a in &algorithms {
             a.1.set((0.92 + 0.02 * rng.normal()).clamp(0.0, 1.0));
             a.2.set((a.7 * (1.0 + 0.05 * rng.normal())).max(1.0));
-            a.3.set(a.7);
+            a.3.set(a.7 * (1.0 + 0.03 * rng.normal())); // the model's prediction for this data
         }
         c.overhead_percentage
             .handle()

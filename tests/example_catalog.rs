@@ -90,8 +90,8 @@ fn growth_total(d: &MetricDef, lines: &[String]) -> f64 {
         .sum()
 }
 
-/// Whether family `d` moved from `before` to `now`: a counter or histogram grew, a gauge's
-/// samples changed (a value, or a new series).
+/// Whether family `d` moved from `before` to `now`: a counter or histogram grew, a gauge
+/// present before changed its samples (a value, or a new series).
 fn moved(d: &MetricDef, before: &Scrape, now: &Scrape) -> bool {
     let empty = Vec::new();
     let (b, n) = (
@@ -99,7 +99,7 @@ fn moved(d: &MetricDef, before: &Scrape, now: &Scrape) -> bool {
         now.get(d.name).unwrap_or(&empty),
     );
     match d.kind {
-        MetricKind::Gauge => !n.is_empty() && b != n,
+        MetricKind::Gauge => !b.is_empty() && b != n,
         _ => growth_total(d, n) > growth_total(d, b),
     }
 }
@@ -160,8 +160,26 @@ fn both_endpoints_serve_every_catalog_family_and_each_moves() {
     assert_ne!(consensus.port(), 0);
 
     let (mdefs, cdefs) = (manager_defs(), consensus_defs());
-    let (m0, _) = scrape(r.addr, &mdefs);
-    let (c0, _) = scrape(consensus, &cdefs);
+    // The baseline: the first scrapes in which every gauge family has its series (a gauge
+    // set for the first time is not "moving").
+    let gauges_present = |defs: &[MetricDef], s: &Scrape| {
+        defs.iter()
+            .filter(|d| d.kind == MetricKind::Gauge)
+            .all(|d| s.contains_key(d.name))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (m0, c0) = loop {
+        let (m0, mtext) = scrape(r.addr, &mdefs);
+        let (c0, ctext) = scrape(consensus, &cdefs);
+        if gauges_present(&mdefs, &m0) && gauges_present(&cdefs, &c0) {
+            break (m0, c0);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gauge families missing:\nmanager:\n{mtext}\nconsensus:\n{ctext}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let mut unmoved: BTreeSet<&'static str> = mdefs.iter().chain(&cdefs).map(|d| d.name).collect();
     // Poll both endpoints until every family has moved since the first scrape and the
     // fault is over (the breaker reset), or fail naming the families that never moved.
