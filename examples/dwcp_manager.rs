@@ -1,6 +1,17 @@
 //! An instrumented DWCP manager: simulated traffic on worker threads, the seeds' metrics, and
-//! `/metrics`, `/health`, `/metrics/summary` served on loopback. Prints a one-line summary
-//! every few seconds; exits cleanly on Ctrl-C or after `--duration SECS`.
+//! `/metrics`, `/health`, `/metrics/summary` served on loopback. Prints a summary every few
+//! seconds (the manager's line, then `v3:` and `consensus:` lines); exits cleanly on Ctrl-C or
+//! after `--duration SECS`.
+//!
+//! Every family is registered through the metric catalog (`dwcp_telemetry::catalog`), and
+//! every catalog family of the simulated systems moves: the manager's (requests, errors,
+//! resources from `/proc`, resilience), the compression selector and its model, the DWCP
+//! protocol and the v3 components (streams, migrations, rollout, throughput, health). Beside
+//! it runs a simulated consensus node (ProBFT rounds with a rotating leader, a Bullshark DAG,
+//! T-PBFT trust scores) on its own registry (`version="1.0.0"`) and its own endpoint,
+//! `--consensus-listen` (default `127.0.0.1:9899`; scrape it as a `*-consensus` job). Faults
+//! reach it: the rounds led by the node sharing the faulty dependency's host time out, and a
+//! slow dependency slows every peer.
 //!
 //! An anomaly monitor watches the p99 of each operation's request latency, one interval
 //! snapshot per `--anomaly-tick` (default 1 s, warm-up 60 ticks). Alerts are printed, counted
@@ -10,21 +21,23 @@
 //!
 //! Every request goes to a simulated dependency (`database` for migrations and replication,
 //! `api` for health checks) through a circuit breaker. `--fault-at SECS` makes one fail (or,
-//! with `--fault-kind slow`, answer in 150 ms) for `--fault-for SECS` (default 10): its
-//! breaker trips, rejects calls, goes half-open after a backoff and closes again once the
+//! with `--fault-kind slow`, answer in 150 ms and drop one call in five) for
+//! `--fault-for SECS` (default 10): its breaker trips, rejects calls, goes half-open after a backoff and closes again once the
 //! dependency is back; a recovery loop reconnects meanwhile; the health checks on `/health`
 //! turn unhealthy (database) or degraded (api); the SLA decision over the last
 //! `--sla-window SECS` (default 10) goes GO → NO-GO → GO. All of it is printed as it happens
 //! and on the summary line.
 //!
 //! ```text
-//! cargo run --release --example dwcp_manager -- [--listen 127.0.0.1:9898] [--duration SECS]
+//! cargo run --release --example dwcp_manager -- [--listen 127.0.0.1:9898]
+//!     [--consensus-listen 127.0.0.1:9899] [--duration SECS]
 //!     [--token TOKEN] [--every SECS] [--anomaly-tick SECS] [--incident-at SECS]
 //!     [--incident-for SECS] [--incident-slowdown X] [--fault-at SECS] [--fault-for SECS]
 //!     [--fault-kind fail|slow] [--fault-circuit database|api] [--sla-window SECS]
 //! curl -s http://127.0.0.1:9898/metrics | head
 //! curl -s http://127.0.0.1:9898/metrics | grep dwcp_anomaly
 //! curl -s http://127.0.0.1:9898/health    # 503 while the database is down
+//! curl -s http://127.0.0.1:9899/metrics | grep probft_consensus
 //! ```
 
 use std::net::SocketAddr;
@@ -34,83 +47,42 @@ use std::time::{Duration, Instant};
 
 use dwcp_support::Rng;
 use dwcp_telemetry::anomaly::{AnomalyMonitor, DetectorConfig, Direction, Statistic};
+use dwcp_telemetry::catalog::manager as cm;
+use dwcp_telemetry::catalog::v3::{self, V3Component};
+use dwcp_telemetry::catalog::{bullshark, compression, probft, protocol, tpbft};
 use dwcp_telemetry::export::prometheus::PrometheusServer;
 use dwcp_telemetry::resilience::{
     BreakerConfig, CallError, CheckResult, CircuitBreaker, HealthChecker, HealthStatus, Outcome,
     Recovery, Selector, SlaConfig, SlaInputs, SlaTracker, Sli, State, Transition,
 };
-use dwcp_telemetry::{CounterFamily, HistogramFamily, LabelSet, LabelValue, Registry, Snapshot};
+use dwcp_telemetry::{Counter, Gauge, Histogram, Registry, Snapshot};
 
-/// The seeds' label values, typed: a misspelt value or label does not compile.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
+/// The operations, errors and circuits of the simulated service (their label values: see
+/// `op_name`, `error_name`, `circuit_name`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Operation {
     Migrate,
     Replicate,
     HealthCheck,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
-enum Status {
-    Success,
-    Error,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
-enum Component {
-    Amst,
-    Hde,
-    Pba,
-    Acp,
-    Ass,
-    Itp,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ErrorType {
     Timeout,
     Network,
     Checksum,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Circuit {
     Database,
     Api,
-}
-
-#[derive(LabelSet)]
-struct OperationLabels {
-    operation: Operation,
-}
-
-#[derive(LabelSet)]
-struct RequestLabels {
-    operation: Operation,
-    status: Status,
-}
-
-#[derive(LabelSet)]
-struct ErrorLabels {
-    r#type: ErrorType,
-}
-
-#[derive(LabelSet)]
-struct ComponentLabels {
-    component: Component,
 }
 
 const OPERATIONS: [Operation; 3] = [
     Operation::Migrate,
     Operation::Replicate,
     Operation::HealthCheck,
-];
-const COMPONENTS: [Component; 6] = [
-    Component::Amst,
-    Component::Hde,
-    Component::Pba,
-    Component::Acp,
-    Component::Ass,
-    Component::Itp,
 ];
 const ERROR_TYPES: [ErrorType; 3] = [ErrorType::Timeout, ErrorType::Network, ErrorType::Checksum];
 const CIRCUITS: [Circuit; 2] = [Circuit::Database, Circuit::Api];
@@ -121,6 +93,15 @@ fn op_name(op: Operation) -> &'static str {
         Operation::Migrate => "migrate",
         Operation::Replicate => "replicate",
         Operation::HealthCheck => "health_check",
+    }
+}
+
+/// An error type's label value, as exported.
+fn error_name(e: ErrorType) -> &'static str {
+    match e {
+        ErrorType::Timeout => "timeout",
+        ErrorType::Network => "network",
+        ErrorType::Checksum => "checksum",
     }
 }
 
@@ -137,12 +118,14 @@ fn circuit_name(c: Circuit) -> &'static str {
 enum FaultKind {
     /// Every call fails (a timeout).
     Fail,
-    /// Every call succeeds after `SLOW_FAULT` (the breaker counts it slow).
+    /// Every call takes `SLOW_FAULT` (the breaker counts it slow), and one in five of them
+    /// then times out.
     Slow,
 }
 
 struct Args {
     listen: SocketAddr,
+    consensus_listen: SocketAddr,
     duration: Option<Duration>,
     token: Option<String>,
     every: Duration,
@@ -166,6 +149,7 @@ const ANOMALY_WARM_UP: usize = 60;
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         listen: SocketAddr::from(([127, 0, 0, 1], 9898)),
+        consensus_listen: SocketAddr::from(([127, 0, 0, 1], 9899)),
         duration: None,
         token: None,
         every: Duration::from_secs(5),
@@ -194,6 +178,12 @@ fn parse_args() -> Result<Args, String> {
             "--listen" => {
                 let v = value("--listen")?;
                 args.listen = v.parse().map_err(|e| format!("--listen {v}: {e}"))?;
+            }
+            "--consensus-listen" => {
+                let v = value("--consensus-listen")?;
+                args.consensus_listen = v
+                    .parse()
+                    .map_err(|e| format!("--consensus-listen {v}: {e}"))?;
             }
             "--duration" => args.duration = Some(secs("--duration", value("--duration")?, 0.0)?),
             "--every" => args.every = secs("--every", value("--every")?, 0.1)?,
@@ -236,7 +226,7 @@ fn parse_args() -> Result<Args, String> {
             "--token" => args.token = Some(value("--token")?),
             "-h" | "--help" => {
                 return Err(
-                    "usage: dwcp_manager [--listen ADDR] [--duration SECS] [--every SECS] \
+                    "usage: dwcp_manager [--listen ADDR] [--consensus-listen ADDR] [--duration SECS] [--every SECS] \
                      [--token TOKEN] [--anomaly-tick SECS] [--incident-at SECS] [--incident-for SECS] \
                      [--incident-slowdown X] [--fault-at SECS] [--fault-for SECS] \
                      [--fault-kind fail|slow] [--fault-circuit database|api] [--sla-window SECS]"
@@ -249,67 +239,41 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// The seeds' DWCP manager metrics.
+/// The manager's families, registered by the catalog (`dwcp_telemetry::catalog`): the
+/// manager's own (requests, errors, resources from `/proc`), the v3 components, the protocol
+/// and the compression selector. The resilience runtime below registers the manager's
+/// resilience families itself, with the catalog's definitions.
 #[derive(Clone)]
 struct Metrics {
-    request_duration: HistogramFamily<OperationLabels>,
-    requests: CounterFamily<RequestLabels>,
-    errors: CounterFamily<ErrorLabels>,
-    bytes: dwcp_telemetry::Counter,
-    component_latency: HistogramFamily<ComponentLabels>,
-    component_operations: CounterFamily<ComponentLabels>,
-    component_errors: CounterFamily<ComponentLabels>,
+    manager: cm::Manager,
+    v3: v3::V3,
+    protocol: protocol::Protocol,
+    compression: compression::Compression,
 }
 
 impl Metrics {
     fn register(reg: &Registry) -> Result<Metrics, dwcp_telemetry::RegistrationError> {
+        let (manager, _resilience) = cm::register_all(reg)?;
         Ok(Metrics {
-            request_duration: reg
-                .histogram(
-                    "dwcp_request_duration_seconds",
-                    "Request duration in seconds",
-                )
-                .labels::<OperationLabels>()
-                .buckets(vec![
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0,
-                ])
-                .register()?,
-            requests: reg
-                .counter(
-                    "dwcp_requests_total",
-                    "Total requests by operation and status",
-                )
-                .labels::<RequestLabels>()
-                .register()?,
-            errors: reg
-                .counter("dwcp_errors_total", "Total errors by type")
-                .labels::<ErrorLabels>()
-                .register()?,
-            bytes: reg
-                .counter(
-                    "dwcp_v3_bytes_transferred_total",
-                    "Bytes transferred by migrations and replication",
-                )
-                .register()?
-                .handle(),
-            component_latency: reg
-                .histogram(
-                    "dwcp_v3_component_latency_seconds",
-                    "DWCP v3 component latency",
-                )
-                .labels::<ComponentLabels>()
-                .register()?,
-            component_operations: reg
-                .counter(
-                    "dwcp_v3_component_operations_total",
-                    "DWCP v3 component operations",
-                )
-                .labels::<ComponentLabels>()
-                .register()?,
-            component_errors: reg
-                .counter("dwcp_v3_component_errors_total", "DWCP v3 component errors")
-                .labels::<ComponentLabels>()
-                .register()?,
+            manager,
+            v3: v3::register(reg)?,
+            protocol: protocol::register(reg)?,
+            compression: compression::register(reg)?,
+        })
+    }
+
+    /// `dwcp_request_duration_seconds{operation}`.
+    fn latency(&self, op: Operation) -> Histogram {
+        self.manager.request_duration_seconds.get(&cm::Operation {
+            operation: op_name(op).into(),
+        })
+    }
+
+    /// `dwcp_requests_total{operation, status}` (`success` or `error`).
+    fn requests(&self, op: Operation, ok: bool) -> Counter {
+        self.manager.requests_total.get(&cm::Request {
+            operation: op_name(op).into(),
+            status: if ok { "success" } else { "error" }.into(),
         })
     }
 }
@@ -333,7 +297,8 @@ impl Faults {
     /// One call to `circuit`'s dependency: its simulated latency in nanoseconds, or the error.
     /// Log-normal around 2 ms, slower during an incident, 0.05 % errors (inside the SLA's
     /// 99.9 % availability); during a fault every
-    /// call times out, or (slow fault) really takes `SLOW_FAULT`.
+    /// call times out, or (slow fault) really takes `SLOW_FAULT` and one in five then times
+    /// out.
     fn call(&self, circuit: Circuit, rng: &mut Rng) -> Result<u64, (ErrorType, u64)> {
         let slowdown = if self.incident.load(Ordering::Relaxed) {
             self.incident_slowdown
@@ -346,7 +311,12 @@ impl Faults {
                 FaultKind::Fail => return Err((ErrorType::Timeout, 1_000_000_000)),
                 FaultKind::Slow => {
                     std::thread::sleep(SLOW_FAULT);
-                    return Ok(ns + SLOW_FAULT.as_nanos() as u64);
+                    let waited = ns + SLOW_FAULT.as_nanos() as u64;
+                    // An overloaded dependency also drops some calls.
+                    if rng.unit() < 0.2 {
+                        return Err((ErrorType::Timeout, waited));
+                    }
+                    return Ok(waited);
                 }
             }
         }
@@ -493,37 +463,48 @@ fn worker(id: u64, m: Metrics, r: Resilience, stop: Arc<AtomicBool>, faults: Arc
     let ops: Vec<_> = OPERATIONS
         .iter()
         .map(|&operation| {
-            let status = |status| RequestLabels { operation, status };
             let circuit = if operation == Operation::HealthCheck {
                 Circuit::Api
             } else {
                 Circuit::Database
             };
             (
-                m.request_duration.get(&OperationLabels { operation }),
-                m.requests.get(&status(Status::Success)),
-                m.requests.get(&status(Status::Error)),
+                m.latency(operation),
+                m.requests(operation, true),
+                m.requests(operation, false),
                 r.breaker(circuit).clone(),
                 circuit,
                 operation,
             )
         })
         .collect();
-    let comps: Vec<_> = COMPONENTS
+    let comps: Vec<_> = V3Component::ALL
         .iter()
         .map(|&component| {
-            let labels = ComponentLabels { component };
+            let labels = v3::Component { component };
             (
-                m.component_latency.get(&labels),
-                m.component_operations.get(&labels),
-                m.component_errors.get(&labels),
+                m.v3.component_latency_seconds.get(&labels),
+                m.v3.component_operations_total.get(&labels),
+                m.v3.component_errors_total.get(&labels),
             )
         })
         .collect();
     let errors: Vec<_> = ERROR_TYPES
         .iter()
-        .map(|&r#type| m.errors.get(&ErrorLabels { r#type }))
+        .map(|&t| {
+            m.manager.errors_total.get(&cm::ErrorType {
+                r#type: error_name(t).into(),
+            })
+        })
         .collect();
+    // Migrations send chunks, replication receives them (AMST carries both).
+    let bytes = |direction: &'static str| {
+        m.v3.bytes_transferred_total.get(&v3::Transfer {
+            component: V3Component::Amst,
+            direction: direction.into(),
+        })
+    };
+    let (tx, rx) = (bytes("tx"), bytes("rx"));
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let (lat, ok, failed, breaker, circuit, op) =
@@ -536,9 +517,11 @@ fn worker(id: u64, m: Metrics, r: Resilience, stop: Arc<AtomicBool>, faults: Arc
                 lat.record(ns);
                 clat.record(ns / 3);
                 ok.inc();
-                if *op != Operation::HealthCheck {
-                    // A 64 MiB chunk moved: about 3 GB/s at the usual request rate.
-                    m.bytes.inc_by(64 << 20);
+                // A 64 MiB chunk moved: about 3 GB/s at the usual request rate.
+                match op {
+                    Operation::Migrate => tx.inc_by(64 << 20),
+                    Operation::Replicate => rx.inc_by(64 << 20),
+                    Operation::HealthCheck => {}
                 }
             }
             Err(e) => {
@@ -605,10 +588,7 @@ fn resilience_line(r: &Resilience, health: HealthStatus) -> String {
 fn all_requests(m: &Metrics) -> Option<Snapshot> {
     let mut merged: Option<Snapshot> = None;
     for op in OPERATIONS {
-        let s = m
-            .request_duration
-            .get(&OperationLabels { operation: op })
-            .snapshot();
+        let s = m.latency(op).snapshot();
         match &mut merged {
             None => merged = Some(s),
             Some(acc) => acc.merge(&s).ok()?,
@@ -617,8 +597,12 @@ fn all_requests(m: &Metrics) -> Option<Snapshot> {
     merged
 }
 
-fn total<L: LabelSet>(c: &CounterFamily<L>, label_sets: &[L]) -> u64 {
-    label_sets.iter().map(|l| c.get(l).get()).sum()
+/// `dwcp_requests_total` summed over operations: (all, errors).
+fn request_totals(m: &Metrics) -> (u64, u64) {
+    OPERATIONS.iter().fold((0, 0), |(all, errors), &op| {
+        let e = m.requests(op, false).get();
+        (all + m.requests(op, true).get() + e, errors + e)
+    })
 }
 
 /// One p99 detector per operation on `dwcp_request_duration_seconds`, fed by interval
@@ -639,7 +623,7 @@ fn watch_latency(
             .build()?;
         monitor.watch_histogram(
             &format!("dwcp_request_duration_seconds:p99:{}", op_name(op)),
-            &m.request_duration.get(&OperationLabels { operation: op }),
+            &m.latency(op),
             Statistic::Quantile(0.99),
             detector,
         )?;
@@ -659,6 +643,690 @@ fn watch_latency(
         tick.as_secs_f64()
     );
     Ok(monitor.spawn(tick)?)
+}
+
+/// The consensus node's `version` label (its own software, not the manager's 3.0.0).
+const CONSENSUS_VERSION: &str = "1.0.0";
+
+/// How often the platform and consensus simulations step.
+const SIM_TICK: Duration = Duration::from_millis(100);
+
+/// Log-normal around `median` with spread `sigma`.
+fn lognormal(rng: &mut Rng, median: f64, sigma: f64) -> f64 {
+    median * (sigma * rng.normal()).exp()
+}
+
+/// The fault as the simulations see it: `(down, slow)` when it is injected now.
+fn fault_now(faults: &Faults) -> (bool, bool) {
+    let on = faults.fault.load(Ordering::Relaxed);
+    (
+        on && faults.fault_kind == FaultKind::Fail,
+        on && faults.fault_kind == FaultKind::Slow,
+    )
+}
+
+/// The rest of the manager, every `SIM_TICK`: the DWCP protocol (streams, bandwidth,
+/// packet loss, latency), the v3 components' gauges, VM migrations, the v3 rollout and the
+/// compression selector with its model. A fault degrades them: a failing or slow dependency
+/// takes a component down (`ass` for the database, `itp` for the api: its health probe
+/// fails) and pauses the rollout; on the database it fails migrations. A failing one cuts
+/// the traffic and raises packet loss; a slow one adds its latency to the link and the
+/// model, so the selector falls back to its default algorithm.
+fn platform(m: Metrics, stop: Arc<AtomicBool>, faults: Arc<Faults>) {
+    let mut rng = Rng::new(0x0D3C_97A7);
+    let (p, v, c) = (&m.protocol, &m.v3, &m.compression);
+    let comp = |component| v3::Component { component };
+    let health: Vec<Gauge> = V3Component::ALL
+        .iter()
+        .map(|&x| v.component_health.get(&comp(x)))
+        .collect();
+    let throughput = |component, direction: &'static str, transport: &'static str| {
+        v.throughput_bytes_per_second.get(&v3::Throughput {
+            component,
+            direction: direction.into(),
+            transport: transport.into(),
+        })
+    };
+    let flows = [
+        (throughput(V3Component::Amst, "tx", "rdma"), 0.5),
+        (throughput(V3Component::Amst, "rx", "rdma"), 0.3),
+        (throughput(V3Component::Hde, "tx", "tcp"), 0.2),
+    ];
+    let resources: Vec<(Gauge, f64)> = [
+        ("cpu", 0.45),
+        ("memory", 0.6),
+        ("network", 0.5),
+        ("disk", 0.3),
+    ]
+    .iter()
+    .map(|&(r, base)| {
+        let g = v
+            .resource_utilization
+            .get(&v3::Resource { resource: r.into() });
+        (g, base)
+    })
+    .collect();
+    // Each region's rollout advances toward its stage's target while no fault is active.
+    let mut rollout: Vec<(Gauge, f64, f64, f64)> = [
+        ("us-east", "100pct", 0.6, 1.0, 0.0010),
+        ("eu-west", "50pct", 0.3, 0.5, 0.0005),
+        ("ap-south", "10pct", 0.02, 0.1, 0.0002),
+    ]
+    .iter()
+    .map(|&(region, stage, from, to, step)| {
+        let g = v.rollout_progress_ratio.get(&v3::Rollout {
+            stage: stage.into(),
+            region: region.into(),
+        });
+        (g, from, to, step)
+    })
+    .collect();
+    let migration = |mode, source: &'static str, destination: &'static str| {
+        let latency = v.migration_latency_seconds.get(&v3::Migration {
+            source: source.into(),
+            destination: destination.into(),
+            vm_size: "4GB".into(),
+            mode,
+        });
+        let outcome = |status| {
+            v.migrations_total
+                .get(&v3::MigrationOutcome { mode, status })
+        };
+        (
+            latency,
+            outcome(v3::Outcome::Success),
+            outcome(v3::Outcome::Failure),
+            if mode == v3::Mode::Datacenter {
+                6.0
+            } else {
+                25.0
+            },
+        )
+    };
+    let migrations = [
+        migration(v3::Mode::Datacenter, "us-east-1a", "us-east-1b"),
+        migration(v3::Mode::Internet, "us-east", "eu-west"),
+    ];
+    // The selector's algorithms: share of selections, expected ratio.
+    const MODEL: &str = "v2.3.1";
+    let algorithms: Vec<_> = [("zstd", 0.6, 3.2), ("lz4", 0.3, 2.1), ("snappy", 0.1, 1.8)]
+        .iter()
+        .map(|&(a, share, ratio)| {
+            let l = compression::Algorithm {
+                algorithm: a.into(),
+            };
+            let predicted = |confidence: &'static str| {
+                c.model_predictions_total.get(&compression::Prediction {
+                    prediction: a.into(),
+                    confidence: confidence.into(),
+                    model_version: MODEL.into(),
+                })
+            };
+            (
+                c.algorithm_selected_total.get(&l),
+                c.accuracy.get(&l),
+                c.ratio_actual.get(&l),
+                c.ratio_expected.get(&l),
+                predicted("high"),
+                predicted("medium"),
+                share,
+                ratio,
+            )
+        })
+        .collect();
+    let model = compression::Model {
+        model_version: MODEL.into(),
+    };
+    let fallback = |reason: &'static str| {
+        c.fallback_total.get(&compression::Reason {
+            reason: reason.into(),
+        })
+    };
+    let (fallback_timeout, fallback_confidence) =
+        (fallback("model_timeout"), fallback("low_confidence"));
+    let mut drift = 0.05f64;
+    let mut t = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(SIM_TICK);
+        t += 1;
+        let (down, slow) = fault_now(&faults);
+        let incident = faults.incident.load(Ordering::Relaxed);
+
+        // The protocol: 10 Gbit/s links shared with other tenants; AMST allows one stream
+        // per 5 MB/s of the bandwidth available now.
+        let available = 1.25e9 * (0.7 + 0.3 * rng.unit());
+        let load = (0.6 + 0.15 * (t as f64 / 50.0).sin() + 0.05 * rng.normal()).clamp(0.05, 1.0)
+            * if down { 0.3 } else { 1.0 };
+        let max_streams = (available / 5e6).round();
+        let streams = (max_streams * load).round();
+        p.bandwidth_available_bytes.handle().set(available);
+        p.bandwidth_allocated_bytes.handle().set(available * load);
+        p.streams_max.handle().set(max_streams);
+        p.streams_active.handle().set(streams);
+        p.compression_ratio
+            .handle()
+            .set(lognormal(&mut rng, 2.6, 0.1).max(1.0));
+        p.packet_loss_rate
+            .handle()
+            .set(if down { 0.02 } else { 0.002 } * rng.unit());
+        let mut ms = lognormal(&mut rng, 12.0, 0.2);
+        if slow {
+            ms += SLOW_FAULT.as_secs_f64() * 1e3;
+        }
+        if incident {
+            ms *= faults.incident_slowdown.min(10.0);
+        }
+        p.latency_milliseconds.handle().set(ms);
+
+        // v3 components.
+        v.active_streams.handle().set(streams);
+        v.stream_limit.handle().set(max_streams);
+        v.prediction_accuracy.handle().set(
+            (0.9 + 0.05 * rng.normal() - if down || slow { 0.1 } else { 0.0 }).clamp(0.0, 1.0),
+        );
+        v.hde_compression_ratio
+            .handle()
+            .set(lognormal(&mut rng, 3.0, 0.1).max(1.0));
+        for (g, share) in &flows {
+            g.set(available * load * share);
+        }
+        for (i, g) in health.iter().enumerate() {
+            // Its 100 ms health probe fails, or times out on a slow dependency.
+            let broken = (faults.hits(Circuit::Database)
+                && V3Component::ALL[i] == V3Component::Ass)
+                || (faults.hits(Circuit::Api) && V3Component::ALL[i] == V3Component::Itp);
+            g.set(if broken { 0.0 } else { 1.0 });
+        }
+        for (g, base) in &resources {
+            g.set(
+                (base + 0.05 * rng.normal() + if *base == 0.5 { load - 0.6 } else { 0.0 })
+                    .clamp(0.0, 1.0),
+            );
+        }
+        for (g, at, to, step) in rollout.iter_mut() {
+            if !(down || slow) {
+                *at = (*at + *step).min(*to);
+            }
+            g.set(*at);
+        }
+        // A migration finishes about every 200 ms; they fail while the database is down.
+        if rng.unit() < 0.5 {
+            let (latency, ok, failed, median) = &migrations[(rng.next_u64() % 2) as usize];
+            let mut secs = lognormal(&mut rng, *median, 0.3);
+            if slow {
+                secs *= 2.0;
+            }
+            latency.record_secs(secs);
+            // The switch-over commits to the database within 100 ms, or the migration aborts.
+            if faults.hits(Circuit::Database) || rng.unit() < 0.01 {
+                failed.inc();
+            } else {
+                ok.inc();
+            }
+        }
+
+        // The compression selector: a few selections per tick, the model behind it.
+        let mut defaulted = false;
+        for _ in 0..4 {
+            let inference = lognormal(&mut rng, 0.0004, 0.3) + if slow { 0.02 } else { 0.0 };
+            c.model_inference_duration_seconds
+                .get(&model)
+                .record_secs(inference);
+            c.selector_prediction_duration
+                .handle()
+                .record_secs(inference + 0.0001);
+            let u = rng.unit();
+            let mut acc = 0.0;
+            let pick = algorithms
+                .iter()
+                .find(|a| {
+                    acc += a.6;
+                    u < acc
+                })
+                .unwrap_or(&algorithms[0]);
+            let confident = rng.unit() < 0.8;
+            if confident { &pick.4 } else { &pick.5 }.inc();
+            if inference > 0.01 {
+                fallback_timeout.inc();
+                defaulted = true;
+                algorithms[0].0.inc();
+            } else if rng.unit() < 0.01 {
+                fallback_confidence.inc();
+                defaulted = true;
+                algorithms[0].0.inc();
+            } else {
+                pick.0.inc();
+            }
+            c.selection_duration_seconds
+                .handle()
+                .record_secs(inference + lognormal(&mut rng, 0.0002, 0.3));
+        }
+        c.default_algorithm_used
+            .handle()
+            .set(if defaulted { 1.0 } else { 0.0 });
+        for a in &algorithms {
+            a.1.set((0.92 + 0.02 * rng.normal()).clamp(0.0, 1.0));
+            a.2.set((a.7 * (1.0 + 0.05 * rng.normal())).max(1.0));
+            a.3.set(a.7 * (1.0 + 0.03 * rng.normal())); // the model's prediction for this data
+        }
+        c.overhead_percentage
+            .handle()
+            .set((1.5 + 0.3 * rng.normal()).max(0.0) + if slow { 4.0 } else { 0.0 });
+        c.throughput_bytes_per_second
+            .handle()
+            .set(lognormal(&mut rng, 8e8, 0.1));
+        drift = (drift + 0.002 * rng.normal()).clamp(0.0, 1.0);
+        c.model_drift_score.get(&model).set(drift);
+        c.model_accuracy_rolling_7d
+            .get(&model)
+            .set(0.93 - drift / 10.0);
+        c.selector_accuracy
+            .handle()
+            .set((0.92 + 0.01 * rng.normal()).clamp(0.0, 1.0));
+    }
+}
+
+/// The consensus node's families (ProBFT, Bullshark, T-PBFT), on its own registry.
+#[derive(Clone)]
+struct Consensus {
+    probft: probft::Probft,
+    bullshark: bullshark::Bullshark,
+    tpbft: tpbft::Tpbft,
+}
+
+/// The ProBFT nodes; this one is `node-01`. `node-03` hosts the manager's dependency (it goes
+/// down with a failing one), `node-07` turns Byzantine now and then.
+const NODES: [&str; 7] = [
+    "node-01", "node-02", "node-03", "node-04", "node-05", "node-06", "node-07",
+];
+/// The T-PBFT nodes.
+const TPBFT_NODES: [&str; 10] = [
+    "node-01", "node-02", "node-03", "node-04", "node-05", "node-06", "node-07", "node-08",
+    "node-09", "node-10",
+];
+const DOWN_NODE: usize = 2;
+const BYZANTINE_NODE: usize = 6;
+
+impl Consensus {
+    fn register(reg: &Registry) -> Result<Consensus, dwcp_telemetry::RegistrationError> {
+        Ok(Consensus {
+            probft: probft::register(reg)?,
+            bullshark: bullshark::register(reg)?,
+            tpbft: tpbft::register(reg)?,
+        })
+    }
+
+    fn view_changes(&self) -> Counter {
+        self.probft.view_changes_total.get(&probft::Reason {
+            reason: "leader_timeout".into(),
+        })
+    }
+
+    fn byzantine(&self, kind: &'static str) -> Counter {
+        self.probft
+            .byzantine_events_detected
+            .get(&probft::ByzantineEvent {
+                r#type: kind.into(),
+            })
+    }
+}
+
+/// The consensus node, every `SIM_TICK`: five ProBFT rounds (the leader rotates), two
+/// Bullshark DAG rounds carrying ~300k tx/s, and T-PBFT's trust scores. `node-03` shares
+/// the host of the manager's dependency: while it fails or is slow, the rounds node-03 leads
+/// time out (a consensus failure and a view change). A failing one takes node-03 down (its
+/// latency is the 1 s timeout, its trust falls); a slow one adds `SLOW_FAULT` to every
+/// peer's latency, so rounds, confirmations and finalization slow down and the mempool
+/// fills. Every few seconds `node-07` equivocates or sends a bad signature: detected, counted
+/// (also by the manager's ACP, `acp`), suspected, confirmed, isolated for 10 s, cleared.
+fn consensus(c: Consensus, acp: Counter, stop: Arc<AtomicBool>, faults: Arc<Faults>) {
+    let mut rng = Rng::new(0xC0_5E45);
+    let (p, b, tp) = (&c.probft, &c.bullshark, &c.tpbft);
+    let peers: Vec<Histogram> = NODES[1..]
+        .iter()
+        .map(|&n| {
+            p.network_latency_seconds
+                .get(&probft::Peer { peer: n.into() })
+        })
+        .collect();
+    let messages = |t: &'static str| {
+        p.message_count_per_round.get(&probft::MessageType {
+            message_type: t.into(),
+        })
+    };
+    let (prepare, commit, view_change) = (
+        messages("prepare"),
+        messages("commit"),
+        messages("view_change"),
+    );
+    let timeouts = p.consensus_failures_total.get(&probft::Reason {
+        reason: "timeout".into(),
+    });
+    let view_changes = c.view_changes();
+    let (equivocation, bad_signature) = (
+        c.byzantine("equivocation"),
+        c.byzantine("invalid_signature"),
+    );
+    let flagged = |status: &'static str| {
+        p.byzantine_nodes_total.get(&probft::NodeStatus {
+            status: status.into(),
+        })
+    };
+    let (suspected, confirmed, isolated) = (
+        flagged("suspected"),
+        flagged("confirmed"),
+        flagged("isolated"),
+    );
+    let node_health: Vec<[Gauge; 3]> = NODES
+        .iter()
+        .map(|&n| {
+            ["healthy", "degraded", "down"].map(|s| {
+                p.node_health.get(&probft::NodeHealth {
+                    node: n.into(),
+                    status: s.into(),
+                })
+            })
+        })
+        .collect();
+    let dag_error = |t: &'static str| {
+        b.dag_validation_errors
+            .get(&bullshark::ErrorType { r#type: t.into() })
+    };
+    let (missing_parent, dag_bad_signature) =
+        (dag_error("missing_parent"), dag_error("bad_signature"));
+    let rejected = |r: &'static str| {
+        b.transactions_rejected
+            .get(&bullshark::Reason { reason: r.into() })
+    };
+    let (invalid, mempool_full) = (rejected("invalid"), rejected("mempool_full"));
+    let percentiles = [(0.5, "p50"), (0.95, "p95"), (0.99, "p99")].map(|(q, name)| {
+        (
+            q,
+            b.confirmation_latency_seconds.get(&bullshark::Percentile {
+                percentile: name.into(),
+            }),
+        )
+    });
+    let confirmation = b.transaction_confirmation_duration_seconds.handle();
+    let mut confirmations_before = confirmation.snapshot();
+    let trust: Vec<(Gauge, Counter, Counter, Counter)> = TPBFT_NODES
+        .iter()
+        .map(|&n| {
+            let change = |direction| {
+                tp.trust_score_changes.get(&tpbft::TrustChange {
+                    node: n.into(),
+                    direction,
+                })
+            };
+            let node = tpbft::Node { node: n.into() };
+            (
+                tp.node_trust_score.get(&node),
+                change(tpbft::Direction::Up),
+                change(tpbft::Direction::Down),
+                tp.trust_anomalies_detected.get(&node),
+            )
+        })
+        .collect();
+    let mut scores = [0.9f64; 10];
+    let mut recent = std::collections::VecDeque::with_capacity(100);
+    let (mut achieved, mut attempted) = (0u64, 0u64);
+    let (mut round, mut strikes, mut isolated_until) = (0u64, 0u32, 0u64);
+    let mut mempool = 20_000f64;
+    let mut t = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(SIM_TICK);
+        t += 1;
+        let (down, slow) = fault_now(&faults);
+        let delay = if slow { SLOW_FAULT.as_secs_f64() } else { 0.0 };
+
+        // node-07's misbehaviour, seen by ProBFT, the DAG, T-PBFT and the manager's ACP.
+        let equivocates = t % 40 == 17;
+        let forges = t % 60 == 31;
+        if equivocates || forges {
+            if equivocates {
+                equivocation.inc();
+            } else {
+                bad_signature.inc();
+                p.signature_verification_failures.handle().inc();
+                dag_bad_signature.inc();
+            }
+            acp.inc();
+            trust[BYZANTINE_NODE].3.inc();
+            scores[BYZANTINE_NODE] -= 0.2;
+            trust[BYZANTINE_NODE].2.inc();
+            strikes += 1;
+            if strikes == 3 {
+                isolated_until = t + 100;
+            }
+        }
+        if strikes >= 3 && t >= isolated_until {
+            strikes = 0; // cleared after its isolation
+        }
+        suspected.set(f64::from(u8::from(strikes == 1)));
+        confirmed.set(f64::from(u8::from(strikes == 2)));
+        isolated.set(f64::from(u8::from(strikes >= 3)));
+        for (i, gauges) in node_health.iter().enumerate() {
+            let status = match i {
+                DOWN_NODE if down => 2,
+                DOWN_NODE if slow => 1,
+                BYZANTINE_NODE if strikes >= 3 => 2,
+                BYZANTINE_NODE if strikes > 0 => 1,
+                _ => 0,
+            };
+            for (s, g) in gauges.iter().enumerate() {
+                g.set(f64::from(u8::from(s == status)));
+            }
+        }
+        let up_peers = 6 - u64::from(down) - u64::from(strikes >= 3);
+        for (i, h) in peers.iter().enumerate() {
+            let secs = if down && i + 1 == DOWN_NODE {
+                1.0 // the timeout
+            } else {
+                lognormal(&mut rng, 0.002, 0.3) + delay
+            };
+            h.record_secs(secs);
+        }
+
+        // ProBFT: five rounds, the leader rotating.
+        let mut finalized = 0u64;
+        for _ in 0..5 {
+            round += 1;
+            attempted += 1;
+            let leader = (round % 7) as usize;
+            // node-03's proposals miss the round timeout while its host is down or slow.
+            let timed_out = ((down || slow) && leader == DOWN_NODE) || rng.unit() < 0.002;
+            if recent.len() == 100 {
+                recent.pop_front();
+            }
+            recent.push_back(!timed_out);
+            if timed_out {
+                timeouts.inc();
+                view_changes.inc();
+                view_change.record(up_peers);
+                continue;
+            }
+            let secs = lognormal(&mut rng, 0.02, 0.3) + 2.0 * delay;
+            p.consensus_rounds_total.handle().inc();
+            p.consensus_duration_seconds.handle().record_secs(secs);
+            p.quorum_achieved_total.handle().inc();
+            p.finalization_duration_seconds
+                .handle()
+                .record_secs(secs + 0.005);
+            p.blocks_finalized_total.handle().inc();
+            prepare.record(up_peers);
+            commit.record(up_peers);
+            achieved += 1;
+            finalized += 1;
+        }
+        p.throughput_transactions_per_second
+            .handle()
+            .set((finalized * 500) as f64 / SIM_TICK.as_secs_f64());
+        p.quorum_achievement_rate
+            .handle()
+            .set(achieved as f64 / attempted as f64);
+        p.quorum_availability
+            .handle()
+            .set(recent.iter().filter(|&&ok| ok).count() as f64 / recent.len() as f64);
+
+        // Bullshark: two DAG rounds of ~100 vertices, ~30k transactions.
+        let factor = if slow {
+            0.5
+        } else if down {
+            0.9
+        } else {
+            1.0
+        };
+        let processed = (30_000.0 * factor * (1.0 + 0.05 * rng.normal())).max(0.0);
+        b.transactions_processed_total
+            .handle()
+            .inc_by(processed as u64);
+        let tps = processed / SIM_TICK.as_secs_f64();
+        b.transactions_per_second.handle().set(tps);
+        b.throughput_tx_per_second.handle().set(tps);
+        let width = 100 - u64::from(down) - u64::from(strikes >= 3) - rng.next_u64() % 3;
+        for _ in 0..2 {
+            b.round_duration_seconds
+                .handle()
+                .record_secs(lognormal(&mut rng, 0.045, 0.2) + delay);
+            b.dag_vertices_total.handle().inc_by(width);
+        }
+        b.dag_width.handle().set(width as f64);
+        b.dag_depth
+            .handle()
+            .set((3 + rng.next_u64() % 3) as f64 + if slow { 4.0 } else { 0.0 });
+        b.batch_processing_duration_seconds
+            .handle()
+            .record_secs(lognormal(&mut rng, 0.02, 0.3));
+        for _ in 0..20 {
+            confirmation.record_secs(lognormal(&mut rng, 0.3, 0.3) + 2.0 * delay);
+        }
+        if t % 10 == 0 {
+            let now = confirmation.snapshot();
+            let window = now.delta(&confirmations_before);
+            for (q, g) in &percentiles {
+                g.set(window.quantile(*q) as f64 / 1e9);
+            }
+            confirmations_before = now;
+        }
+        if down && t % 2 == 0 || t % 25 == 3 {
+            missing_parent.inc(); // vertices referencing the missing node's
+        }
+        mempool = if slow {
+            mempool + 3_000.0
+        } else {
+            mempool * 0.9 + 2_000.0 + 500.0 * rng.normal()
+        }
+        .clamp(0.0, 100_000.0);
+        b.mempool_size.handle().set(mempool.round());
+        let usage = mempool / 1_000.0;
+        b.mempool_usage_percentage.handle().set(usage);
+        if rng.unit() < 0.3 {
+            invalid.inc_by(1 + rng.next_u64() % 3);
+        }
+        if usage > 90.0 {
+            mempool_full.inc_by(100);
+        }
+
+        // T-PBFT: trust scores drift, the down node's falls, all recover toward 0.9.
+        for (i, s) in scores.iter_mut().enumerate() {
+            let before = *s;
+            let mut next = before + 0.1 * (0.9 - before) + 0.005 * rng.normal();
+            if down && i == DOWN_NODE {
+                next = before - 0.02;
+            }
+            *s = next.clamp(0.0, 1.0);
+            let (g, up, fall, _) = &trust[i];
+            g.set(*s);
+            if *s > before {
+                up.inc();
+            } else if *s < before {
+                fall.inc();
+            }
+        }
+        tp.message_reduction_percentage
+            .handle()
+            .set(35.0 + 2.0 * rng.normal());
+        tp.consensus_rounds_per_second
+            .handle()
+            .set(if slow { 6.0 } else { 60.0 } * (1.0 + 0.05 * rng.normal()));
+        tp.performance_improvement
+            .handle()
+            .set(0.3 + 0.03 * rng.normal());
+        let rounds = 6u64;
+        for _ in 0..rounds {
+            tp.consensus_latency_seconds
+                .handle()
+                .record_secs(lognormal(&mut rng, 0.03, 0.25) + delay);
+        }
+        tp.messages_saved_total.handle().inc_by(rounds * 30);
+        tp.bandwidth_saved_bytes.handle().inc_by(rounds * 30 * 256);
+        tp.transactions_committed_total
+            .handle()
+            .inc_by(rounds * 200);
+    }
+}
+
+/// The consensus part of the summary: ProBFT rounds, their p99 over the interval, failures
+/// and view changes, the quorum rate, Byzantine detections; Bullshark's throughput,
+/// mempool and DAG; T-PBFT's rate and lowest trust.
+fn consensus_line(c: &Consensus, rounds_before: u64, p99_window: &Snapshot, secs: f64) -> String {
+    let p = &c.probft;
+    let min_trust = TPBFT_NODES
+        .iter()
+        .map(|&n| {
+            c.tpbft
+                .node_trust_score
+                .get(&tpbft::Node { node: n.into() })
+                .get()
+        })
+        .fold(f64::INFINITY, f64::min);
+    let rounds = p.consensus_rounds_total.handle().get();
+    format!(
+        "consensus: probft rounds={rounds} ({:.0}/s) p99={:.3}ms failures={} view_changes={} quorum={:.3} byzantine={} | bullshark tx/s={:.0} mempool={:.1}% dag={}x{} | tpbft rounds/s={:.0} min_trust={:.2}",
+        (rounds - rounds_before) as f64 / secs.max(1e-9),
+        p99_window.quantile(0.99) as f64 / 1e6,
+        p.consensus_failures_total
+            .get(&probft::Reason { reason: "timeout".into() })
+            .get(),
+        c.view_changes().get(),
+        p.quorum_achievement_rate.handle().get(),
+        c.byzantine("equivocation").get() + c.byzantine("invalid_signature").get(),
+        c.bullshark.transactions_per_second.handle().get(),
+        c.bullshark.mempool_usage_percentage.handle().get(),
+        c.bullshark.dag_depth.handle().get(),
+        c.bullshark.dag_width.handle().get(),
+        c.tpbft.consensus_rounds_per_second.handle().get(),
+        min_trust,
+    )
+}
+
+/// The v3 / protocol / compression part of the summary.
+fn platform_line(m: &Metrics) -> String {
+    let migrations = |status| {
+        [v3::Mode::Datacenter, v3::Mode::Internet]
+            .iter()
+            .map(|&mode| {
+                m.v3.migrations_total
+                    .get(&v3::MigrationOutcome { mode, status })
+                    .get()
+            })
+            .sum::<u64>()
+    };
+    format!(
+        "v3: migrations={} failed={} streams={}/{} link={:.1}ms loss={:.2}% compression={:.2} selector={}",
+        migrations(v3::Outcome::Success),
+        migrations(v3::Outcome::Failure),
+        m.protocol.streams_active.handle().get(),
+        m.protocol.streams_max.handle().get(),
+        m.protocol.latency_milliseconds.handle().get(),
+        m.protocol.packet_loss_rate.handle().get() * 100.0,
+        m.protocol.compression_ratio.handle().get(),
+        if m.compression.default_algorithm_used.handle().get() > 0.0 {
+            "default"
+        } else {
+            "model"
+        },
+    )
 }
 
 fn main() {
@@ -706,6 +1374,17 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let server = server.start_background()?;
     let addr = server.local_addr();
+    // The consensus node: its own registry (its own `version`) and its own endpoint, as a
+    // separate `*-consensus` scrape job.
+    let consensus_registry = Registry::builder().version(CONSENSUS_VERSION).build()?;
+    let consensus_metrics = Consensus::register(&consensus_registry)?;
+    let mut consensus_server =
+        PrometheusServer::builder(consensus_registry.clone()).bind(args.consensus_listen);
+    if let Some(t) = &args.token {
+        consensus_server = consensus_server.bearer_token(t.clone());
+    }
+    let consensus_server = consensus_server.start_background()?;
+    let consensus_addr = consensus_server.local_addr();
 
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..2)
@@ -721,6 +1400,23 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 .spawn(move || worker(id, m, r, stop, f))
         })
         .collect::<Result<_, _>>()?;
+    let simulations = [
+        {
+            let (m, stop, f) = (metrics.clone(), stop.clone(), faults.clone());
+            std::thread::Builder::new()
+                .name("platform".into())
+                .spawn(move || platform(m, stop, f))?
+        },
+        {
+            let acp = metrics.v3.acp_byzantine_detections_total.get(&v3::Node {
+                node: NODES[BYZANTINE_NODE].into(),
+            });
+            let (c, stop, f) = (consensus_metrics.clone(), stop.clone(), faults.clone());
+            std::thread::Builder::new()
+                .name("consensus".into())
+                .spawn(move || consensus(c, acp, stop, f))?
+        },
+    ];
     let monitor = watch_latency(&registry, &metrics, args.anomaly_tick)?;
     // The SLA windows advance once a second, whatever the summary interval.
     let sla_ticker = resilience.sla.spawn(Duration::from_secs(1))?;
@@ -770,12 +1466,6 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let started = Instant::now();
-    let request_sets: Vec<RequestLabels> = OPERATIONS
-        .iter()
-        .flat_map(|&operation| {
-            [Status::Success, Status::Error].map(|status| RequestLabels { operation, status })
-        })
-        .collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -791,6 +1481,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             _ = std::future::ready(()) => {}
         }
         println!("dwcp_manager: serving http://{addr}/metrics, /health, /metrics/summary");
+        println!("consensus: serving http://{consensus_addr}/metrics");
         if interrupted {
             println!("dwcp_manager: Ctrl-C, stopping");
             return;
@@ -801,6 +1492,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let mut last_requests = 0u64;
         let mut last_errors = 0u64;
         let mut last_at = Instant::now();
+        let consensus_latency = consensus_metrics.probft.consensus_duration_seconds.handle();
+        let mut last_consensus = consensus_latency.snapshot();
+        let mut last_rounds = 0u64;
         let mut last_health = HealthStatus::Healthy;
         let deadline = async {
             match args.duration {
@@ -816,12 +1510,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 _ = ticker.tick() => {}
             }
             let now = all_requests(&metrics);
-            let requests = total(&metrics.requests, &request_sets);
-            let errors: u64 = request_sets
-                .iter()
-                .filter(|l| l.status == Status::Error)
-                .map(|l| metrics.requests.get(l).get())
-                .sum();
+            let (requests, errors) = request_totals(&metrics);
             let secs = last_at.elapsed().as_secs_f64();
             last_at = Instant::now();
             metrics::counter!("dwcp_manager_reports_total").increment(1);
@@ -851,6 +1540,19 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     if dr == 0 { 0.0 } else { 100.0 * de as f64 / dr as f64 },
                 );
             }
+            let consensus_now = consensus_latency.snapshot();
+            println!("  {}", platform_line(&metrics));
+            println!(
+                "  {}",
+                consensus_line(
+                    &consensus_metrics,
+                    last_rounds,
+                    &consensus_now.delta(&last_consensus),
+                    secs
+                )
+            );
+            last_consensus = consensus_now;
+            last_rounds = consensus_metrics.probft.consensus_rounds_total.handle().get();
             last = now;
             last_requests = requests;
             last_errors = errors;
@@ -861,10 +1563,14 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for w in workers {
         let _ = w.join();
     }
+    for s in simulations {
+        let _ = s.join();
+    }
     monitor.stop();
     drop(sla_ticker);
     server.shutdown();
-    let requests = total(&metrics.requests, &request_sets);
+    consensus_server.shutdown();
+    let (requests, _) = request_totals(&metrics);
     println!(
         "dwcp_manager: stopped after {:.1}s, {} requests recorded",
         started.elapsed().as_secs_f64(),

@@ -426,12 +426,13 @@ impl Drop for Running {
     }
 }
 
-/// Starts the main example on an ephemeral port with `--every 0.5` and `extra` flags, and
-/// waits (up to 30 s) for the address it prints.
+/// Starts the main example on ephemeral ports (its consensus endpoint too) with `--every 0.5`
+/// and `extra` flags, and waits (up to 30 s) for the manager's address it prints.
 pub fn start_example(bin: &Path, extra: &[&str]) -> Running {
     use std::io::BufRead;
     let mut child = Command::new(bin)
         .args(["--listen", "127.0.0.1:0", "--every", "0.5"])
+        .args(["--consensus-listen", "127.0.0.1:0"])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -465,4 +466,28 @@ pub fn start_example(bin: &Path, extra: &[&str]) -> Running {
         }
     };
     Running { child, lines, addr }
+}
+
+/// `promtool check metrics` on `text`: no errors, and lint complaints only about names the
+/// catalog keeps from the seeds and documents as deviations (a `MetricDef` with a note, e.g.
+/// `dwcp_latency_milliseconds`, `probft_byzantine_nodes_total`). Returns the flagged names.
+#[track_caller]
+pub fn assert_promtool_only_documented(text: &str) -> std::collections::BTreeSet<String> {
+    let (code, out) = promtool_check(text);
+    let flagged: std::collections::BTreeSet<String> = out
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split_once(' ').map_or(l, |(n, _)| n).to_owned())
+        .collect();
+    let undocumented: Vec<&String> = flagged
+        .iter()
+        .filter(|n| dwcp_telemetry::catalog::find(n).map_or(true, |d| d.note.is_empty()))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "promtool flags names that are not documented seed deviations: {undocumented:?}\n{out}"
+    );
+    // 0: clean; 3: lint findings only (1 would be a parse error).
+    assert_eq!(code, if flagged.is_empty() { 0 } else { 3 }, "{out}");
+    flagged
 }
