@@ -13,6 +13,12 @@
 //! reach it: the rounds led by the node sharing the faulty dependency's host time out, and a
 //! slow dependency slows every peer.
 //!
+//! The consensus node's rounds run through `#[instrument_dwcp]` (`probft_round`): request,
+//! error and latency metrics on its registry, and a trace span per sampled round
+//! (`probft-consensus` samples 100 %). Spans are exported over OTLP when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set (gRPC or HTTP/protobuf per `OTEL_EXPORTER_OTLP_PROTOCOL`),
+//! and so are both registries' metrics; the last sampled spans also appear on `/status`.
+//!
 //! An anomaly monitor watches the p99 of each operation's request latency, one interval
 //! snapshot per `--anomaly-tick` (default 1 s, warm-up 60 ticks). Alerts are printed, counted
 //! in `dwcp_anomaly_detections_total` and logged through `tracing`. `--incident-at SECS`
@@ -50,12 +56,14 @@ use dwcp_telemetry::anomaly::{AnomalyMonitor, DetectorConfig, Direction, Statist
 use dwcp_telemetry::catalog::manager as cm;
 use dwcp_telemetry::catalog::v3::{self, V3Component};
 use dwcp_telemetry::catalog::{bullshark, compression, probft, protocol, tpbft};
+use dwcp_telemetry::export::otlp::metrics::init_metrics_from_env;
 use dwcp_telemetry::export::prometheus::PrometheusServer;
+use dwcp_telemetry::export::status::Journal;
 use dwcp_telemetry::resilience::{
     BreakerConfig, CallError, CheckResult, CircuitBreaker, HealthChecker, HealthStatus, Outcome,
     Recovery, Selector, SlaConfig, SlaInputs, SlaTracker, Sli, State, Transition,
 };
-use dwcp_telemetry::{Counter, Gauge, Histogram, Registry, Snapshot};
+use dwcp_telemetry::{instrument_dwcp, Counter, Gauge, Histogram, Registry, Snapshot};
 
 /// The operations, errors and circuits of the simulated service (their label values: see
 /// `op_name`, `error_name`, `circuit_name`).
@@ -628,7 +636,10 @@ fn watch_latency(
             detector,
         )?;
     }
-    monitor.on_anomaly(|metric, a| {
+    // Detections also go to the status page's journal.
+    let journal = Journal::global();
+    monitor.on_anomaly(move |metric, a| {
+        journal.record_anomaly(metric, a);
         println!(
             "dwcp_manager: anomaly {metric} {} z={:.1} p99={:.3}ms baseline={:.3}ms",
             a.severity.as_str(),
@@ -929,6 +940,8 @@ fn platform(m: Metrics, stop: Arc<AtomicBool>, faults: Arc<Faults>) {
 /// The consensus node's families (ProBFT, Bullshark, T-PBFT), on its own registry.
 #[derive(Clone)]
 struct Consensus {
+    /// The node's registry (its instrumented rounds record into it).
+    registry: Registry,
     probft: probft::Probft,
     bullshark: bullshark::Bullshark,
     tpbft: tpbft::Tpbft,
@@ -950,6 +963,7 @@ const BYZANTINE_NODE: usize = 6;
 impl Consensus {
     fn register(reg: &Registry) -> Result<Consensus, dwcp_telemetry::RegistrationError> {
         Ok(Consensus {
+            registry: reg.clone(),
             probft: probft::register(reg)?,
             bullshark: bullshark::register(reg)?,
             tpbft: tpbft::register(reg)?,
@@ -968,6 +982,39 @@ impl Consensus {
             .get(&probft::ByzantineEvent {
                 r#type: kind.into(),
             })
+    }
+}
+
+/// A ProBFT round whose proposal missed the round timeout.
+#[derive(Debug)]
+struct RoundTimeout;
+
+impl std::fmt::Display for RoundTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("proposal missed the round timeout")
+    }
+}
+
+/// One ProBFT round led by `leader`, as a handler: `#[instrument_dwcp]` counts it in
+/// `dwcp_requests_total{component="probft-consensus",operation="round",status}`, times it and,
+/// when sampled, sends its span (with the round and the leader) to the installed sink.
+#[instrument_dwcp(
+    component = "probft-consensus",
+    operation = "round",
+    registry = registry,
+    skip(registry, timed_out),
+    fields(leader = NODES[leader])
+)]
+fn probft_round(
+    registry: &Registry,
+    round: u64,
+    leader: usize,
+    timed_out: bool,
+) -> Result<u64, RoundTimeout> {
+    if timed_out {
+        Err(RoundTimeout)
+    } else {
+        Ok(round)
     }
 }
 
@@ -1139,7 +1186,7 @@ fn consensus(c: Consensus, acp: Counter, stop: Arc<AtomicBool>, faults: Arc<Faul
                 recent.pop_front();
             }
             recent.push_back(!timed_out);
-            if timed_out {
+            if probft_round(&c.registry, round, leader, timed_out).is_err() {
                 timeouts.inc();
                 view_changes.inc();
                 view_change.record(up_peers);
@@ -1385,6 +1432,21 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let consensus_server = consensus_server.start_background()?;
     let consensus_addr = consensus_server.local_addr();
+    // OTLP, when OTEL_EXPORTER_OTLP_ENDPOINT (or a per-signal form) is set: spans of the
+    // instrumented handlers, and both registries' metrics. Nothing else to configure.
+    let tracing_guard = dwcp_telemetry::export::otlp::init_tracing_from_env()?;
+    // The status page's recent spans: the journal in front of the exporter (or alone).
+    dwcp_telemetry::trace::install_sink(Journal::global().span_sink(dwcp_telemetry::trace::sink()));
+    let metrics_push = [
+        init_metrics_from_env(&registry, "dwcp-manager")?,
+        init_metrics_from_env(&consensus_registry, "probft-consensus")?,
+    ];
+    if let Some(g) = &tracing_guard {
+        println!(
+            "dwcp_manager: exporting spans over OTLP to {}",
+            g.exporter().endpoint()
+        );
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..2)
@@ -1570,6 +1632,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     drop(sla_ticker);
     server.shutdown();
     consensus_server.shutdown();
+    // A clean flush of what is queued for the collector, if any.
+    for push in metrics_push.into_iter().flatten() {
+        push.shutdown(Duration::from_secs(5));
+    }
+    drop(tracing_guard);
     let (requests, _) = request_totals(&metrics);
     println!(
         "dwcp_manager: stopped after {:.1}s, {} requests recorded",

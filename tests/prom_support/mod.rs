@@ -429,8 +429,14 @@ impl Drop for Running {
 /// Starts the main example on ephemeral ports (its consensus endpoint too) with `--every 0.5`
 /// and `extra` flags, and waits (up to 30 s) for the manager's address it prints.
 pub fn start_example(bin: &Path, extra: &[&str]) -> Running {
+    start_example_with_env(bin, extra, &[])
+}
+
+/// [`start_example`] with extra environment variables.
+pub fn start_example_with_env(bin: &Path, extra: &[&str], env: &[(&str, &str)]) -> Running {
     use std::io::BufRead;
     let mut child = Command::new(bin)
+        .envs(env.iter().copied())
         .args(["--listen", "127.0.0.1:0", "--every", "0.5"])
         .args(["--consensus-listen", "127.0.0.1:0"])
         .args(extra)

@@ -53,7 +53,7 @@ pub struct SpanEntry {
     pub duration_seconds: f64,
     /// The trace id, lower-case hex.
     pub trace_id: String,
-    /// `ok`, `unset` or the error message's first line.
+    /// `ok`, or the error message's first line.
     pub status: String,
     /// Whether the span failed.
     pub error: bool,
@@ -162,8 +162,7 @@ impl Journal {
             SpanStatus::Error { message } => {
                 (message.lines().next().unwrap_or("error").to_owned(), true)
             }
-            SpanStatus::Ok => ("ok".to_owned(), false),
-            _ => ("unset".to_owned(), false),
+            _ => ("ok".to_owned(), false),
         };
         let entry = SpanEntry {
             start_unix: span.start_unix_nanos as f64 / 1e9,
