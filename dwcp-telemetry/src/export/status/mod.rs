@@ -481,17 +481,17 @@ impl StatusPage {
         drop(window);
 
         // Error indexes of the request families, built once each.
-        let mut indexes: HashMap<&str, ErrorIndex> = HashMap::new();
+        // Per histogram family, the error index of its request family (built once).
+        let mut indexes: HashMap<&str, Option<ErrorIndex>> = HashMap::new();
         let mut operations = Vec::with_capacity(hists.len());
         for h in &hists {
-            let names = h.desc.label_names();
-            let error_ratio = request_family(&fams, names).and_then(|f| {
-                indexes
-                    .entry(f.desc.name())
-                    .or_insert_with(|| error_index(f))
-                    .get(&h.labels[..])
-                    .and_then(|&(total, err)| (total > 0).then(|| err as f64 / total as f64))
-            });
+            let index = indexes
+                .entry(h.desc.name())
+                .or_insert_with(|| request_family(&fams, h.desc.label_names()).map(error_index));
+            let error_ratio = index
+                .as_ref()
+                .and_then(|i| i.get(&values_key(h.labels.iter(), usize::MAX)))
+                .and_then(|&(total, err)| (total > 0).then(|| err as f64 / total as f64));
             operations.push((h, error_ratio));
         }
         operations.sort_by(|(a, _), (b, _)| {
@@ -580,7 +580,22 @@ fn request_family<'a>(fams: &'a HashMap<String, Fam>, names: &[String]) -> Optio
 }
 
 /// Per label values (without `status`): (calls, errors) since the previous render.
-type ErrorIndex = HashMap<Vec<String>, (u64, u64)>;
+type ErrorIndex = HashMap<u64, (u64, u64)>;
+
+/// A 64-bit FNV-1a key of label values, skipping position `skip` (the `status` label), with a
+/// separator between values: no allocation. (A collision would only mislabel one ratio.)
+fn values_key<'a>(values: impl Iterator<Item = &'a String>, skip: usize) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, v) in values.enumerate() {
+        if i == skip {
+            continue;
+        }
+        for &b in v.as_bytes().iter().chain(&[0xff]) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
 
 /// Indexes a request family's rates by its label values without `status`: one pass.
 fn error_index(requests: &Fam) -> ErrorIndex {
@@ -594,13 +609,9 @@ fn error_index(requests: &Fam) -> ErrorIndex {
         return index;
     };
     for (values, _, increase) in &requests.series {
-        let key: Vec<String> = values
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != status_at)
-            .map(|(_, v)| v.clone())
-            .collect();
-        let e = index.entry(key).or_insert((0, 0));
+        let e = index
+            .entry(values_key(values.iter(), status_at))
+            .or_insert((0, 0));
         e.0 += increase;
         if ERROR_STATUSES.contains(&values[status_at].as_str()) {
             e.1 += increase;
