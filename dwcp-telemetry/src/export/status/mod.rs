@@ -50,7 +50,7 @@ use crate::registry::{Descriptor, HistogramView, MetricKind, Registry, Unit, Vis
 /// The most operations drawn on the page (the busiest by rate; the rest are counted).
 pub const MAX_OPERATIONS: usize = 100;
 /// The most bars in a latency distribution.
-pub const DISTRIBUTION_BINS: usize = 48;
+pub const DISTRIBUTION_BINS: usize = 24;
 
 /// `status` label values counted as errors in an operation's error ratio.
 const ERROR_STATUSES: [&str; 5] = ["error", "panic", "failed", "failure", "timeout"];
