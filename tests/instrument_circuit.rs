@@ -294,3 +294,35 @@ fn impl_future_rejected_without_running_the_body() {
     assert_eq!(errors(reg, "store", "not_permitted"), 1);
     assert_eq!(breaker_calls(reg, "queue"), [1, 3, 0, 1]);
 }
+
+static BOXED: LazyLock<Registry> = LazyLock::new(new_registry);
+
+/// What `#[async_trait]` produces.
+#[instrument_dwcp(component = "store", registry = &*BOXED, circuit = "boxed")]
+fn boxed(fail: bool) -> Pin<Box<dyn Future<Output = Result<u32, DbError>> + Send>> {
+    Box::pin(async move {
+        YieldOnce(false).await;
+        if fail {
+            Err(DbError::Down)
+        } else {
+            Ok(5)
+        }
+    })
+}
+
+#[test]
+fn boxed_future_through_the_breaker() {
+    let reg = &*BOXED;
+    let config = BreakerConfig::builder()
+        .count_window(2)
+        .minimum_calls(2)
+        .build()
+        .unwrap();
+    let breaker = CircuitBreaker::configure_named(reg, "boxed", config).unwrap();
+    assert_eq!(block_on(boxed(false)).unwrap(), 5);
+    assert!(matches!(block_on(boxed(true)), Err(DbError::Down)));
+    assert_eq!(breaker.state(), State::Open);
+    assert!(matches!(block_on(boxed(false)), Err(DbError::Rejected(_))));
+    assert_eq!(statuses(reg, "store", "boxed"), [1, 2, 0, 0]);
+    assert_eq!(breaker_calls(reg, "boxed"), [1, 1, 0, 1]);
+}
