@@ -40,6 +40,16 @@
 //! short name of the type otherwise ([`short_type_name`]: `std::io::Error` gives `Error`,
 //! `my::Wrapper<T>` gives `Wrapper`).
 //!
+//! ## Circuit breaker
+//!
+//! With `circuit = "name"`, the call site also binds the registry's named breaker
+//! ([`CircuitBreaker::named`]) on its first call, and each call takes a permit before its
+//! body runs. A rejected call skips the body and returns `Err(E::from(NotPermitted))`
+//! (recorded as any `Err`: `status="error"`, `dwcp_errors_total{type}`); a permitted call
+//! reports the macro's classification to the permit (ok: success, error: failure); a panic
+//! or a cancelled future drops the permit (the breaker's dropped-permit default). If the
+//! breaker cannot be created, calls pass unprotected and [`REFUSED`] counts [`CIRCUIT`].
+//!
 //! ## Registration conflicts
 //!
 //! If the registry already holds one of these families with another definition (other
