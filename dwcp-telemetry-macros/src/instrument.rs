@@ -25,6 +25,7 @@ struct Args {
     fields: Vec<Field>,
     level: Option<Level>,
     sample: Option<f64>,
+    circuit: Option<(Ident, LitStr)>,
 }
 
 /// One `fields(..)` entry: `name = value`, `name = %value` (Display), `name = ?value` (Debug).
@@ -80,6 +81,7 @@ enum Arg {
     Fields(Vec<Field>),
     Level(Level),
     Sample(f64),
+    Circuit(Ident, LitStr),
 }
 
 const KNOWN: [&str; 12] = [
@@ -227,14 +229,8 @@ impl Parse for Keyed {
                 format!(
                     "unknown argument `{name}`; expected one of `component`, `operation`, \
                      `registry`, `crate`, `ok_if`, `error_if`, `skip(..)`, `skip_all`, \
-                     `fields(..)`, `level`, `sample`"
+                     `fields(..)`, `level`, `sample`, `circuit`"
                 ),
-            ));
-        }
-        if name == "circuit" {
-            return Err(syn::Error::new(
-                key.span(),
-                "circuit = requires the resilience module",
             ));
         }
         if name == "skip_all" {
@@ -302,6 +298,7 @@ impl Parse for Keyed {
             "ok_if" => Arg::OkIf(key.clone(), path_value(input)?),
             "level" => Arg::Level(level_value(input)?),
             "sample" => Arg::Sample(sample_value(input)?),
+            "circuit" => Arg::Circuit(key.clone(), string_value(input, &key)?),
             _ => Arg::ErrorIf(key.clone(), path_value(input)?),
         };
         Ok(Keyed(key, arg))
@@ -345,6 +342,7 @@ impl Parse for Args {
                 Arg::Fields(f) => args.fields = f,
                 Arg::Level(l) => args.level = Some(l),
                 Arg::Sample(r) => args.sample = Some(r),
+                Arg::Circuit(k, s) => args.circuit = Some((k, s)),
             }
         }
         Ok(args)
@@ -535,6 +533,41 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let is_result = output
         .as_ref()
         .is_some_and(|t| last_segment_is(t, "Result").is_some());
+    if let (Some((key, _)), false) = (&args.circuit, is_result) {
+        return Err(syn::Error::new(
+            key.span(),
+            "`circuit` needs a function returning `Result<T, E>` (a rejected call returns \
+             `Err(E::from(NotPermitted))`)",
+        ));
+    }
+    // `circuit = ".."`: the call site's breaker, and the body's early return when the
+    // breaker rejects the call (`E: From<NotPermitted>`, checked at `circuit`).
+    let circuit_site = args
+        .circuit
+        .as_ref()
+        .map(|(_, lit)| quote!(.with_circuit(#lit)));
+    let reject = args.circuit.as_ref().map(|(key, _)| {
+        let err = quote_spanned!(key.span()=>
+            ::core::result::Result::Err(::core::convert::From::from(__dwcp_np))
+        );
+        quote! {
+            if let ::core::option::Option::Some(__dwcp_np) = __dwcp_rejected {
+                return #err;
+            }
+        }
+    });
+    let acquire = if args.circuit.is_some() {
+        quote! {
+            let (__dwcp_permit, __dwcp_rejected) = match __dwcp_guard.acquire() {
+                ::core::result::Result::Ok(__dwcp_p) => (__dwcp_p, ::core::option::Option::None),
+                ::core::result::Result::Err(__dwcp_np) => {
+                    (::core::option::Option::None, ::core::option::Option::Some(__dwcp_np))
+                }
+            };
+        }
+    } else {
+        TokenStream::new()
+    };
 
     // The classification closure, `|&Output| -> Outcome`.
     let label_of = |v: TokenStream| {
@@ -621,7 +654,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                 namespace: ::core::module_path!(),
                 sample: #sample,
             },
-        );
+        )#circuit_site;
     };
     // Attributes, read only for a sampled call with a sink: the arguments, then `fields`.
     let mut attrs = Vec::new();
@@ -678,9 +711,11 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let typed = output.as_ref().filter(|t| !has_impl_trait(t));
     let new_body = match shape {
         Shape::Sync => {
-            let closure = match &ret_ty {
-                Some(t) if !has_impl_trait(t) => quote!(move || -> #t #body),
-                _ => quote!(move || #body),
+            let closure = match (&ret_ty, &reject) {
+                (Some(t), None) if !has_impl_trait(t) => quote!(move || -> #t #body),
+                (_, None) => quote!(move || #body),
+                (Some(t), Some(r)) if !has_impl_trait(t) => quote!(move || -> #t { #r #body }),
+                (_, Some(r)) => quote!(move || { #r #body }),
             };
             if matches!(ret_ty, Some(Type::Never(_))) {
                 // It never returns: the guard records `panic` while unwinding (or nothing,
@@ -696,15 +731,21 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                     }},
                 );
             }
+            let finish = if args.circuit.is_some() {
+                quote!(__dwcp_guard.finish_permit(&__dwcp_out, __dwcp_permit, #classify, #describe);)
+            } else {
+                quote!(__dwcp_guard.finish_with(&__dwcp_out, #classify, #describe);)
+            };
             quote! {{
                 #site
                 #start
+                #acquire
                 let __dwcp_out = {
                     let _dwcp_entered = __dwcp_guard.enter();
                     #[allow(clippy::redundant_closure_call)]
                     (#closure)()
                 };
-                __dwcp_guard.finish_with(&__dwcp_out, #classify, #describe);
+                #finish
                 __dwcp_out
             }}
         }
@@ -719,23 +760,34 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                             let __dwcp_never: #t = loop {};
                             return __dwcp_never;
                         }
+                        #reject
                         #body
                     }
                 },
+                None if reject.is_some() => quote!(async move { #reject #body }),
                 None => quote!(async move #body),
             };
+            let permit = args
+                .circuit
+                .as_ref()
+                .map(|_| quote!(.with_permit(__dwcp_permit)));
             quote! {{
                 #site
                 #start
+                #acquire
                 let __dwcp_fut = ::core::pin::pin!(#fut);
-                #rt::Watch::new(__dwcp_guard, __dwcp_fut, #classify, #describe).await
+                #rt::Watch::new(__dwcp_guard, __dwcp_fut, #classify, #describe)#permit.await
             }}
         }
         Shape::Future { boxed } => {
+            let permit = args
+                .circuit
+                .as_ref()
+                .map(|_| quote!(.with_permit(__dwcp_permit)));
             let watched = quote! {
                 async move {
                     let __dwcp_fut = ::core::pin::pin!(__dwcp_fut);
-                    #rt::Watch::new(__dwcp_guard, __dwcp_fut, #classify, #describe).await
+                    #rt::Watch::new(__dwcp_guard, __dwcp_fut, #classify, #describe)#permit.await
                 }
             };
             // Pin the future's output to the declared one before it is classified, so that
@@ -752,14 +804,40 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             } else {
                 watched
             };
+            let make = quote! {{
+                let _dwcp_entered = __dwcp_guard.enter();
+                #[allow(clippy::redundant_closure_call)]
+                #fut
+            }};
+            // With a breaker: the body (which makes the future) runs only if permitted; a
+            // rejected call's future is ready with the `Err`.
+            let make = match &args.circuit {
+                Some((key, _)) => {
+                    let err = quote_spanned!(key.span()=>
+                        ::core::result::Result::Err(::core::convert::From::from(__dwcp_np))
+                    );
+                    quote! {{
+                        let __dwcp_gate = match __dwcp_rejected {
+                            ::core::option::Option::None => ::core::result::Result::Ok(#make),
+                            ::core::option::Option::Some(__dwcp_np) => {
+                                ::core::result::Result::Err(__dwcp_np)
+                            }
+                        };
+                        async move {
+                            match __dwcp_gate {
+                                ::core::result::Result::Ok(__dwcp_f) => __dwcp_f.await,
+                                ::core::result::Result::Err(__dwcp_np) => #err,
+                            }
+                        }
+                    }}
+                }
+                None => make,
+            };
             quote! {{
                 #site
                 #start
-                let __dwcp_fut = {
-                    let _dwcp_entered = __dwcp_guard.enter();
-                    #[allow(clippy::redundant_closure_call)]
-                    #fut
-                };
+                #acquire
+                let __dwcp_fut = #make;
                 #wrapped
             }}
         }
@@ -819,7 +897,11 @@ mod tests {
         assert!(err("component = \"a\", component = \"b\"", "fn f() {}").contains("duplicate"));
         assert!(err("component = \"a\", fields(x)", "fn f() {}").contains("expects a value"));
         assert!(err("component = \"a\", sample = 2.0", "fn f() {}").contains("ratio in [0, 1]"));
-        assert!(err("component = \"a\", circuit = \"p\"", "fn f() {}").contains("resilience"));
+        assert!(err("component = \"a\", circuit = \"p\"", "fn f() {}").contains("`circuit` needs"));
+        assert!(err("component = \"a\", circuit = \"\"", "fn f() {}").contains("must not be empty"));
+        assert!(err("component = \"a\", circuit = p", "fn f() {}").contains("string literal"));
+        let twice = "component = \"a\", circuit = \"p\", circuit = \"q\"";
+        assert!(err(twice, "fn f() -> Result<u8, E> { Ok(1) }").contains("duplicate"));
         assert!(err("component = \"a\", skip(y)", "fn f(x: u8) {}").contains("no argument `y`"));
         assert!(err("component = \"a\", foo = 1", "fn f() {}").contains("unknown argument `foo`"));
         assert!(err("component = \"a\"", "struct S;").contains("functions and methods only"));
@@ -840,6 +922,20 @@ mod tests {
             let text = out.to_string();
             assert!(text.contains("__DWCP_SITE"), "{item}: {text}");
             syn::parse2::<ItemFn>(out).unwrap();
+        }
+        for item in [
+            "fn f() -> Result<u8, E> { Ok(1) }",
+            "async fn f() -> Result<u8, E> { Ok(1) }",
+            "fn f() -> impl Future<Output = Result<u8, E>> { async { Ok(1) } }",
+            "fn f() -> Pin<Box<dyn Future<Output = io::Result<u8>> + Send>> { todo!() }",
+        ] {
+            let out = expand(
+                quote!(component = "a", circuit = "db"),
+                item.parse().unwrap(),
+            );
+            let text = out.unwrap().to_string();
+            assert!(text.contains("with_circuit"), "{item}: {text}");
+            assert!(text.contains("__dwcp_permit"), "{item}: {text}");
         }
     }
 }

@@ -82,7 +82,13 @@ pub fn derive_label_value(input: TokenStream) -> TokenStream {
 /// - `sample = 0.25` or `critical` / `standard` / `background` (100 % / 10 % / 1 %): this call
 ///   site's root sampling ratio (default: its component's).
 ///
-/// `circuit = "..."` is reserved (a compile error until the resilience module exists).
+/// - `circuit = "..."`: for a function returning `Result<T, E>` with
+///   `E: From<dwcp_telemetry::resilience::NotPermitted>`, each call runs through the
+///   registry's named breaker (`CircuitBreaker::named`, bound once per call site): a
+///   rejected call skips the body and returns `Err(E::from(NotPermitted))` (recorded as an
+///   error); a call classified ok is a breaker success, an error a failure; a panic or a
+///   cancelled future drops the permit (its default). A compile error on another return type.
+///
 /// A function counts as returning `Result` when the last segment of its (future's output)
 /// return type is `Result`.
 #[proc_macro_attribute]

@@ -40,6 +40,16 @@
 //! short name of the type otherwise ([`short_type_name`]: `std::io::Error` gives `Error`,
 //! `my::Wrapper<T>` gives `Wrapper`).
 //!
+//! ## Circuit breaker
+//!
+//! With `circuit = "name"`, the call site also binds the registry's named breaker
+//! ([`CircuitBreaker::named`]) on its first call, and each call takes a permit before its
+//! body runs. A rejected call skips the body and returns `Err(E::from(NotPermitted))`
+//! (recorded as any `Err`: `status="error"`, `dwcp_errors_total{type}`); a permitted call
+//! reports the macro's classification to the permit (ok: success, error: failure); a panic
+//! or a cancelled future drops the permit (the breaker's dropped-permit default). If the
+//! breaker cannot be created, calls pass unprotected and [`REFUSED`] counts [`CIRCUIT`].
+//!
 //! ## Registration conflicts
 //!
 //! If the registry already holds one of these families with another definition (other
@@ -59,6 +69,7 @@ use crate::metric::Timer;
 use crate::metric::{Counter, Gauge, Histogram};
 use crate::propagation::{SpanId, TraceFlags, TraceId};
 use crate::registry::{CounterFamily, Registry};
+use crate::resilience::{CircuitBreaker, NotPermitted, Permit};
 use crate::trace::context::{self, Ctx, CtxScope};
 use crate::trace::sampler::{self, SiteRule};
 use crate::trace::{self, AttrValue, SpanEvent, SpanKind, SpanRecord, SpanStatus};
@@ -71,6 +82,9 @@ pub const DURATION: &str = "dwcp_request_duration_seconds";
 pub const ERRORS: &str = "dwcp_errors_total";
 /// Name of the in-flight gauge.
 pub const IN_FLIGHT: &str = "dwcp_requests_in_flight";
+/// The `metric` label of [`REFUSED`] when a call site's `circuit = ".."` breaker could not
+/// be created (its families conflict with others on the registry).
+pub const CIRCUIT: &str = "dwcp_circuit_breaker_calls_total";
 /// Name of the self-metric counting refused family registrations.
 pub const REFUSED: &str = "dwcp_telemetry_instrument_refused_total";
 
@@ -170,10 +184,18 @@ pub struct SiteHandles {
     duration: Histogram,
     in_flight: Gauge,
     errors: Option<CounterFamily>,
+    /// `circuit = ".."`: the registry's named breaker (`None` without `circuit`, or if it
+    /// could not be created: then calls pass unprotected).
+    breaker: Option<CircuitBreaker>,
 }
 
 impl SiteHandles {
-    fn bind(registry: &Registry, component: &'static str, operation: &'static str) -> Self {
+    fn bind(
+        registry: &Registry,
+        component: &'static str,
+        operation: &'static str,
+        circuit: Option<&'static str>,
+    ) -> Self {
         let refused = |metric: &str| {
             registry
                 .self_counter(REFUSED, REFUSED_HELP, "metric", metric)
@@ -223,12 +245,20 @@ impl SiteHandles {
                 Gauge::noop()
             }
         };
+        let breaker = circuit.and_then(|c| match CircuitBreaker::named(registry, c) {
+            Ok(b) => Some(b),
+            Err(_) => {
+                refused(CIRCUIT);
+                None
+            }
+        });
         SiteHandles {
             component,
             requests,
             duration,
             in_flight,
             errors,
+            breaker,
         }
     }
 }
@@ -254,6 +284,7 @@ pub struct CallSite {
     handles: OnceLock<SiteHandles>,
     span: SpanSite,
     rule: SiteRule,
+    circuit: Option<&'static str>,
 }
 
 impl CallSite {
@@ -282,7 +313,15 @@ impl CallSite {
             handles: OnceLock::new(),
             span,
             rule: SiteRule::new(),
+            circuit: None,
         }
+    }
+
+    /// The call site runs through the registry's named breaker `circuit`
+    /// ([`CircuitBreaker::named`], bound with the handles on the first call).
+    pub const fn with_circuit(mut self, circuit: &'static str) -> Self {
+        self.circuit = Some(circuit);
+        self
     }
 
     /// The bound handles; `registry` runs on the first call only.
@@ -305,8 +344,14 @@ impl CallSite {
         R: Borrow<Registry>,
         F: FnOnce() -> R,
     {
-        self.handles
-            .get_or_init(|| SiteHandles::bind(registry().borrow(), self.component, self.operation))
+        self.handles.get_or_init(|| {
+            SiteHandles::bind(
+                registry().borrow(),
+                self.component,
+                self.operation,
+                self.circuit,
+            )
+        })
     }
 
     /// Start a call: bind on first use, count it in flight, decide whether it is sampled
@@ -623,6 +668,16 @@ impl Guard {
         }
     }
 
+    /// A permit of the call site's breaker (`Ok(None)` without one). A rejected call
+    /// (counted `not_permitted` by the breaker) still has to be finished.
+    #[inline]
+    pub fn acquire(&self) -> Result<Option<Permit<'static>>, NotPermitted> {
+        match &self.handles.breaker {
+            Some(b) => b.try_acquire().map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Record the call's outcome.
     #[inline]
     pub fn finish(mut self, outcome: Outcome) {
@@ -648,12 +703,35 @@ impl Guard {
     /// Classify `out` with `classify`, then record; a sampled failed call's span describes
     /// it with `describe` (called only then). A panic in either records `panic`.
     #[inline]
-    pub fn finish_with<O, C, D>(mut self, out: &O, classify: C, describe: D)
+    pub fn finish_with<O, C, D>(self, out: &O, classify: C, describe: D)
     where
         C: FnOnce(&O) -> Outcome,
         D: FnOnce(&O) -> Exception,
     {
+        self.finish_permit(out, None, classify, describe);
+    }
+
+    /// [`Guard::finish_with`], reporting the classified outcome to the breaker's `permit`
+    /// first: a call classified ok is a success, an error a failure. (A panic in
+    /// `classify` drops the permit: the breaker's dropped-permit default.)
+    #[inline]
+    pub fn finish_permit<O, C, D>(
+        mut self,
+        out: &O,
+        permit: Option<Permit<'static>>,
+        classify: C,
+        describe: D,
+    ) where
+        C: FnOnce(&O) -> Outcome,
+        D: FnOnce(&O) -> Exception,
+    {
         let outcome = classify(out);
+        if let Some(p) = permit {
+            match outcome {
+                Outcome::Ok => p.success(),
+                Outcome::Error(_) => p.failure(),
+            }
+        }
         let exception = match outcome {
             Outcome::Error(_) if self.span.data.is_some() => Some(describe(out)),
             _ => None,
@@ -711,6 +789,7 @@ pub struct Watch<'a, F, C, D> {
     fut: Pin<&'a mut F>,
     guard: Option<Guard>,
     classify: Option<(C, D)>,
+    permit: Option<Permit<'static>>,
 }
 
 // `Watch` never pins its fields (the inner future is already pinned elsewhere), so it is
@@ -729,7 +808,15 @@ where
             fut,
             guard: Some(guard),
             classify: Some((classify, describe)),
+            permit: None,
         }
+    }
+
+    /// Report the outcome to the breaker's `permit` too; held across the awaits (dropped
+    /// with the future if it is cancelled: the breaker's dropped-permit default).
+    pub fn with_permit(mut self, permit: Option<Permit<'static>>) -> Self {
+        self.permit = permit;
+        self
     }
 }
 
@@ -756,7 +843,7 @@ where
                 if let (Some(guard), Some((classify, describe))) =
                     (this.guard.take(), this.classify.take())
                 {
-                    guard.finish_with(&out, classify, describe);
+                    guard.finish_permit(&out, this.permit.take(), classify, describe);
                 }
                 Poll::Ready(out)
             }

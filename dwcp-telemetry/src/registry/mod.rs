@@ -172,6 +172,28 @@ impl Default for Registry {
     }
 }
 
+/// A registry's identity ([`Registry::id`]): compares by address, weakly held.
+#[derive(Debug, Clone)]
+pub(crate) struct RegistryId(std::sync::Weak<Inner>);
+
+impl RegistryId {
+    /// Whether this is `registry`'s identity.
+    pub(crate) fn is(&self, registry: &Registry) -> bool {
+        std::ptr::eq(self.0.as_ptr(), Arc::as_ptr(&registry.inner))
+    }
+
+    /// Whether both are the same registry's.
+    #[cfg(test)]
+    pub(crate) fn same(&self, other: &RegistryId) -> bool {
+        std::sync::Weak::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Whether the registry still exists.
+    pub(crate) fn alive(&self) -> bool {
+        self.0.strong_count() > 0
+    }
+}
+
 /// Configures a [`Registry`]. Setters never fail; [`RegistryBuilder::build`] validates.
 #[derive(Debug, Clone)]
 #[must_use]
@@ -571,6 +593,13 @@ impl Registry {
     /// How many families are registered.
     pub fn family_count(&self) -> usize {
         self.read_families().list.len()
+    }
+
+    /// This registry's identity, for process-wide tables keyed by registry (the named
+    /// circuit breakers). Holds a weak reference: it keeps no metric alive, its address
+    /// cannot be reused while it exists, and it tells when the registry is gone.
+    pub(crate) fn id(&self) -> RegistryId {
+        RegistryId(Arc::downgrade(&self.inner))
     }
 
     #[cfg(feature = "metrics-facade")]

@@ -64,6 +64,10 @@ pub enum ConfigurationError {
     /// An empty or otherwise unusable name.
     #[error("{0}")]
     Invalid(String),
+    /// [`CircuitBreaker::configure_named`](super::CircuitBreaker::configure_named): the named
+    /// breaker exists already (configured before, or created by its first use).
+    #[error("circuit breaker {0:?} already exists on this registry; configure a named breaker once, before its first use")]
+    AlreadyExists(String),
     /// Registering the metric families failed.
     #[error(transparent)]
     Registration(#[from] crate::RegistrationError),

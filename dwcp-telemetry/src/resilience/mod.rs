@@ -43,6 +43,7 @@ mod clock;
 mod config;
 mod health;
 mod metrics;
+mod named;
 mod recovery;
 mod sla;
 mod window;

@@ -36,9 +36,6 @@ fn k() {}
 #[instrument_dwcp(component = "amst", sample = 0.1, sample = 0.2)]
 fn l() {}
 
-#[instrument_dwcp(component = "amst", circuit = "payments")]
-fn m() {}
-
 #[instrument_dwcp(component = "amst", fields)]
 fn n() {}
 
