@@ -32,14 +32,16 @@
 //! dependency is back; a recovery loop reconnects meanwhile; the health checks on `/health`
 //! turn unhealthy (database) or degraded (api); the SLA decision over the last
 //! `--sla-window SECS` (default 10) goes GO → NO-GO → GO. All of it is printed as it happens
-//! and on the summary line.
+//! and on the summary line. `--fault-file PATH` injects the same fault for as long as `PATH`
+//! exists (checked every 100 ms), so a person or a test decides when it starts and ends:
+//! `touch PATH` to break the dependency, `rm PATH` to mend it.
 //!
 //! ```text
 //! cargo run --release --example dwcp_manager -- [--listen 127.0.0.1:9898]
 //!     [--consensus-listen 127.0.0.1:9899] [--duration SECS]
 //!     [--token TOKEN] [--every SECS] [--anomaly-tick SECS] [--incident-at SECS]
 //!     [--incident-for SECS] [--incident-slowdown X] [--fault-at SECS] [--fault-for SECS]
-//!     [--fault-kind fail|slow] [--fault-circuit database|api] [--sla-window SECS]
+//!     [--fault-file PATH] [--fault-kind fail|slow] [--fault-circuit database|api] [--sla-window SECS]
 //! curl -s http://127.0.0.1:9898/metrics | head
 //! curl -s http://127.0.0.1:9898/metrics | grep dwcp_anomaly
 //! curl -s http://127.0.0.1:9898/health    # 503 while the database is down
@@ -143,6 +145,7 @@ struct Args {
     incident_slowdown: f64,
     fault_at: Option<Duration>,
     fault_for: Duration,
+    fault_file: Option<std::path::PathBuf>,
     fault_kind: FaultKind,
     fault_circuit: Circuit,
     sla_window: Duration,
@@ -167,6 +170,7 @@ fn parse_args() -> Result<Args, String> {
         incident_slowdown: 20.0,
         fault_at: None,
         fault_for: Duration::from_secs(10),
+        fault_file: None,
         fault_kind: FaultKind::Fail,
         fault_circuit: Circuit::Database,
         sla_window: Duration::from_secs(10),
@@ -214,6 +218,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--fault-at" => args.fault_at = Some(secs("--fault-at", value("--fault-at")?, 0.0)?),
             "--fault-for" => args.fault_for = secs("--fault-for", value("--fault-for")?, 0.0)?,
+            "--fault-file" => args.fault_file = Some(value("--fault-file")?.into()),
             "--fault-kind" => {
                 args.fault_kind = match value("--fault-kind")?.as_str() {
                     "fail" => FaultKind::Fail,
@@ -237,7 +242,7 @@ fn parse_args() -> Result<Args, String> {
                     "usage: dwcp_manager [--listen ADDR] [--consensus-listen ADDR] [--duration SECS] [--every SECS] \
                      [--token TOKEN] [--anomaly-tick SECS] [--incident-at SECS] [--incident-for SECS] \
                      [--incident-slowdown X] [--fault-at SECS] [--fault-for SECS] \
-                     [--fault-kind fail|slow] [--fault-circuit database|api] [--sla-window SECS]"
+                     [--fault-file PATH] [--fault-kind fail|slow] [--fault-circuit database|api] [--sla-window SECS]"
                         .to_owned(),
                 )
             }
@@ -297,6 +302,15 @@ struct Faults {
 }
 
 impl Faults {
+    /// The injected fault in words, as printed: `database failing`.
+    fn describe(&self) -> String {
+        let kind = match self.fault_kind {
+            FaultKind::Fail => "failing",
+            FaultKind::Slow => "slow",
+        };
+        format!("{} {kind}", circuit_name(self.fault_circuit))
+    }
+
     /// Whether `circuit`'s dependency is down (or slow) now.
     fn hits(&self, circuit: Circuit) -> bool {
         circuit == self.fault_circuit && self.fault.load(Ordering::Relaxed)
@@ -570,6 +584,28 @@ fn inject(
             off();
         })
         .map(drop)
+}
+
+/// Keeps the fault on while `path` exists, checking every 100 ms; prints each change.
+fn follow_fault_file(path: &std::path::Path, faults: &Faults) {
+    let mut on = false;
+    loop {
+        let now = path.exists();
+        if now != on {
+            on = now;
+            faults.fault.store(on, Ordering::Relaxed);
+            if on {
+                println!(
+                    "dwcp_manager: fault: {} while {} exists",
+                    faults.describe(),
+                    path.display()
+                );
+            } else {
+                println!("dwcp_manager: fault over");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The resilience part of the summary line: breaker states, health, SLA decision.
@@ -1511,12 +1547,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             move || {
                 on.fault.store(true, Ordering::Relaxed);
                 println!(
-                    "dwcp_manager: fault: {} {} for {:.1}s",
-                    circuit_name(on.fault_circuit),
-                    match on.fault_kind {
-                        FaultKind::Fail => "failing",
-                        FaultKind::Slow => "slow",
-                    },
+                    "dwcp_manager: fault: {} for {:.1}s",
+                    on.describe(),
                     lasts.as_secs_f64()
                 );
             },
@@ -1525,6 +1557,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 println!("dwcp_manager: fault over");
             },
         )?;
+    }
+
+    if let Some(path) = args.fault_file.clone() {
+        let f = faults.clone();
+        std::thread::Builder::new()
+            .name("fault-file".into())
+            .spawn(move || follow_fault_file(&path, &f))?;
     }
 
     let started = Instant::now();

@@ -270,14 +270,29 @@ fn find_after(lines: &[String], from: usize, what: &str, f: impl Fn(&str) -> boo
 #[test]
 fn a_dependency_fault_trips_the_breaker_and_everything_recovers() {
     let Some(bin) = example_binary() else { return };
-    // The database fails from 5 s to 11 s; the SLA decides over the last 3 s. Every wait
-    // below is on a condition, with deadlines far beyond the timeline.
+    // The database fails while the fault file exists; the SLA decides over the last 3 s. The
+    // test makes the file after a GO summary and removes it once the fault has been seen
+    // everywhere, so every step waits on a condition and none races a clock.
+    let fault = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("example-manager-fault-{}", std::process::id()));
+    let _ = std::fs::remove_file(&fault);
     let mut r = start(
         &bin,
-        &["--fault-at", "5", "--fault-for", "6", "--sla-window", "3"],
+        &["--fault-file", fault.to_str().unwrap(), "--sla-window", "3"],
     );
     let decision = |v: u8| format!("dwcp_sla_decision{{version=\"3.0.0\"}} {v}");
     let go = |l: &str| l.starts_with("t=") && l.contains(" sla=GO ");
+    let mut lines: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !lines.iter().any(|l| go(l)) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = r
+            .lines
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no GO summary before the fault in {lines:#?}"));
+        lines.push(line);
+    }
+    std::fs::write(&fault, b"").unwrap();
     wait_for(
         r.addr,
         "/health",
@@ -300,6 +315,7 @@ fn a_dependency_fault_trips_the_breaker_and_everything_recovers() {
         .is_some_and(|n| n >= 1.0)
     });
     // After the fault: the breaker closed again (a reset), recovery succeeded, SLA back to GO.
+    std::fs::remove_file(&fault).unwrap();
     wait_for_metrics(r.addr, Duration::from_secs(120), "recovery and GO", |t| {
         let closed =
             t.contains("dwcp_circuit_breaker_state{version=\"3.0.0\",circuit=\"database\"} 0");
@@ -337,7 +353,6 @@ fn a_dependency_fault_trips_the_breaker_and_everything_recovers() {
         assert_promtool_only_documented(&text);
     }
     // The summary line, printed every 0.5 s, shows GO again too (read before stopping it).
-    let mut lines: Vec<String> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
