@@ -34,14 +34,15 @@
 //! `--sla-window SECS` (default 10) goes GO → NO-GO → GO. All of it is printed as it happens
 //! and on the summary line. `--fault-file PATH` injects the same fault for as long as `PATH`
 //! exists (checked every 100 ms), so a person or a test decides when it starts and ends:
-//! `touch PATH` to break the dependency, `rm PATH` to mend it.
+//! `touch PATH` to break the dependency, `rm PATH` to mend it. `--incident-file PATH` does
+//! the same for the latency incident.
 //!
 //! ```text
 //! cargo run --release --example dwcp_manager -- [--listen 127.0.0.1:9898]
 //!     [--consensus-listen 127.0.0.1:9899] [--duration SECS]
 //!     [--token TOKEN] [--every SECS] [--anomaly-tick SECS] [--incident-at SECS]
 //!     [--incident-for SECS] [--incident-slowdown X] [--fault-at SECS] [--fault-for SECS]
-//!     [--fault-file PATH] [--fault-kind fail|slow] [--fault-circuit database|api] [--sla-window SECS]
+//!     [--fault-file PATH] [--incident-file PATH] [--fault-kind fail|slow] [--fault-circuit database|api] [--sla-window SECS]
 //! curl -s http://127.0.0.1:9898/metrics | head
 //! curl -s http://127.0.0.1:9898/metrics | grep dwcp_anomaly
 //! curl -s http://127.0.0.1:9898/health    # 503 while the database is down
@@ -142,6 +143,7 @@ struct Args {
     anomaly_tick: Duration,
     incident_at: Option<Duration>,
     incident_for: Duration,
+    incident_file: Option<std::path::PathBuf>,
     incident_slowdown: f64,
     fault_at: Option<Duration>,
     fault_for: Duration,
@@ -167,6 +169,7 @@ fn parse_args() -> Result<Args, String> {
         anomaly_tick: Duration::from_secs(1),
         incident_at: None,
         incident_for: Duration::from_secs(5),
+        incident_file: None,
         incident_slowdown: 20.0,
         fault_at: None,
         fault_for: Duration::from_secs(10),
@@ -219,6 +222,7 @@ fn parse_args() -> Result<Args, String> {
             "--fault-at" => args.fault_at = Some(secs("--fault-at", value("--fault-at")?, 0.0)?),
             "--fault-for" => args.fault_for = secs("--fault-for", value("--fault-for")?, 0.0)?,
             "--fault-file" => args.fault_file = Some(value("--fault-file")?.into()),
+            "--incident-file" => args.incident_file = Some(value("--incident-file")?.into()),
             "--fault-kind" => {
                 args.fault_kind = match value("--fault-kind")?.as_str() {
                     "fail" => FaultKind::Fail,
@@ -242,7 +246,7 @@ fn parse_args() -> Result<Args, String> {
                     "usage: dwcp_manager [--listen ADDR] [--consensus-listen ADDR] [--duration SECS] [--every SECS] \
                      [--token TOKEN] [--anomaly-tick SECS] [--incident-at SECS] [--incident-for SECS] \
                      [--incident-slowdown X] [--fault-at SECS] [--fault-for SECS] \
-                     [--fault-file PATH] [--fault-kind fail|slow] [--fault-circuit database|api] [--sla-window SECS]"
+                     [--fault-file PATH] [--incident-file PATH] [--fault-kind fail|slow] [--fault-circuit database|api] [--sla-window SECS]"
                         .to_owned(),
                 )
             }
@@ -586,23 +590,15 @@ fn inject(
         .map(drop)
 }
 
-/// Keeps the fault on while `path` exists, checking every 100 ms; prints each change.
-fn follow_fault_file(path: &std::path::Path, faults: &Faults) {
+/// Keeps `flag` set while `path` exists, checking every 100 ms; tells `changed` each change.
+fn follow_file(path: &std::path::Path, flag: &AtomicBool, changed: impl Fn(bool)) {
     let mut on = false;
     loop {
         let now = path.exists();
         if now != on {
             on = now;
-            faults.fault.store(on, Ordering::Relaxed);
-            if on {
-                println!(
-                    "dwcp_manager: fault: {} while {} exists",
-                    faults.describe(),
-                    path.display()
-                );
-            } else {
-                println!("dwcp_manager: fault over");
-            }
+            flag.store(on, Ordering::Relaxed);
+            changed(on);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -1563,7 +1559,37 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let f = faults.clone();
         std::thread::Builder::new()
             .name("fault-file".into())
-            .spawn(move || follow_fault_file(&path, &f))?;
+            .spawn(move || {
+                follow_file(&path, &f.fault, |on| {
+                    if on {
+                        println!(
+                            "dwcp_manager: fault: {} while {} exists",
+                            f.describe(),
+                            path.display()
+                        );
+                    } else {
+                        println!("dwcp_manager: fault over");
+                    }
+                })
+            })?;
+    }
+    if let Some(path) = args.incident_file.clone() {
+        let f = faults.clone();
+        std::thread::Builder::new()
+            .name("incident-file".into())
+            .spawn(move || {
+                follow_file(&path, &f.incident, |on| {
+                    if on {
+                        println!(
+                            "dwcp_manager: incident: requests {}x slower while {} exists",
+                            f.incident_slowdown,
+                            path.display()
+                        );
+                    } else {
+                        println!("dwcp_manager: incident over");
+                    }
+                })
+            })?;
     }
 
     let started = Instant::now();

@@ -117,24 +117,26 @@ fn has_labels(d: &MetricDef, lines: &[String], version: &str) -> bool {
 #[test]
 fn both_endpoints_serve_every_catalog_family_and_each_moves() {
     let Some(bin) = example_binary() else { return };
-    // A latency incident at 8 s (the p99 detectors, ticking every 50 ms, are warm after 3 s)
-    // and a slow database from 12 s to 18 s. Every wait is on a condition, with deadlines far
-    // beyond the timeline.
+    // A latency incident, then a slow database, each on while its file exists: the test
+    // makes each file once the previous phase has been seen on the endpoints and removes it
+    // once the families that phase moves have moved, so no phase can pass unobserved however
+    // slow the machine (the p99 detectors tick every 50 ms and are warm after 3 s).
+    let tmp = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let incident = tmp.join(format!("example-catalog-incident-{}", std::process::id()));
+    let fault = tmp.join(format!("example-catalog-fault-{}", std::process::id()));
+    let _ = std::fs::remove_file(&incident);
+    let _ = std::fs::remove_file(&fault);
     let r = start_example(
         &bin,
         &[
             "--anomaly-tick",
             "0.05",
-            "--incident-at",
-            "8",
-            "--incident-for",
-            "2",
+            "--incident-file",
+            incident.to_str().unwrap(),
             "--incident-slowdown",
             "1000",
-            "--fault-at",
-            "12",
-            "--fault-for",
-            "6",
+            "--fault-file",
+            fault.to_str().unwrap(),
             "--fault-kind",
             "slow",
             "--sla-window",
@@ -181,37 +183,84 @@ fn both_endpoints_serve_every_catalog_family_and_each_moves() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let mut unmoved: BTreeSet<&'static str> = mdefs.iter().chain(&cdefs).map(|d| d.name).collect();
-    // Poll both endpoints until every family has moved since the first scrape and the
-    // fault is over (the breaker reset), or fail naming the families that never moved.
-    let deadline = Instant::now() + Duration::from_secs(150);
     let reset = "dwcp_circuit_breaker_resets_total{version=\"3.0.0\",circuit=\"database\"}";
-    let (m, mtext, c, ctext) = loop {
-        std::thread::sleep(Duration::from_millis(200));
-        let (m, mtext) = scrape(r.addr, &mdefs);
-        let (c, ctext) = scrape(consensus, &cdefs);
-        for d in &mdefs {
-            if moved(d, &m0, &m) {
-                unmoved.remove(d.name);
+    // Polls both endpoints every 200 ms, striking off the families that moved since the
+    // first scrape, until `done(unmoved, manager text)`; at `cap` it returns anyway (the
+    // final check names what never moved). Returns the last scrapes.
+    let mut phase = |done: &dyn Fn(&BTreeSet<&'static str>, &str) -> bool, cap: Duration| {
+        let deadline = Instant::now() + cap;
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let (m, mtext) = scrape(r.addr, &mdefs);
+            let (c, ctext) = scrape(consensus, &cdefs);
+            for d in &mdefs {
+                if moved(d, &m0, &m) {
+                    unmoved.remove(d.name);
+                }
+            }
+            for d in &cdefs {
+                if moved(d, &c0, &c) {
+                    unmoved.remove(d.name);
+                }
+            }
+            if done(&unmoved, &mtext) || Instant::now() >= deadline {
+                eprintln!(
+                    "phase over after {:.1} s; not moved yet: {unmoved:?}",
+                    cap.as_secs_f64()
+                        - deadline
+                            .saturating_duration_since(Instant::now())
+                            .as_secs_f64()
+                );
+                return (unmoved.clone(), m, mtext, c, ctext);
             }
         }
-        for d in &cdefs {
-            if moved(d, &c0, &c) {
-                unmoved.remove(d.name);
-            }
-        }
-        let recovered = mtext
-            .lines()
-            .find(|l| l.starts_with(reset))
-            .is_some_and(|l| value(l) >= 1.0);
-        if unmoved.is_empty() && recovered {
-            break (m, mtext, c, ctext);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "families that never moved: {unmoved:?} (breaker reset: {recovered})\n\
-             manager:\n{mtext}\nconsensus:\n{ctext}"
-        );
     };
+    // The p99 detectors are warm once each has scored a tick (their z-score gauges are
+    // exported as 0 until then); an incident during the warm-up would become the baseline.
+    let warm = |text: &str| {
+        let z: Vec<f64> = text
+            .lines()
+            .filter(|l| l.starts_with("dwcp_anomaly_zscore{"))
+            .map(value)
+            .collect();
+        z.len() >= 3 && z.iter().all(|v| *v != 0.0)
+    };
+    phase(&|_, t| warm(t), Duration::from_secs(60));
+    // The incident, until the anomaly detector has paged.
+    std::fs::write(&incident, b"").unwrap();
+    phase(
+        &|u, _| !u.contains("dwcp_anomaly_detections_total"),
+        Duration::from_secs(90),
+    );
+    std::fs::remove_file(&incident).unwrap();
+    // The slow database, until everything has moved but the breaker's reset and the
+    // recovery success rate (which need the dependency back).
+    let after_recovery = [
+        "dwcp_circuit_breaker_resets_total",
+        "dwcp_recovery_success_rate",
+    ];
+    std::fs::write(&fault, b"").unwrap();
+    phase(
+        &|u, _| u.iter().all(|n| after_recovery.contains(n)),
+        Duration::from_secs(120),
+    );
+    std::fs::remove_file(&fault).unwrap();
+    // Recovery: the breaker resets.
+    let recovered = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with(reset))
+            .is_some_and(|l| value(l) >= 1.0)
+    };
+    let (unmoved, m, mtext, c, ctext) = phase(
+        &|u, t| u.is_empty() && recovered(t),
+        Duration::from_secs(90),
+    );
+    assert!(
+        unmoved.is_empty() && recovered(&mtext),
+        "families that never moved: {unmoved:?} (breaker reset: {})\n\
+         manager:\n{mtext}\nconsensus:\n{ctext}",
+        recovered(&mtext)
+    );
 
     // Every family is present with its labels, under each endpoint's own version.
     for (defs, scrape, version, text) in
