@@ -6,22 +6,56 @@ use std::fmt::Write as _;
 use super::{OperationRow, StatusSnapshot, DISTRIBUTION_BINS};
 use crate::registry::Unit;
 
-/// HTML-escapes text for element content and double-quoted attribute values.
+/// HTML-escapes text for element content and double-quoted attribute values: `& < > " '`,
+/// and every control character (C0, DEL and C1) as a numeric reference. Runs of plain text
+/// are copied whole.
 pub(crate) fn esc(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            c if c.is_control() => {
-                let _ = write!(out, "&#{};", c as u32);
+    let bytes = s.as_bytes();
+    let (mut i, mut plain) = (0, 0);
+    while i < bytes.len() {
+        let b = bytes[i];
+        let (width, code) = match b {
+            b'&' | b'<' | b'>' | b'"' | b'\'' | 0x00..=0x1f | 0x7f => (1, u32::from(b)),
+            // U+0080..U+009F, the C1 controls, are 0xC2 0x80..0x9F in UTF-8.
+            0xc2 if matches!(bytes.get(i + 1), Some(0x80..=0x9f)) => (2, u32::from(bytes[i + 1])),
+            _ => {
+                i += 1;
+                continue;
             }
-            c => out.push(c),
+        };
+        out.push_str(&s[plain..i]);
+        match code {
+            0x26 => out.push_str("&amp;"),
+            0x3c => out.push_str("&lt;"),
+            0x3e => out.push_str("&gt;"),
+            0x22 => out.push_str("&quot;"),
+            0x27 => out.push_str("&#39;"),
+            _ => {
+                out.push_str("&#");
+                put_u(out, u64::from(code));
+                out.push(';');
+            }
         }
+        i += width;
+        plain = i;
+    }
+    out.push_str(&s[plain..]);
+}
+
+/// Appends `n` in decimal, without the formatting machinery.
+fn put_u(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &buf[at..] {
+        out.push(char::from(d));
     }
 }
 
@@ -51,7 +85,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}\
 .labels{color:var(--muted);font-size:12px}\
 .empty{color:var(--muted)}\
 svg.dist{display:block}\
-svg.dist rect{fill:#4f6bed}\
+svg.dist path{fill:#4f6bed}\
 svg.dist line{stroke:var(--nogo);stroke-width:1}\
 @media (max-width:600px){body{font-size:13px}main{padding:4px 6px}section{padding:6px}th,td{padding:3px 4px}}";
 
@@ -84,28 +118,31 @@ pub(crate) fn page(s: &StatusSnapshot, nonce: &str) -> String {
     o
 }
 
-fn fmt_value(v: f64, unit: Unit) -> String {
+/// Appends `v` in `unit` for a person (`1.25 ms`); the text needs no escaping (digits, `.`,
+/// `-`, unit letters, `–` for a non-finite value).
+fn put_value(o: &mut String, v: f64, unit: Unit) {
     if !v.is_finite() {
-        return "–".into();
+        o.push('–');
+        return;
     }
-    match unit {
+    let _ = match unit {
         Unit::Seconds => {
             let a = v.abs();
             if a == 0.0 {
-                "0".into()
+                o.write_str("0")
             } else if a < 1e-6 {
-                format!("{:.0} ns", v * 1e9)
+                write!(o, "{:.0} ns", v * 1e9)
             } else if a < 1e-3 {
-                format!("{:.1} µs", v * 1e6)
+                write!(o, "{:.1} µs", v * 1e6)
             } else if a < 1.0 {
-                format!("{:.2} ms", v * 1e3)
+                write!(o, "{:.2} ms", v * 1e3)
             } else {
-                format!("{v:.3} s")
+                write!(o, "{v:.3} s")
             }
         }
-        Unit::Bytes => format!("{v:.0} B"),
-        _ => format!("{v:.4}"),
-    }
+        Unit::Bytes => write!(o, "{v:.0} B"),
+        _ => write!(o, "{v:.4}"),
+    };
 }
 
 /// `30s`, `5m`, `1h`, `7d` as seconds, for ordering windows (unknown forms sort last).
@@ -171,19 +208,20 @@ fn badge(o: &mut String, class: &str, text: &str, id: Option<&str>) {
     o.push_str("</span>");
 }
 
+/// `k=v, k=v` as plain text (the caller escapes it once).
 fn labels(o: &mut String, l: &[(String, String)]) {
     for (i, (k, v)) in l.iter().enumerate() {
         if i > 0 {
             o.push_str(", ");
         }
-        esc(o, k);
+        o.push_str(k);
         o.push('=');
-        esc(o, v);
+        o.push_str(v);
     }
 }
 
-/// A log-x bar chart of the distribution, with a red line at p99. Integer coordinates (bars
-/// 144 px in all, 28 px tall at most), so drawing costs no float formatting.
+/// A log-x bar chart of the distribution, with a red line at p99: one path for all the bars,
+/// integer coordinates (144 px wide in all, 28 px tall at most), no float formatting.
 fn svg(o: &mut String, r: &OperationRow) {
     const H: u64 = 28;
     let bins = &r.distribution;
@@ -191,27 +229,23 @@ fn svg(o: &mut String, r: &OperationRow) {
         o.push_str("<span class=\"empty\">no data</span>");
         return;
     }
-    // 144 px wide in all: 3 to 144 px a bar.
-    let bar = 144 / bins.len().clamp(1, DISTRIBUTION_BINS);
-    let w = bar * bins.len();
+    // 144 px wide in all: 6 to 144 px a bar.
+    let bar = 144 / bins.len().clamp(1, DISTRIBUTION_BINS) as u64;
+    let w = bar * bins.len() as u64;
     let peak = bins.iter().map(|b| b.1).max().unwrap_or(1).max(1) as f64;
-    let _ = write!(
-        o,
-        "<svg class=\"dist\" width=\"{w}\" height=\"{H}\" viewBox=\"0 0 {w} {H}\" role=\"img\"><title>"
-    );
-    let lo = bins.first().map_or(0.0, |b| b.0);
-    esc(
-        o,
-        &format!(
-            "{} values, {} to {} (log scale); red line: p99",
-            r.count,
-            fmt_value(lo, r.unit),
-            fmt_value(r.max, r.unit)
-        ),
-    );
-    o.push_str("</title>");
+    o.push_str("<svg class=\"dist\" width=\"");
+    put_u(o, w);
+    o.push_str("\" height=\"28\" viewBox=\"0 0 ");
+    put_u(o, w);
+    o.push_str(" 28\" role=\"img\"><title>");
+    put_u(o, r.count);
+    o.push_str(" values, ");
+    put_value(o, bins[0].0, r.unit);
+    o.push_str(" to ");
+    put_value(o, r.max, r.unit);
+    o.push_str(" (log scale); red line: p99</title><path d=\"");
     let mut p99_x = None;
-    for (i, &(upper, count)) in bins.iter().enumerate() {
+    for (i, &(upper, count)) in (0u64..).zip(bins) {
         if p99_x.is_none() && upper >= r.quantiles[2] {
             p99_x = Some(i * bar + bar / 2);
         }
@@ -219,16 +253,24 @@ fn svg(o: &mut String, r: &OperationRow) {
             continue;
         }
         let h = (((count as f64 / peak).sqrt() * (H - 2) as f64).round() as u64).max(1);
-        let _ = write!(
-            o,
-            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{h}\"/>",
-            i * bar,
-            H - h,
-            bar.saturating_sub(1).max(1)
-        );
+        // From the bar's bottom-left corner: up, right, down.
+        o.push('M');
+        put_u(o, i * bar);
+        o.push_str(" 28v-");
+        put_u(o, h);
+        o.push('h');
+        put_u(o, bar.saturating_sub(1).max(1));
+        o.push('v');
+        put_u(o, h);
+        o.push('z');
     }
+    o.push_str("\"/>");
     if let Some(x) = p99_x {
-        let _ = write!(o, "<line x1=\"{x}\" x2=\"{x}\" y1=\"0\" y2=\"{H}\"/>");
+        o.push_str("<line x1=\"");
+        put_u(o, x);
+        o.push_str("\" x2=\"");
+        put_u(o, x);
+        o.push_str("\" y1=\"0\" y2=\"28\"/>");
     }
     o.push_str("</svg>");
 }
@@ -374,11 +416,12 @@ pub(crate) fn fragment(s: &StatusSnapshot) -> String {
         o.push_str("<p class=\"empty\">No histograms recorded yet.</p>");
     } else {
         o.push_str("<div class=\"scroll\"><table><tr><th>metric</th><th>rate/s</th><th>errors</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>distribution</th></tr>");
+        let mut l = String::new();
         for r in &s.operations {
             o.push_str("<tr data-metric=\"");
             esc(&mut o, &r.metric);
             o.push_str("\" data-labels=\"");
-            let mut l = String::new();
+            l.clear();
             labels(&mut l, &r.labels);
             esc(&mut o, &l);
             o.push_str("\"><td>");
@@ -393,11 +436,11 @@ pub(crate) fn fragment(s: &StatusSnapshot) -> String {
             );
             for (q, name) in r.quantiles.iter().zip(["p50", "p90", "p99", "p999"]) {
                 let _ = write!(o, "<td class=\"num\" data-q=\"{name}\" data-v=\"{q}\">");
-                esc(&mut o, &fmt_value(*q, r.unit));
+                put_value(&mut o, *q, r.unit);
                 o.push_str("</td>");
             }
             let _ = write!(o, "<td class=\"num\" data-q=\"max\" data-v=\"{}\">", r.max);
-            esc(&mut o, &fmt_value(r.max, r.unit));
+            put_value(&mut o, r.max, r.unit);
             o.push_str("</td><td>");
             svg(&mut o, r);
             o.push_str("</td></tr>");
@@ -451,7 +494,7 @@ pub(crate) fn fragment(s: &StatusSnapshot) -> String {
                 o.push_str("</td><td>");
                 esc(&mut o, &ago(sp.start_unix));
                 o.push_str("</td><td class=\"num\">");
-                esc(&mut o, &fmt_value(sp.duration_seconds, Unit::Seconds));
+                put_value(&mut o, sp.duration_seconds, Unit::Seconds);
                 o.push_str("</td><td>");
                 badge(
                     &mut o,
@@ -473,6 +516,58 @@ pub(crate) fn fragment(s: &StatusSnapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_operation_row_escapes_its_labels_once_and_draws_one_path() {
+        let s = StatusSnapshot {
+            version: "3.0.0".into(),
+            uptime_seconds: 1.0,
+            window_seconds: 1.0,
+            operations: vec![OperationRow {
+                metric: "lat<x>".into(),
+                labels: vec![("op".into(), "a&<b>\"".into())],
+                unit: Unit::Seconds,
+                rate: 2.0,
+                error_ratio: Some(0.25),
+                count: 3,
+                quantiles: [0.001, 0.002, 0.002, 0.002],
+                max: 0.002,
+                distribution: vec![(0.001, 1), (0.0015, 0), (0.002, 2)],
+            }],
+            operations_omitted: 0,
+            breakers: Vec::new(),
+            health: Vec::new(),
+            sla: Default::default(),
+            anomalies: Vec::new(),
+            transitions: Vec::new(),
+            spans: Vec::new(),
+        };
+        let f = fragment(&s);
+        assert!(f.contains(
+            "<tr data-metric=\"lat&lt;x&gt;\" data-labels=\"op=a&amp;&lt;b&gt;&quot;\"><td>lat&lt;x&gt;<br><span class=\"labels\">op=a&amp;&lt;b&gt;&quot;</span>"
+        ), "{f}");
+        assert!(f.contains("<td class=\"num\">25.00%</td>"), "{f}");
+        assert!(
+            f.contains("<td class=\"num\" data-q=\"p99\" data-v=\"0.002\">2.00 ms</td>"),
+            "{f}"
+        );
+        // Three bins, 48 px each; the middle one is empty; the tallest is 26 px, the other
+        // sqrt(1/2) of it; the p99 line in the third bin's middle.
+        assert!(f.contains(
+            "<svg class=\"dist\" width=\"144\" height=\"28\" viewBox=\"0 0 144 28\" role=\"img\"><title>3 values, 1.00 ms to 2.00 ms (log scale); red line: p99</title><path d=\"M0 28v-18h47v18zM96 28v-26h47v26z\"/><line x1=\"120\" x2=\"120\" y1=\"0\" y2=\"28\"/></svg>"
+        ), "{f}");
+    }
+
+    #[test]
+    fn escapes_c1_controls_and_keeps_other_text() {
+        let mut o = String::new();
+        esc(&mut o, "é\u{85}日\u{9f}\u{a0}x\u{7f}");
+        assert_eq!(o, "é&#133;日&#159;\u{a0}x&#127;");
+        let mut n = String::new();
+        put_u(&mut n, 0);
+        put_u(&mut n, 18_446_744_073_709_551_615);
+        assert_eq!(n, "018446744073709551615");
+    }
 
     #[test]
     fn escapes_everything_that_could_become_markup() {

@@ -214,7 +214,26 @@ struct Hist {
     rate: f64,
     quantiles: [f64; 4],
     max: f64,
-    distribution: Vec<(f64, u64)>,
+    distribution: Bins,
+}
+
+/// A distribution of at most [`DISTRIBUTION_BINS`] bars, kept inline: every series read gets
+/// one, and only the drawn rows' become a `Vec`.
+#[derive(Clone, Copy)]
+struct Bins {
+    bins: [(f64, u64); DISTRIBUTION_BINS],
+    len: usize,
+}
+
+impl Bins {
+    const EMPTY: Bins = Bins {
+        bins: [(0.0, 0); DISTRIBUTION_BINS],
+        len: 0,
+    };
+
+    fn as_slice(&self) -> &[(f64, u64)] {
+        &self.bins[..self.len]
+    }
 }
 
 /// Reads what the page needs in one visit: no copy of any histogram.
@@ -318,7 +337,7 @@ struct Read {
     count: u64,
     quantiles: [f64; 4],
     max: f64,
-    distribution: Vec<(f64, u64)>,
+    distribution: Bins,
 }
 
 /// Slices per histogram region in the distribution: HDR regions double in value, so four
@@ -359,7 +378,7 @@ fn read_histogram(
             count,
             quantiles: [0.0; 4],
             max: 0.0,
-            distribution: Vec::new(),
+            distribution: Bins::EMPTY,
         };
     };
     // Which slice holds each rank, and the rank within it.
@@ -411,16 +430,20 @@ fn read_histogram(
         }
     });
     let value = |slot: usize| layout.highest_of(slot) as f64 / scale;
-    let mut distribution: Vec<(f64, u64)> = slices[first_nz..=last_nz]
-        .iter()
-        .map(|&(_, last, sum)| (value(last), sum))
-        .collect();
-    // At most DISTRIBUTION_BINS bars: merge neighbours (each keeps the upper bound).
-    while distribution.len() > DISTRIBUTION_BINS {
-        distribution = distribution
-            .chunks(2)
-            .map(|c| (c[c.len() - 1].0, c.iter().map(|b| b.1).sum()))
-            .collect();
+    // At most DISTRIBUTION_BINS bars: neighbouring slices merged in runs of a power of two
+    // (each bar keeps its last slice's upper bound), with no allocation.
+    let used = &slices[first_nz..=last_nz];
+    let mut run = 1;
+    while used.len().div_ceil(run) > DISTRIBUTION_BINS {
+        run *= 2;
+    }
+    let mut distribution = Bins::EMPTY;
+    for (bin, chunk) in distribution.bins.iter_mut().zip(used.chunks(run)) {
+        *bin = (
+            value(chunk[chunk.len() - 1].1),
+            chunk.iter().map(|r| r.2).sum(),
+        );
+        distribution.len += 1;
     }
     Read {
         count,
@@ -480,41 +503,44 @@ impl StatusPage {
         window.totals = totals;
         drop(window);
 
-        // Error indexes of the request families, built once each.
-        // Per histogram family, the error index of its request family (built once).
-        let mut indexes: HashMap<&str, Option<ErrorIndex>> = HashMap::new();
-        let mut operations = Vec::with_capacity(hists.len());
-        for h in &hists {
-            let index = indexes
-                .entry(h.desc.name())
-                .or_insert_with(|| request_family(&fams, h.desc.label_names()).map(error_index));
-            let error_ratio = index
-                .as_ref()
-                .and_then(|i| i.get(&values_key(h.labels.iter(), usize::MAX)))
-                .and_then(|&(total, err)| (total > 0).then(|| err as f64 / total as f64));
-            operations.push((h, error_ratio));
-        }
-        operations.sort_by(|(a, _), (b, _)| {
+        // The busiest first; only the drawn rows get an error ratio and a distribution `Vec`.
+        let busiest = |a: &&Hist, b: &&Hist| {
             b.rate
                 .total_cmp(&a.rate)
                 .then(b.count.cmp(&a.count))
                 .then_with(|| a.desc.name().cmp(b.desc.name()))
                 .then_with(|| a.labels.cmp(&b.labels))
-        });
-        let operations_omitted = operations.len().saturating_sub(MAX_OPERATIONS);
-        let operations = operations
+        };
+        let mut drawn: Vec<&Hist> = hists.iter().collect();
+        let operations_omitted = drawn.len().saturating_sub(MAX_OPERATIONS);
+        if operations_omitted > 0 {
+            drawn.select_nth_unstable_by(MAX_OPERATIONS - 1, busiest);
+            drawn.truncate(MAX_OPERATIONS);
+        }
+        drawn.sort_by(busiest);
+        // Per histogram family, the error index of its request family (built once).
+        let mut indexes: HashMap<&str, Option<ErrorIndex>> = HashMap::new();
+        let operations = drawn
             .into_iter()
-            .take(MAX_OPERATIONS)
-            .map(|(h, error_ratio)| OperationRow {
-                metric: h.desc.name().to_owned(),
-                labels: pairs(h.desc.label_names(), &h.labels),
-                unit: h.desc.unit(),
-                rate: h.rate,
-                error_ratio,
-                count: h.count,
-                quantiles: h.quantiles,
-                max: h.max,
-                distribution: h.distribution.clone(),
+            .map(|h| {
+                let index = indexes.entry(h.desc.name()).or_insert_with(|| {
+                    request_family(&fams, h.desc.label_names()).map(error_index)
+                });
+                let error_ratio = index
+                    .as_ref()
+                    .and_then(|i| i.get(&values_key(h.labels.iter(), usize::MAX)))
+                    .and_then(|&(total, err)| (total > 0).then(|| err as f64 / total as f64));
+                OperationRow {
+                    metric: h.desc.name().to_owned(),
+                    labels: pairs(h.desc.label_names(), &h.labels),
+                    unit: h.desc.unit(),
+                    rate: h.rate,
+                    error_ratio,
+                    count: h.count,
+                    quantiles: h.quantiles,
+                    max: h.max,
+                    distribution: h.distribution.as_slice().to_vec(),
+                }
             })
             .collect();
 
