@@ -28,9 +28,13 @@
 //! exactly one status, and its duration, and leaves the in-flight gauge as it found it.
 //!
 //! The handles are bound once per call site, on its first call (a `static` `OnceLock`);
-//! after that a call reads the TSC clock twice and does relaxed atomic adds (the in-flight
-//! gauge with integer adds, no compare-and-swap), with no lookup and no allocation, except
-//! that an error looks up its `dwcp_errors_total{type}` series.
+//! after that a call reads the TSC clock twice and records its duration with one relaxed
+//! atomic add, with no lookup and no allocation, except that an error looks up its
+//! `dwcp_errors_total{type}` series. The in-flight gauge and the `ok` count are kept in
+//! per-thread lines (one cache line per thread, written only by that thread: a load and a
+//! store, no locked instruction), shared by every call site of the series and summed into
+//! the gauge's and the counter's value whenever they are read (`get`, a scrape, a push).
+//! The other statuses are counted on the counter directly.
 //!
 //! ## Error types
 //!
@@ -61,10 +65,11 @@ use std::borrow::{Borrow, Cow};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::metric::thread_cells::ThreadCells;
 use crate::metric::Timer;
 use crate::metric::{Counter, Gauge, Histogram};
 use crate::propagation::{SpanId, TraceFlags, TraceId};
@@ -183,6 +188,10 @@ pub struct SiteHandles {
     requests: [Counter; 4],
     duration: Histogram,
     in_flight: Gauge,
+    /// The per-thread lines that count this series' calls in flight and `ok` calls, shared
+    /// with its `ok` counter and in-flight gauge (`None` if either is a no-op or an overflow
+    /// series: then calls count with atomic adds on the handles).
+    threads: Option<Arc<ThreadCells>>,
     errors: Option<CounterFamily>,
     /// `circuit = ".."`: the registry's named breaker (`None` without `circuit`, or if it
     /// could not be created: then calls pass unprotected).
@@ -252,15 +261,25 @@ impl SiteHandles {
                 None
             }
         });
+        let threads = shared_threads(&requests[Status::Ok as usize], &in_flight);
         SiteHandles {
             component,
             requests,
             duration,
             in_flight,
+            threads,
             errors,
             breaker,
         }
     }
+}
+
+/// One set of per-thread lines for the `ok` counter and the in-flight gauge of a series, the
+/// same for every call site recording into it (whichever binds first makes them).
+fn shared_threads(ok: &Counter, in_flight: &Gauge) -> Option<Arc<ThreadCells>> {
+    let gauge = in_flight.thread_cells(|| Arc::new(ThreadCells::new()))?;
+    let counter = ok.thread_cells(|| gauge.clone())?;
+    Arc::ptr_eq(&gauge, &counter).then_some(counter)
 }
 
 /// The span half of a call site: what `code.*` says and the site's own ratio.
@@ -364,7 +383,10 @@ impl CallSite {
         F: FnOnce() -> R,
     {
         let handles = self.handles(registry);
-        handles.in_flight.add_int(1);
+        match &handles.threads {
+            Some(t) => t.start(),
+            None => handles.in_flight.add_int(1),
+        }
         let span = if tracing_on || trace::sink_installed() {
             self.decide(tracing_on)
         } else {
@@ -746,8 +768,17 @@ impl Guard {
             Some(timer) => timer.stop(),
             None => 0,
         };
-        h.requests[status as usize].inc();
-        h.in_flight.add_int(-1);
+        match (&h.threads, status) {
+            (Some(t), Status::Ok) => t.finish_ok(),
+            (Some(t), _) => {
+                h.requests[status as usize].inc();
+                t.finish_other();
+            }
+            (None, _) => {
+                h.requests[status as usize].inc();
+                h.in_flight.add_int(-1);
+            }
+        }
         if let Some(data) = self.span.data.take() {
             self.site.end_span(data, status, ns, exception);
         }

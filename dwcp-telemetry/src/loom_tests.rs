@@ -115,6 +115,38 @@ fn loom_gauge_int_adds_are_exact() {
 }
 
 #[test]
+fn loom_thread_cells_pass_a_slot_on_without_losing_counts() {
+    use crate::metric::thread_cells::{exit_thread, ThreadCells};
+    loom::model(|| {
+        let cells = Arc::new(ThreadCells::new());
+        // The first thread takes slot 0, counts, exits and gives the slot back ...
+        let c = cells.clone();
+        thread::spawn(move || {
+            c.start();
+            c.finish_ok();
+            exit_thread();
+        })
+        .join()
+        .unwrap();
+        // ... then two threads race for it (one reuses it, one takes slot 1) while this one
+        // reads: a read never sees more than happened, and the end is exact.
+        let spawn = |c: Arc<ThreadCells>| {
+            thread::spawn(move || {
+                c.start();
+                c.finish_ok();
+                exit_thread();
+            })
+        };
+        let (a, b) = (spawn(cells.clone()), spawn(cells.clone()));
+        let (in_flight, ok) = cells.read();
+        assert!(in_flight <= 2 && (1..=3).contains(&ok));
+        a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(cells.read(), (0, 3));
+    });
+}
+
+#[test]
 fn loom_new_series_race_creates_one_series() {
     loom::model(|| {
         let reg = Registry::builder().build().unwrap();

@@ -1,7 +1,8 @@
 //! Monotonic `u64` counters.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use super::thread_cells::ThreadCells;
 use crate::sync::{AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
@@ -12,6 +13,9 @@ pub(crate) struct CounterCell {
     pub(crate) overflow_records: AtomicU64,
     /// Additions that would have passed `u64::MAX` (the value was pinned there).
     pub(crate) saturated: AtomicU64,
+    /// Per-thread `ok` counts of `#[instrument_dwcp]` call sites recording into this series:
+    /// part of the value.
+    pub(crate) threads: OnceLock<Arc<ThreadCells>>,
 }
 
 impl CounterCell {
@@ -58,6 +62,16 @@ impl CounterCell {
     fn saturate(&self) {
         self.value.store(u64::MAX, Ordering::Relaxed);
         self.saturated.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The total: the shared value plus any per-thread counts.
+    #[inline]
+    pub(crate) fn total(&self) -> u64 {
+        let value = self.value.load(Ordering::Relaxed);
+        match self.threads.get() {
+            None => value,
+            Some(t) => value.saturating_add(t.read().1),
+        }
     }
 
     #[inline]
@@ -134,8 +148,18 @@ impl Counter {
 
     /// The current value (0 for a no-op handle).
     pub fn get(&self) -> u64 {
+        self.cell.as_ref().map_or(0, |c| c.total())
+    }
+
+    /// The series' per-thread counting lines, made by `init` if it has none yet (`None` for
+    /// a no-op handle or a family's overflow series). Their `ok` counts are part of the value.
+    pub(crate) fn thread_cells(
+        &self,
+        init: impl FnOnce() -> Arc<ThreadCells>,
+    ) -> Option<Arc<ThreadCells>> {
         self.cell
             .as_ref()
-            .map_or(0, |c| c.value.load(Ordering::Relaxed))
+            .filter(|c| !c.overflow)
+            .map(|c| c.threads.get_or_init(init).clone())
     }
 }

@@ -1,7 +1,8 @@
 //! `f64` gauges stored as bits in an `AtomicU64`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use super::thread_cells::ThreadCells;
 use crate::sync::{AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
@@ -15,6 +16,9 @@ pub(crate) struct GaugeCell {
     /// wrapping two's-complement `i64`: one `fetch_add` instead of an `f64` compare-and-swap
     /// loop. The gauge's value is `bits + level`; `set` resets it.
     pub(crate) level: AtomicU64,
+    /// Per-thread in-flight counts of `#[instrument_dwcp]` call sites recording into this
+    /// series: part of the value.
+    pub(crate) threads: OnceLock<Arc<ThreadCells>>,
 }
 
 impl GaugeCell {
@@ -83,9 +87,13 @@ impl GaugeCell {
 
     pub(crate) fn get(&self) -> f64 {
         let f = f64::from_bits(self.bits.load(Ordering::Relaxed));
-        match self.level.load(Ordering::Relaxed) as i64 {
+        let f = match self.level.load(Ordering::Relaxed) as i64 {
             0 => f,
             l => f + l as f64,
+        };
+        match self.threads.get() {
+            None => f,
+            Some(t) => f + t.read().0 as f64,
         }
     }
 }
@@ -161,5 +169,17 @@ impl Gauge {
     /// The current value (0 for a no-op handle).
     pub fn get(&self) -> f64 {
         self.cell.as_ref().map_or(0.0, |c| c.get())
+    }
+
+    /// The series' per-thread counting lines, made by `init` if it has none yet (`None` for
+    /// a no-op handle or a family's overflow series). Their in-flight counts are part of the value.
+    pub(crate) fn thread_cells(
+        &self,
+        init: impl FnOnce() -> Arc<ThreadCells>,
+    ) -> Option<Arc<ThreadCells>> {
+        self.cell
+            .as_ref()
+            .filter(|c| !c.overflow)
+            .map(|c| c.threads.get_or_init(init).clone())
     }
 }

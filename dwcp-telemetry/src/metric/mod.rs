@@ -8,6 +8,7 @@ mod counter;
 mod gauge;
 mod histogram;
 mod interval;
+pub(crate) mod thread_cells;
 
 pub use counter::Counter;
 pub(crate) use counter::CounterCell;

@@ -330,7 +330,7 @@ pub(super) fn visit<V: Visitor + ?Sized>(
     for f in families {
         match f {
             AnyFamily::Counter(core) => family(core, &mut g, v, |v, d, l, c: &CounterCell| {
-                let value = c.value.load(Ordering::Relaxed);
+                let value = c.total();
                 if let Some(v) = v {
                     v.counter(d, l, value);
                 }

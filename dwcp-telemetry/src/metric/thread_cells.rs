@@ -1,0 +1,223 @@
+//! Per-thread counting lines for `#[instrument_dwcp]`'s hot path.
+//!
+//! A thread that records takes a *slot* on first use and gives it back when it exits. Every
+//! [`ThreadCells`] has one cache line per slot, so a thread counts with a plain load and store
+//! on a line that no other thread writes: no locked instruction, no contended line. A reader
+//! sums the lines. Threads beyond [`SLOTS`] (or a thread whose slot is already gone, while its
+//! thread-local destructors run) share one fallback line and count with atomic adds.
+//!
+//! Why this is sound:
+//!
+//! - only the slot's owner writes its line, so its load-then-store loses no update;
+//! - a slot passes from an exiting thread to a new one through the pool's mutex, so the new
+//!   owner's first load sees the old owner's last store (the unlock happens before the lock);
+//! - readers load each line atomically: a sum may miss a count in progress, never tear one.
+//!
+//! The in-flight line is signed: an async call may start on one thread and finish on another,
+//! so one line can go below zero while the sum stays exact.
+
+use std::cell::Cell;
+
+use crate::sync::{AtomicI64, AtomicU64, Mutex, Ordering};
+
+/// Threads that get a line of their own; later ones share the fallback line.
+pub(crate) const SLOTS: usize = 64;
+
+/// One thread's counts, alone on its cache line.
+#[derive(Debug)]
+#[repr(align(64))]
+struct Line {
+    in_flight: AtomicI64,
+    ok: AtomicU64,
+}
+
+impl Line {
+    fn new() -> Self {
+        Line {
+            in_flight: AtomicI64::new(0),
+            ok: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A call site's in-flight and `ok` counts, one line per slot plus the fallback line.
+#[derive(Debug)]
+pub(crate) struct ThreadCells {
+    lines: Box<[Line]>,
+}
+
+impl Default for ThreadCells {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ThreadCells {
+    /// Zero counts.
+    pub(crate) fn new() -> Self {
+        ThreadCells {
+            lines: (0..=SLOTS).map(|_| Line::new()).collect(),
+        }
+    }
+
+    /// A call started.
+    #[inline]
+    pub(crate) fn start(&self) {
+        match slot() {
+            Some(i) => own_add_i(&self.lines[i].in_flight, 1),
+            None => {
+                self.lines[SLOTS].in_flight.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A call finished `ok`.
+    #[inline]
+    pub(crate) fn finish_ok(&self) {
+        match slot() {
+            Some(i) => {
+                let line = &self.lines[i];
+                own_add_i(&line.in_flight, -1);
+                let ok = line.ok.load(Ordering::Relaxed);
+                line.ok.store(ok.wrapping_add(1), Ordering::Relaxed);
+            }
+            None => {
+                let line = &self.lines[SLOTS];
+                line.in_flight.fetch_sub(1, Ordering::Relaxed);
+                line.ok.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A call finished with another status (counted elsewhere).
+    #[inline]
+    pub(crate) fn finish_other(&self) {
+        match slot() {
+            Some(i) => own_add_i(&self.lines[i].in_flight, -1),
+            None => {
+                self.lines[SLOTS].in_flight.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// `(in flight, ok)` now: the sums of every line (in flight is never below 0).
+    pub(crate) fn read(&self) -> (u64, u64) {
+        let (mut in_flight, mut ok) = (0i64, 0u64);
+        for line in self.lines.iter() {
+            in_flight = in_flight.wrapping_add(line.in_flight.load(Ordering::Relaxed));
+            ok = ok.wrapping_add(line.ok.load(Ordering::Relaxed));
+        }
+        (u64::try_from(in_flight).unwrap_or(0), ok)
+    }
+}
+
+/// Adds `d` to a line only this thread writes: a load and a store, no locked instruction.
+#[inline]
+fn own_add_i(cell: &AtomicI64, d: i64) {
+    let v = cell.load(Ordering::Relaxed);
+    cell.store(v.wrapping_add(d), Ordering::Relaxed);
+}
+
+/// The free slots; `None` until first used (then `0..SLOTS`, handed out lowest first).
+#[cfg(not(loom))]
+static POOL: Mutex<Option<Vec<usize>>> = Mutex::new(None);
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref POOL: Mutex<Option<Vec<usize>>> = Mutex::new(None);
+}
+
+/// This thread's slot, given back to the pool when the thread exits.
+struct Slot(Cell<Option<usize>>);
+
+impl Slot {
+    fn take() -> Slot {
+        let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+        let free = pool.get_or_insert_with(|| (0..SLOTS).rev().collect());
+        Slot(Cell::new(free.pop()))
+    }
+
+    fn give_back(&self) {
+        if let Some(i) = self.0.take() {
+            let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+            pool.get_or_insert_with(Vec::new).push(i);
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // Under loom, thread-local destructors may not touch loom's primitives: the models
+        // give the slot back with `exit_thread` at the end of each thread instead.
+        #[cfg(not(loom))]
+        self.give_back();
+    }
+}
+
+/// What a thread's exit does to its slot (for the loom models).
+#[cfg(loom)]
+pub(crate) fn exit_thread() {
+    SLOT.with(Slot::give_back);
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    static SLOT: Slot = Slot::take();
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static SLOT: Slot = Slot::take();
+}
+
+/// This thread's slot: `None` past [`SLOTS`] threads, or once the thread's locals are gone.
+#[inline]
+fn slot() -> Option<usize> {
+    SLOT.try_with(|s| s.0.get()).ok().flatten()
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn counts_are_exact_across_threads_and_slot_reuse() {
+        let cells = Arc::new(ThreadCells::new());
+        // More threads than slots, in waves, so slots are taken, given back and reused, and
+        // some threads count on the fallback line.
+        for _wave in 0..3 {
+            let threads: Vec<_> = (0..SLOTS + 8)
+                .map(|_| {
+                    let c = Arc::clone(&cells);
+                    std::thread::spawn(move || {
+                        for _ in 0..1_000 {
+                            c.start();
+                            c.finish_ok();
+                        }
+                        c.start();
+                        c.start();
+                        c.finish_other();
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+        }
+        let threads = 3 * (SLOTS as u64 + 8);
+        assert_eq!(cells.read(), (threads, threads * 1_000));
+    }
+
+    #[test]
+    fn a_call_may_finish_on_another_thread() {
+        let cells = Arc::new(ThreadCells::new());
+        cells.start();
+        let c = Arc::clone(&cells);
+        std::thread::spawn(move || c.finish_ok()).join().unwrap();
+        assert_eq!(cells.read(), (0, 1));
+        let c = Arc::clone(&cells);
+        std::thread::spawn(move || c.start()).join().unwrap();
+        assert_eq!(cells.read(), (1, 1));
+        cells.finish_other();
+        assert_eq!(cells.read(), (0, 1));
+    }
+}
