@@ -2,9 +2,9 @@
 //! 1 s evaluation interval), scrapes an in-process server exporting every catalog family
 //! while a load loop moves all of them, and:
 //!
-//! - sees `DWCPCircuitBreakerStorm` go from inactive to pending to firing while the test
-//!   drives a trip storm through the catalog's typed `dwcp_circuit_breaker_trips_total`
-//!   handles;
+//! - sees `DWCPCircuitBreakerStorm` go from inactive to pending to firing (pending for its
+//!   `for:` first, per Prometheus' `ALERTS` series) while the test drives a trip storm through
+//!   the catalog's typed `dwcp_circuit_breaker_trips_total` handles;
 //! - returns data (at least one finite sample) for every recording rule, queried both by its
 //!   expression and by its recorded name, and for every PromQL query of the generated
 //!   Grafana dashboards (variables expanded to match everything).
@@ -31,6 +31,19 @@ fn alert_state(prom: &PrometheusProcess, alertname: &str) -> Option<String> {
         (a["labels"]["alertname"] == alertname)
             .then(|| a["state"].as_str().unwrap_or("").to_owned())
     })
+}
+
+/// The earliest sample time (Unix seconds) in the range-vector query `promql`, over all its
+/// series; `None` without samples.
+fn first_sample_time(prom: &PrometheusProcess, promql: &str) -> Option<f64> {
+    let v = prom.query(promql);
+    v["data"]["result"]
+        .as_array()?
+        .iter()
+        .filter_map(|s| s["values"].as_array())
+        .flatten()
+        .filter_map(|p| p[0].as_f64())
+        .min_by(f64::total_cmp)
 }
 
 /// Whether `promql` returns at least one finite sample.
@@ -131,26 +144,39 @@ fn generated_rules_and_dashboards_work_against_prometheus() {
             }
         })
     };
-    let pending = prom.wait_until(
-        Duration::from_secs(60),
-        "DWCPCircuitBreakerStorm pending",
-        || match alert_state(&prom, "DWCPCircuitBreakerStorm").as_deref() {
-            Some("pending") => Some(true),
-            Some("firing") => Some(false),
-            _ => None,
-        },
-    );
-    assert!(
-        pending,
-        "the alert must be seen pending before it fires (for: 10s, eval 1s)"
-    );
     prom.wait_until(
-        Duration::from_secs(60),
+        Duration::from_secs(120),
         "DWCPCircuitBreakerStorm firing",
         || {
             (alert_state(&prom, "DWCPCircuitBreakerStorm").as_deref() == Some("firing"))
                 .then_some(())
         },
+    );
+    // Pending before firing, from Prometheus' own record of every evaluation (the `ALERTS`
+    // series), not from polling `/api/v1/alerts` within the 10 s `for:` window (a busy machine
+    // can miss it): the first pending evaluation comes before the first firing one, at least
+    // the `for:` duration earlier.
+    let (first_pending, first_firing) = prom.wait_until(
+        Duration::from_secs(30),
+        "DWCPCircuitBreakerStorm pending and firing in ALERTS",
+        || {
+            let first = |state: &str| {
+                first_sample_time(
+                    &prom,
+                    &format!(
+                        "ALERTS{{alertname=\"DWCPCircuitBreakerStorm\",alertstate=\"{state}\"}}[1h]"
+                    ),
+                )
+            };
+            Some((first("pending")?, first("firing")?))
+        },
+    );
+    eprintln!("DWCPCircuitBreakerStorm pending from {first_pending}, firing from {first_firing}");
+    assert!(
+        first_firing - first_pending >= 10.0 - 1e-3,
+        "the alert must be pending for its `for: 10s` before it fires: pending from \
+         {first_pending}, firing from {first_firing}; {}",
+        prom.query("ALERTS{alertname=\"DWCPCircuitBreakerStorm\"}[1h]")
     );
     storm_stop.store(true, Ordering::Relaxed);
     storm.join().unwrap();

@@ -136,27 +136,31 @@ fn prometheus_scrapes_and_agrees() {
         0.025 < instant && instant <= 0.05,
         "estimate in the true p99's bucket"
     );
+    // The rate window must still hold a sample from before the values were recorded (the
+    // scrape of zeros), or every bucket's rate is 0 and the quantile NaN. 5 minutes covers the
+    // test's waits (at most 60 s each) however slow the machine; the whole test is younger than
+    // that window, and rate() scales every bucket alike, so the estimate is the same as over 1m.
     let rated = prom
         .query_value(
-            "histogram_quantile(0.99, sum(rate(dwcp_request_duration_seconds_bucket[1m])) by (le))",
+            "histogram_quantile(0.99, sum(rate(dwcp_request_duration_seconds_bucket[5m])) by (le))",
         )
         .unwrap();
     assert!(
         close(rated, p99),
         "rate p99 {rated}; buckets over the window: {}",
-        prom.query("dwcp_request_duration_seconds_bucket[1m]")
+        prom.query("dwcp_request_duration_seconds_bucket[5m]")
     );
     // p50: rank 500 in (0, 0.005] (900 values) → 0.005 × 500/900.
     let p50 = prom
         .query_value(
-            "histogram_quantile(0.5, sum(rate(dwcp_request_duration_seconds_bucket[1m])) by (le))",
+            "histogram_quantile(0.5, sum(rate(dwcp_request_duration_seconds_bucket[5m])) by (le))",
         )
         .unwrap();
     assert!(close(p50, 0.005 * 500.0 / 900.0), "rate p50 {p50}");
     // The rate of the counter over the window is positive and its increase is what we added,
     // up to Prometheus' extrapolation to the window edges.
     let inc = prom
-        .query_value("increase(dwcp_requests_total[1m])")
+        .query_value("increase(dwcp_requests_total[5m])")
         .unwrap();
     assert!(inc >= 1000.0 - 1e-9, "increase {inc}");
 

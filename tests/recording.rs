@@ -289,34 +289,55 @@ fn interval_snapshots_and_merges_across_series() {
 
 #[test]
 fn recording_threads_are_not_blocked_by_snapshots() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
     // A reader hammering snapshots while writers record: totals stay exact.
     let h = Arc::new(AtomicHistogram::new(Layout::default()));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    // Snapshots the reader has finished, so the writers can make sure some fall while they
+    // record (on a busy machine the reader might otherwise not run until they are done).
+    let snaps = Arc::new(AtomicU64::new(0));
     let reader = {
-        let (h, stop) = (h.clone(), stop.clone());
+        let (h, stop, snaps) = (h.clone(), stop.clone(), snaps.clone());
         thread::spawn(move || {
-            let mut snaps = 0u64;
             let mut last = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            // At least one snapshot, then until told to stop.
+            loop {
                 let c = h.snapshot().count();
                 assert!(c >= last, "counts went backwards");
                 last = c;
-                snaps += 1;
+                snaps.fetch_add(1, Ordering::Relaxed);
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
             }
-            snaps
+            snaps.load(Ordering::Relaxed)
         })
     };
     thread::scope(|s| {
         for t in 0..2u64 {
-            let h = h.clone();
+            let (h, snaps) = (h.clone(), snaps.clone());
             s.spawn(move || {
                 for i in 0..200_000u64 {
+                    if i == 100_000 {
+                        // Halfway: wait for a snapshot finished after this point, so snapshots
+                        // and records interleave however the threads are scheduled.
+                        let seen = snaps.load(Ordering::Relaxed);
+                        let started = Instant::now();
+                        while snaps.load(Ordering::Relaxed) <= seen {
+                            assert!(
+                                started.elapsed() < Duration::from_secs(60),
+                                "the reader took no snapshot in 60 s"
+                            );
+                            thread::sleep(Duration::from_micros(200));
+                        }
+                    }
                     h.record(1 + (i * 31 + t) % 5_000_000);
                 }
             });
         }
     });
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     assert!(reader.join().unwrap() > 0);
     assert_eq!(h.snapshot().count(), 400_000);
 }
