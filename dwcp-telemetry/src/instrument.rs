@@ -395,7 +395,7 @@ impl CallSite {
         Guard {
             handles,
             site: self,
-            timer: Some(handles.duration.start_static_timer()),
+            timer: handles.duration.start_static_timer(),
             done: false,
             panicked: AtomicBool::new(false),
             span,
@@ -653,7 +653,7 @@ pub struct Guard {
     site: &'static CallSite,
     /// Times the call: the crate's [`Timer`](crate::Timer) on the call site's `static`
     /// duration handle (no clone per call).
-    timer: Option<Timer>,
+    timer: Timer,
     done: bool,
     panicked: AtomicBool,
     span: SpanState,
@@ -702,11 +702,11 @@ impl Guard {
 
     /// Record the call's outcome.
     #[inline]
-    pub fn finish(mut self, outcome: Outcome) {
+    pub fn finish(&mut self, outcome: Outcome) {
         self.finish_outcome(outcome, None);
     }
 
-    #[inline]
+    #[inline(always)]
     fn finish_outcome(&mut self, outcome: Outcome, exception: Option<Exception>) {
         self.done = true;
         match outcome {
@@ -725,7 +725,7 @@ impl Guard {
     /// Classify `out` with `classify`, then record; a sampled failed call's span describes
     /// it with `describe` (called only then). A panic in either records `panic`.
     #[inline]
-    pub fn finish_with<O, C, D>(self, out: &O, classify: C, describe: D)
+    pub fn finish_with<O, C, D>(&mut self, out: &O, classify: C, describe: D)
     where
         C: FnOnce(&O) -> Outcome,
         D: FnOnce(&O) -> Exception,
@@ -738,7 +738,7 @@ impl Guard {
     /// `classify` drops the permit: the breaker's dropped-permit default.)
     #[inline]
     pub fn finish_permit<O, C, D>(
-        mut self,
+        &mut self,
         out: &O,
         permit: Option<Permit<'static>>,
         classify: C,
@@ -761,13 +761,10 @@ impl Guard {
         self.finish_outcome(outcome, exception);
     }
 
-    #[inline]
+    #[inline(always)]
     fn record(&mut self, status: Status, exception: Option<Exception>) {
         let h = self.handles;
-        let ns = match self.timer.take() {
-            Some(timer) => timer.stop(),
-            None => 0,
-        };
+        let ns = self.timer.stop_in_place().unwrap_or(0);
         match (&h.threads, status) {
             (Some(t), Status::Ok) => t.finish_ok(),
             (Some(t), _) => {
@@ -786,16 +783,26 @@ impl Guard {
 }
 
 impl Drop for Guard {
+    #[inline]
     fn drop(&mut self) {
         if !self.done {
-            self.done = true;
-            let status = if self.panicked.load(Ordering::Relaxed) || std::thread::panicking() {
-                Status::Panic
-            } else {
-                Status::Cancelled
-            };
-            self.record(status, None);
+            self.unfinished();
         }
+    }
+}
+
+impl Guard {
+    /// Dropped before it finished: the call panicked or its future was dropped.
+    #[cold]
+    #[inline(never)]
+    fn unfinished(&mut self) {
+        self.done = true;
+        let status = if self.panicked.load(Ordering::Relaxed) || std::thread::panicking() {
+            Status::Panic
+        } else {
+            Status::Cancelled
+        };
+        self.record(status, None);
     }
 }
 
@@ -871,7 +878,7 @@ where
         match polled {
             Poll::Pending => Poll::Pending,
             Poll::Ready(out) => {
-                if let (Some(guard), Some((classify, describe))) =
+                if let (Some(mut guard), Some((classify, describe))) =
                     (this.guard.take(), this.classify.take())
                 {
                     guard.finish_permit(&out, this.permit.take(), classify, describe);
