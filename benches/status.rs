@@ -5,7 +5,9 @@
 //!
 //! `cargo bench --bench status`
 
+use std::hint::black_box;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use dwcp_support::latency_table;
@@ -86,7 +88,42 @@ fn status(c: &mut Criterion) {
     });
     g.bench_function("status_html", |b| b.iter(|| page.render_html("n").len()));
     g.bench_function("status_json", |b| b.iter(|| page.render_json().len()));
+    // Paired: each iteration renders the page and then scrapes, timing each, so both see the
+    // same machine at the same moment (a shared host's load swings between criterion's
+    // separate runs by more than the difference measured). Criterion times the page; the
+    // scrapes' total is kept beside it and the ratio of the two totals printed at the end.
+    let mut paired = |name: &str, render: &dyn Fn() -> usize| {
+        let mut totals = (Duration::ZERO, Duration::ZERO);
+        g.bench_function(name, |b| {
+            b.iter_custom(|n| {
+                let mut page_time = Duration::ZERO;
+                for _ in 0..n {
+                    let t = Instant::now();
+                    black_box(render());
+                    let mid = Instant::now();
+                    out.clear();
+                    enc.encode_registry(&reg, &mut out);
+                    black_box(out.len());
+                    totals.1 += mid.elapsed();
+                    page_time += mid - t;
+                }
+                totals.0 += page_time;
+                page_time
+            })
+        });
+        totals
+    };
+    let html = paired("paired_status_html", &|| page.render_html("n").len());
+    let json = paired("paired_status_json", &|| page.render_json().len());
     g.finish();
+    for (name, (page_total, scrape_total)) in [("status_html", html), ("status_json", json)] {
+        println!(
+            "paired: {name} / metrics_scrape_text = {:.3} ({:.3} s of page, {:.3} s of scrapes, interleaved)",
+            page_total.as_secs_f64() / scrape_total.as_secs_f64(),
+            page_total.as_secs_f64(),
+            scrape_total.as_secs_f64()
+        );
+    }
 }
 
 criterion_group! {

@@ -191,6 +191,10 @@ impl Hasher for AddressHasher {
         }
     }
 
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(32);
+    }
+
     fn write_usize(&mut self, n: usize) {
         self.0 = (n as u64)
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
@@ -488,7 +492,8 @@ impl StatusPage {
             current: None,
             keep: false,
             pending: None,
-            hists: Vec::new(),
+            // Last render's series count (histograms and counters): room enough, no regrowth.
+            hists: Vec::with_capacity(window.totals.len()),
             fams: HashMap::new(),
             slices: Vec::new(),
         };
@@ -606,7 +611,8 @@ fn request_family<'a>(fams: &'a HashMap<String, Fam>, names: &[String]) -> Optio
 }
 
 /// Per label values (without `status`): (calls, errors) since the previous render.
-type ErrorIndex = HashMap<u64, (u64, u64)>;
+/// Keyed by an FNV hash already: the map's hasher only mixes it.
+type ErrorIndex = HashMap<u64, (u64, u64), BuildHasherDefault<AddressHasher>>;
 
 /// A 64-bit FNV-1a key of label values, skipping position `skip` (the `status` label), with a
 /// separator between values: no allocation. (A collision would only mislabel one ratio.)
@@ -625,7 +631,7 @@ fn values_key<'a>(values: impl Iterator<Item = &'a String>, skip: usize) -> u64 
 
 /// Indexes a request family's rates by its label values without `status`: one pass.
 fn error_index(requests: &Fam) -> ErrorIndex {
-    let mut index = ErrorIndex::new();
+    let mut index = ErrorIndex::with_capacity_and_hasher(requests.series.len(), Default::default());
     let Some(status_at) = requests
         .desc
         .label_names()
