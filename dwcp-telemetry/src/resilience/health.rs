@@ -14,7 +14,6 @@ use super::catalog_help;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -90,7 +89,7 @@ type AsyncCheck = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = CheckResult> + Sen
 
 #[derive(Clone)]
 enum Body {
-    Sync(SyncCheck, Arc<AtomicBool>),
+    Sync(SyncCheck, Arc<Mutex<Option<Run>>>),
     Async(AsyncCheck),
 }
 
@@ -307,8 +306,10 @@ impl HealthChecker {
     }
 
     /// Register (or replace) a synchronous check. It runs on its own thread so that its
-    /// `timeout` holds; a check still running from an earlier round that timed out is
-    /// reported unhealthy without being started again.
+    /// `timeout` holds. A round that starts while the check is still running from another
+    /// round (two probes at once) waits for that run, within the run's deadline, instead of
+    /// starting it twice; a check still running past its timeout is reported unhealthy
+    /// without being started again.
     pub fn add_check(
         &self,
         name: &str,
@@ -320,7 +321,7 @@ impl HealthChecker {
             name,
             critical,
             timeout,
-            Body::Sync(Arc::new(check), Arc::new(AtomicBool::new(false))),
+            Body::Sync(Arc::new(check), Arc::new(Mutex::new(None))),
         );
     }
 
@@ -394,10 +395,19 @@ impl HealthChecker {
     }
 }
 
-/// Where a sync check's thread leaves its result.
+/// Where a sync check's thread leaves its result, and the rounds waiting for it.
 #[derive(Default)]
 struct Slot {
     result: Mutex<Option<(CheckResult, Duration)>>,
+    waiters: Mutex<Vec<Arc<RoundWaker>>>,
+}
+
+/// A sync check's run in progress. A round that starts while it runs (two probes at once, or
+/// a probe during a periodic round) waits for the same run instead of starting another, within
+/// the run's own deadline; only a run already past its timeout is reported as stuck.
+struct Run {
+    slot: Arc<Slot>,
+    started: Instant,
 }
 
 enum Pending {
@@ -442,53 +452,91 @@ impl Round {
         let shared = Arc::new(RoundWaker::default());
         let mut pending = Vec::with_capacity(checks.len());
         let mut results = vec![None; checks.len()];
+        let mut deadlines: Vec<Instant> = checks.iter().map(|c| now + c.timeout).collect();
         for (i, c) in checks.iter().enumerate() {
             pending.push(match &c.body {
                 Body::Async(make) => Pending::Future(make(), now),
-                Body::Sync(f, busy) => {
-                    if busy.swap(true, Ordering::AcqRel) {
-                        results[i] = Some((
-                            CheckResult::Unhealthy(format!(
-                                "still running after its {:?} timeout in an earlier round",
-                                c.timeout
-                            )),
-                            Duration::ZERO,
-                        ));
-                        Pending::Done
-                    } else {
-                        let slot = Arc::new(Slot::default());
-                        let (f, flag, s, w) =
-                            (f.clone(), busy.clone(), slot.clone(), shared.clone());
-                        let spawned = std::thread::Builder::new()
-                            .name("dwcp-health-check".into())
-                            .spawn(move || {
-                                let start = Instant::now();
-                                let r =
-                                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f()))
-                                        .unwrap_or_else(|_| {
-                                            CheckResult::Unhealthy("the check panicked".into())
-                                        });
-                                flag.store(false, Ordering::Release);
-                                *s.result.lock().unwrap_or_else(|p| p.into_inner()) =
-                                    Some((r, start.elapsed()));
-                                w.wake();
+                Body::Sync(f, running) => {
+                    let mut current = running.lock().unwrap_or_else(|p| p.into_inner());
+                    match &*current {
+                        Some(run) if now < run.started + c.timeout => {
+                            // Join the run in progress, within its own deadline.
+                            run.slot
+                                .waiters
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(shared.clone());
+                            deadlines[i] = run.started + c.timeout;
+                            Pending::Thread(run.slot.clone())
+                        }
+                        Some(_) => {
+                            results[i] = Some((
+                                CheckResult::Unhealthy(format!(
+                                    "still running after its {:?} timeout in an earlier round",
+                                    c.timeout
+                                )),
+                                Duration::ZERO,
+                            ));
+                            Pending::Done
+                        }
+                        None => {
+                            let slot = Arc::new(Slot {
+                                result: Mutex::new(None),
+                                waiters: Mutex::new(vec![shared.clone()]),
                             });
-                        match spawned {
-                            Ok(_) => Pending::Thread(slot),
-                            Err(e) => {
-                                busy.store(false, Ordering::Release);
-                                results[i] = Some((
-                                    CheckResult::Unhealthy(format!("cannot start the check: {e}")),
-                                    Duration::ZERO,
-                                ));
-                                Pending::Done
+                            let (f, s, r) = (f.clone(), slot.clone(), running.clone());
+                            let spawned = std::thread::Builder::new()
+                                .name("dwcp-health-check".into())
+                                .spawn(move || {
+                                    let start = Instant::now();
+                                    let out = std::panic::catch_unwind(
+                                        std::panic::AssertUnwindSafe(|| f()),
+                                    )
+                                    .unwrap_or_else(|_| {
+                                        CheckResult::Unhealthy("the check panicked".into())
+                                    });
+                                    *s.result.lock().unwrap_or_else(|p| p.into_inner()) =
+                                        Some((out, start.elapsed()));
+                                    // Done: later rounds start a new run. (A round joins only
+                                    // under this lock, so every waiter is in the list below.)
+                                    {
+                                        let mut cur = r.lock().unwrap_or_else(|p| p.into_inner());
+                                        if cur
+                                            .as_ref()
+                                            .is_some_and(|run| Arc::ptr_eq(&run.slot, &s))
+                                        {
+                                            *cur = None;
+                                        }
+                                    }
+                                    for w in
+                                        s.waiters.lock().unwrap_or_else(|p| p.into_inner()).iter()
+                                    {
+                                        w.wake();
+                                    }
+                                });
+                            match spawned {
+                                Ok(_) => {
+                                    *current = Some(Run {
+                                        slot: slot.clone(),
+                                        started: now,
+                                    });
+                                    Pending::Thread(slot)
+                                }
+                                Err(e) => {
+                                    results[i] = Some((
+                                        CheckResult::Unhealthy(format!(
+                                            "cannot start the check: {e}"
+                                        )),
+                                        Duration::ZERO,
+                                    ));
+                                    Pending::Done
+                                }
                             }
                         }
                     }
                 }
             });
         }
-        let deadlines: Vec<Instant> = checks.iter().map(|c| now + c.timeout).collect();
         let timeouts = checks.iter().map(|c| c.timeout).collect();
         // One timer thread per round wakes the task at each deadline, and ends early when
         // the round does.
@@ -541,9 +589,11 @@ impl Future for Round {
         for (i, p) in this.pending.iter_mut().enumerate() {
             let got = match p {
                 Pending::Done => continue,
-                Pending::Thread(slot) => {
-                    slot.result.lock().unwrap_or_else(|e| e.into_inner()).take()
-                }
+                Pending::Thread(slot) => slot
+                    .result
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
                 Pending::Future(f, start) => match f.as_mut().poll(cx) {
                     Poll::Ready(r) => Some((r, start.elapsed())),
                     Poll::Pending => None,

@@ -927,3 +927,52 @@ fn sla_windows_match_hand_computed_values() {
     let windows = sla.inner_sample_counts();
     assert!(windows.iter().all(|&n| n <= 11), "{windows:?}");
 }
+
+#[test]
+fn concurrent_rounds_share_one_run_of_a_slow_check() {
+    let reg = registry();
+    let h = Arc::new(HealthChecker::new(&reg).unwrap());
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (gate, open) = (
+        Arc::new(Mutex::new(())),
+        Arc::new(std::sync::Barrier::new(2)),
+    );
+    let held = gate.lock().unwrap();
+    let (r, g) = (runs.clone(), gate.clone());
+    h.add_check("database", true, Duration::from_secs(60), move || {
+        r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _g = g.lock();
+        CheckResult::Healthy
+    });
+    // Two probes at once: the second starts while the first's run is in progress.
+    let first = {
+        let (h, open) = (h.clone(), open.clone());
+        std::thread::spawn(move || {
+            open.wait();
+            h.check_blocking()
+        })
+    };
+    open.wait();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while runs.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the check never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second = {
+        let h = h.clone();
+        std::thread::spawn(move || h.check_blocking())
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    drop(held);
+    for report in [first.join().unwrap(), second.join().unwrap()] {
+        assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
+        assert_eq!(report.components[0].message, None);
+    }
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // Once it is done, the next round runs it again.
+    assert_eq!(h.check_blocking().status, HealthStatus::Healthy);
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
