@@ -12,6 +12,7 @@
 //! |---|---|
 //! | `baseline` | uninstrumented |
 //! | `floor_two_clock_reads` | the body between two reads of the crate's TSC clock (`clock::now_raw`) and their difference in ns: the floor of any per-call timing on this machine |
+//! | `floor_timed_record` | the body timed into a histogram bound once, by hand (`Histogram::time`: two clock reads and one record, no counter, gauge or guard): the floor of any per-call latency histogram |
 //! | `dwcp` | `#[instrument_dwcp(component = "amst", registry = ..)]`, spans off (no sink, no `tracing` subscriber): metrics only |
 //! | `dwcp_span_unsampled` | the same with `sample = 0.0` and a sink installed: the sampling decision is made (and says no) on every call |
 //! | `dwcp_span_ratio_10` | `sample = 0.1`, sink installed: 10 % of calls build a span |
@@ -68,6 +69,7 @@ use otlp_support::Receiver;
 const GROUP: &str = "instrument_ok_call";
 const BASELINE: &str = "baseline";
 const FLOOR: &str = "floor_two_clock_reads";
+const FLOOR_TIMED: &str = "floor_timed_record";
 const DWCP: &str = "dwcp";
 const DWCP_UNSAMPLED: &str = "dwcp_span_unsampled";
 const DWCP_TEN: &str = "dwcp_span_ratio_10";
@@ -119,6 +121,27 @@ mod floor {
         let out = body(x);
         black_box(clock::nanos_between(start, clock::now_raw()));
         out
+    }
+}
+
+/// Two clock reads and one record into a histogram bound once (`Histogram::time`): what
+/// timing a call into our own histogram costs by hand, with no counter, gauge or guard.
+mod floor_timed {
+    use super::{body, MyError};
+    use dwcp_telemetry::Histogram;
+    use std::sync::LazyLock;
+
+    static H: LazyLock<Histogram> = LazyLock::new(|| {
+        super::registry()
+            .histogram("dwcp_request_duration_seconds", "Duration")
+            .register()
+            .expect("histogram")
+            .handle()
+    });
+
+    #[inline(never)]
+    pub fn migrate(x: u64) -> Result<u64, MyError> {
+        H.time(|| body(x))
     }
 }
 
@@ -355,6 +378,9 @@ fn cases(c: &mut Criterion, sw: Stopwatch) {
         b.iter_custom(|n| run(sw, n, baseline::migrate))
     });
     g.bench_function(FLOOR, |b| b.iter_custom(|n| run(sw, n, floor::migrate)));
+    g.bench_function(FLOOR_TIMED, |b| {
+        b.iter_custom(|n| run(sw, n, floor_timed::migrate))
+    });
     // Spans off: no sink, and no `tracing` subscriber seen yet in this process.
     assert!(trace::uninstall_sink().is_none());
     g.bench_function(DWCP, |b| {
@@ -553,6 +579,7 @@ fn summary(since: SystemTime) {
     for id in [
         BASELINE,
         FLOOR,
+        FLOOR_TIMED,
         DWCP,
         DWCP_UNSAMPLED,
         DWCP_TEN,
