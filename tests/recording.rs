@@ -289,14 +289,14 @@ fn interval_snapshots_and_merges_across_series() {
 
 #[test]
 fn recording_threads_are_not_blocked_by_snapshots() {
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    use std::time::{Duration, Instant};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
     // A reader hammering snapshots while writers record: totals stay exact.
     let h = Arc::new(AtomicHistogram::new(Layout::default()));
     let stop = Arc::new(AtomicBool::new(false));
     // Snapshots the reader has finished, so the writers can make sure some fall while they
     // record (on a busy machine the reader might otherwise not run until they are done).
-    let snaps = Arc::new(AtomicU64::new(0));
+    let snaps = Arc::new((std::sync::Mutex::new(0u64), std::sync::Condvar::new()));
     let reader = {
         let (h, stop, snaps) = (h.clone(), stop.clone(), snaps.clone());
         thread::spawn(move || {
@@ -306,12 +306,15 @@ fn recording_threads_are_not_blocked_by_snapshots() {
                 let c = h.snapshot().count();
                 assert!(c >= last, "counts went backwards");
                 last = c;
-                snaps.fetch_add(1, Ordering::Relaxed);
+                let (count, done) = &*snaps;
+                *count.lock().unwrap() += 1;
+                done.notify_all();
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
             }
-            snaps.load(Ordering::Relaxed)
+            let n = *snaps.0.lock().unwrap();
+            n
         })
     };
     thread::scope(|s| {
@@ -322,15 +325,16 @@ fn recording_threads_are_not_blocked_by_snapshots() {
                     if i == 100_000 {
                         // Halfway: wait for a snapshot finished after this point, so snapshots
                         // and records interleave however the threads are scheduled.
-                        let seen = snaps.load(Ordering::Relaxed);
-                        let started = Instant::now();
-                        while snaps.load(Ordering::Relaxed) <= seen {
-                            assert!(
-                                started.elapsed() < Duration::from_secs(60),
-                                "the reader took no snapshot in 60 s"
-                            );
-                            thread::sleep(Duration::from_micros(200));
-                        }
+                        let (count, done) = &*snaps;
+                        let seen = *count.lock().unwrap();
+                        let (_guard, waited) = done
+                            .wait_timeout_while(
+                                count.lock().unwrap(),
+                                Duration::from_secs(60),
+                                |n| *n <= seen,
+                            )
+                            .unwrap();
+                        assert!(!waited.timed_out(), "the reader took no snapshot in 60 s");
                     }
                     h.record(1 + (i * 31 + t) % 5_000_000);
                 }

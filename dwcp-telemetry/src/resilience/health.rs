@@ -389,6 +389,30 @@ impl HealthChecker {
         report
     }
 
+    /// Rounds waiting for the run in progress of sync check `name` (0 when none runs).
+    #[cfg(test)]
+    pub(crate) fn rounds_waiting(&self, name: &str) -> usize {
+        let checks = self.shared.checks.lock().unwrap_or_else(|p| p.into_inner());
+        checks
+            .iter()
+            .find(|c| *c.name == *name)
+            .and_then(|c| match &c.body {
+                Body::Sync(_, running) => running
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_ref()
+                    .map(|run| {
+                        run.slot
+                            .waiters
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .len()
+                    }),
+                Body::Async(_) => None,
+            })
+            .unwrap_or(0)
+    }
+
     /// The registry the metrics are on.
     pub fn registry(&self) -> &Registry {
         &self.shared.registry

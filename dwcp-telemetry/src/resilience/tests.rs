@@ -933,39 +933,36 @@ fn concurrent_rounds_share_one_run_of_a_slow_check() {
     let reg = registry();
     let h = Arc::new(HealthChecker::new(&reg).unwrap());
     let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (gate, open) = (
-        Arc::new(Mutex::new(())),
-        Arc::new(std::sync::Barrier::new(2)),
-    );
+    let gate = Arc::new(Mutex::new(()));
     let held = gate.lock().unwrap();
+    let (started_tx, started) = std::sync::mpsc::channel::<()>();
+    let started_tx = Mutex::new(started_tx);
     let (r, g) = (runs.clone(), gate.clone());
     h.add_check("database", true, Duration::from_secs(60), move || {
         r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _ = started_tx.lock().unwrap().send(());
         let _g = g.lock();
         CheckResult::Healthy
     });
     // Two probes at once: the second starts while the first's run is in progress.
-    let first = {
-        let (h, open) = (h.clone(), open.clone());
-        std::thread::spawn(move || {
-            open.wait();
-            h.check_blocking()
-        })
-    };
-    open.wait();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while runs.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the check never started"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let second = {
+    let probe = |h: &Arc<HealthChecker>| {
         let h = h.clone();
         std::thread::spawn(move || h.check_blocking())
     };
-    std::thread::sleep(Duration::from_millis(50));
+    let first = probe(&h);
+    started
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the check started");
+    let second = probe(&h);
+    // The run is released only once the second round is waiting for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while h.rounds_waiting("database") < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second round never joined"
+        );
+        std::thread::yield_now();
+    }
     drop(held);
     for report in [first.join().unwrap(), second.join().unwrap()] {
         assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
