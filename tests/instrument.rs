@@ -744,3 +744,101 @@ fn ok_and_error_calls_allocate_nothing_after_warm_up() {
     assert_eq!(statuses(&NOALLOC, "alloc", "hot"), [10_001, 1_001, 0, 0]);
     assert_eq!(error_series(&NOALLOC), 1);
 }
+
+// ---------------------------------------------------------------------------------------
+// Durations left pending on a thread's line (the hot path records the previous call's
+// duration): every read counts every finished call, once, and no bucket ever goes down.
+
+static PENDING: LazyLock<Registry> = LazyLock::new(new_registry);
+
+/// Spins `n` rounds, so that calls land in different buckets.
+#[instrument_dwcp(component = "amst", registry = &*PENDING)]
+fn spin(n: u32) -> u32 {
+    (0..n).fold(0u32, |a, i| std::hint::black_box(a.wrapping_add(i)))
+}
+
+/// `le` → cumulative count of `dwcp_request_duration_seconds` for `spin`, and its `_count`.
+fn scraped_buckets(text: &str) -> (Vec<(String, u64)>, u64) {
+    let mut buckets = Vec::new();
+    let mut count = None;
+    for line in text.lines() {
+        if !line.contains("operation=\"spin\"") {
+            continue;
+        }
+        let value = || line.rsplit(' ').next().unwrap().parse::<u64>().unwrap();
+        if line.starts_with("dwcp_request_duration_seconds_bucket{") {
+            let le = line
+                .split("le=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            buckets.push((le.to_owned(), value()));
+        } else if line.starts_with("dwcp_request_duration_seconds_count{") {
+            count = Some(value());
+        }
+    }
+    (buckets, count.expect("spin's _count is exported"))
+}
+
+#[test]
+fn every_read_counts_each_finished_call_once_and_no_bucket_goes_down() {
+    use dwcp_telemetry::export::prometheus::{render, Format};
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const THREADS: usize = 4;
+    const CALLS: u32 = 20_000;
+    spin(0); // binds the call site before the readers look
+    let finished = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let finished = finished.clone();
+            std::thread::spawn(move || {
+                for i in 0..CALLS {
+                    // Short and long calls alternate, so a line's pending duration keeps
+                    // changing bucket.
+                    spin(if (i + t as u32) % 2 == 0 { 1 } else { 3_000 });
+                }
+                finished.fetch_add(1, Ordering::Release);
+            })
+        })
+        .collect();
+    // Read while the writers run (at least twice, whatever the scheduling), both ways: the
+    // series' snapshot and a scrape.
+    let mut last_slots: HashMap<(u64, u64), u64> = HashMap::new();
+    let mut last_buckets: HashMap<String, u64> = HashMap::new();
+    let mut reads = 0;
+    while reads < 2 || finished.load(Ordering::Acquire) < THREADS {
+        reads += 1;
+        let snap = durations(&PENDING, "amst", "spin");
+        let ok_after = requests(&PENDING, "amst", "spin", "ok");
+        assert!(snap.count() <= ok_after, "{} > {ok_after}", snap.count());
+        for (lo, hi, n) in snap.iter() {
+            let before = last_slots.insert((lo, hi), n).unwrap_or(0);
+            assert!(n >= before, "slot {lo}..{hi} went from {before} to {n}");
+        }
+        let (buckets, count) = scraped_buckets(&render(&PENDING, Format::Text));
+        let ok_after = requests(&PENDING, "amst", "spin", "ok");
+        assert!(count <= ok_after, "_count {count} > ok {ok_after}");
+        for (le, n) in buckets {
+            let before = last_buckets.get(&le).copied().unwrap_or(0);
+            assert!(n >= before, "bucket le={le} went from {before} to {n}");
+            last_buckets.insert(le, n);
+        }
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    let calls = u64::from(CALLS) * THREADS as u64 + 1;
+    // Each writer's last duration is still pending on its line: every read counts it.
+    assert_eq!(statuses(&PENDING, "amst", "spin"), [calls, 0, 0, 0]);
+    assert_eq!(durations(&PENDING, "amst", "spin").count(), calls);
+    let (buckets, count) = scraped_buckets(&render(&PENDING, Format::Text));
+    assert_eq!(count, calls);
+    assert_eq!(
+        buckets.last().map(|(le, n)| (le.as_str(), *n)),
+        Some(("+Inf", calls))
+    );
+    assert_eq!(in_flight(&PENDING, "amst", "spin"), 0.0);
+}

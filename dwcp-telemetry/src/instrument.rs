@@ -192,6 +192,10 @@ pub struct SiteHandles {
     /// with its `ok` counter and in-flight gauge (`None` if either is a no-op or an overflow
     /// series: then calls count with atomic adds on the handles).
     threads: Option<Arc<ThreadCells>>,
+    /// Whether the duration histogram shares `threads` (and so flushes their pending
+    /// durations before every read): then a call leaves its duration pending on its line
+    /// and records the one it replaces.
+    deferred: bool,
     errors: Option<CounterFamily>,
     /// `circuit = ".."`: the registry's named breaker (`None` without `circuit`, or if it
     /// could not be created: then calls pass unprotected).
@@ -262,12 +266,18 @@ impl SiteHandles {
             }
         });
         let threads = shared_threads(&requests[Status::Ok as usize], &in_flight);
+        let deferred = threads.as_ref().is_some_and(|t| {
+            duration
+                .thread_cells(|| t.clone())
+                .is_some_and(|d| Arc::ptr_eq(&d, t))
+        });
         SiteHandles {
             component,
             requests,
             duration,
             in_flight,
             threads,
+            deferred,
             errors,
             breaker,
         }
@@ -764,18 +774,29 @@ impl Guard {
     #[inline(always)]
     fn record(&mut self, status: Status, exception: Option<Exception>) {
         let h = self.handles;
-        let ns = self.timer.stop_in_place().unwrap_or(0);
+        let ns = self.timer.take_nanos();
+        let deferred = if h.deferred {
+            h.duration.atomic()
+        } else {
+            None
+        };
         match (&h.threads, status) {
-            (Some(t), Status::Ok) => t.finish_ok(),
+            (Some(t), Status::Ok) => t.finish_ok(ns, deferred),
             (Some(t), _) => {
                 h.requests[status as usize].inc();
-                t.finish_other();
+                t.finish_other(ns, deferred);
             }
             (None, _) => {
                 h.requests[status as usize].inc();
                 h.in_flight.add_int(-1);
             }
         }
+        if deferred.is_none() {
+            if let Some(ns) = ns {
+                h.duration.record(ns);
+            }
+        }
+        let ns = ns.unwrap_or(0);
         if let Some(data) = self.span.data.take() {
             self.site.end_span(data, status, ns, exception);
         }

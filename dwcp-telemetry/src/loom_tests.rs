@@ -123,7 +123,7 @@ fn loom_thread_cells_pass_a_slot_on_without_losing_counts() {
         let c = cells.clone();
         thread::spawn(move || {
             c.start();
-            c.finish_ok();
+            c.finish_ok(None, None);
             exit_thread();
         })
         .join()
@@ -133,7 +133,7 @@ fn loom_thread_cells_pass_a_slot_on_without_losing_counts() {
         let spawn = |c: Arc<ThreadCells>| {
             thread::spawn(move || {
                 c.start();
-                c.finish_ok();
+                c.finish_ok(None, None);
                 exit_thread();
             })
         };
@@ -143,6 +143,44 @@ fn loom_thread_cells_pass_a_slot_on_without_losing_counts() {
         a.join().unwrap();
         b.join().unwrap();
         assert_eq!(cells.read(), (0, 3));
+    });
+}
+
+#[test]
+fn loom_pending_durations_are_recorded_once_and_reads_never_go_down() {
+    use crate::metric::thread_cells::{exit_thread, ThreadCells};
+    loom::model(|| {
+        let hist = Arc::new(AtomicHistogram::new(small()));
+        let cells = Arc::new(ThreadCells::new());
+        // A thread finishes two timed calls: each leaves its duration pending on the line
+        // and records the one before it.
+        let writer = {
+            let (h, c) = (hist.clone(), cells.clone());
+            thread::spawn(move || {
+                for ns in [100, 5_000] {
+                    c.start();
+                    c.finish_ok(Some(ns), Some(&h));
+                }
+                exit_thread();
+            })
+        };
+        // A reader flushes and reads twice meanwhile: no duration is counted twice, and no
+        // slot's count goes down between reads (Prometheus would take it for a reset).
+        let read = || {
+            cells.flush(&hist);
+            let s = hist.snapshot();
+            (s.count_le(100), s.count())
+        };
+        let (low1, n1) = read();
+        let (low2, n2) = read();
+        assert!(n1 <= 2 && n2 <= 2 && low1 <= 1, "{n1} {n2} {low1}");
+        assert!(low2 >= low1 && n2 >= n1, "{low1}->{low2} {n1}->{n2}");
+        writer.join().unwrap();
+        // After the writer is done, a read counts both, each once.
+        cells.flush(&hist);
+        let s = hist.snapshot();
+        assert_eq!((s.count_le(100), s.count()), (1, 2));
+        assert_eq!(cells.read(), (0, 2));
     });
 }
 

@@ -1,9 +1,10 @@
 //! Histogram handles and timers.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::interval::Interval;
+use super::thread_cells::ThreadCells;
 use crate::clock;
 use crate::histogram::{AtomicHistogram, Layout, Snapshot};
 
@@ -21,6 +22,29 @@ pub(crate) struct HistogramCell {
     pub(crate) overflow: bool,
     /// Stored integers per unit of the family ([`crate::Unit::storage_scale`]).
     pub(crate) scale: f64,
+    /// Per-thread lines of `#[instrument_dwcp]` call sites timing into this series, each
+    /// holding one duration not yet recorded: every read [`HistogramCell::flush`]es them first.
+    pub(crate) threads: OnceLock<Arc<ThreadCells>>,
+}
+
+impl HistogramCell {
+    pub(crate) fn new(hist: AtomicHistogram, overflow: bool, scale: f64) -> Self {
+        HistogramCell {
+            hist,
+            overflow,
+            scale,
+            threads: OnceLock::new(),
+        }
+    }
+
+    /// Record the durations left pending on per-thread lines: done before every read of the
+    /// series, so a read counts every call that finished before it.
+    #[inline]
+    pub(crate) fn flush(&self) {
+        if let Some(t) = self.threads.get() {
+            t.flush(&self.hist);
+        }
+    }
 }
 
 /// A histogram bound to one label set. Values are `u64`; for latencies, integer nanoseconds.
@@ -58,11 +82,11 @@ impl Histogram {
     /// A stand-alone histogram of durations (`observe` takes seconds), not in any registry
     /// (useful in tests and tools).
     pub fn standalone(layout: Layout) -> Self {
-        Histogram::from_cell(Arc::new(HistogramCell {
-            hist: AtomicHistogram::new(layout),
-            overflow: false,
-            scale: NS_PER_SECOND,
-        }))
+        Histogram::from_cell(Arc::new(HistogramCell::new(
+            AtomicHistogram::new(layout),
+            false,
+            NS_PER_SECOND,
+        )))
     }
 
     #[cfg(feature = "metrics-facade")]
@@ -189,7 +213,10 @@ impl Histogram {
     /// A snapshot of everything recorded so far (empty for a no-op handle).
     pub fn snapshot(&self) -> Snapshot {
         match &self.cell {
-            Some(c) => c.hist.snapshot(),
+            Some(c) => {
+                c.flush();
+                c.hist.snapshot()
+            }
             None => Snapshot::empty(Layout::default()),
         }
     }
@@ -202,6 +229,25 @@ impl Histogram {
     /// Bytes this series holds (struct, region table and allocated regions).
     pub fn heap_bytes(&self) -> usize {
         self.cell.as_ref().map_or(0, |c| c.hist.heap_bytes())
+    }
+
+    /// The series' per-thread lines, made by `init` if it has none yet (`None` for a no-op
+    /// handle or a family's overflow series). Durations left pending on them are part of the
+    /// series: every read flushes them.
+    pub(crate) fn thread_cells(
+        &self,
+        init: impl FnOnce() -> Arc<ThreadCells>,
+    ) -> Option<Arc<ThreadCells>> {
+        self.cell
+            .as_ref()
+            .filter(|c| !c.overflow)
+            .map(|c| c.threads.get_or_init(init).clone())
+    }
+
+    /// The recorder itself (`None` for a no-op handle).
+    #[inline]
+    pub(crate) fn atomic(&self) -> Option<&AtomicHistogram> {
+        self.cell.as_deref().map(|c| &c.hist)
     }
 }
 
@@ -259,18 +305,17 @@ impl Timer {
         ns
     }
 
-    /// Record now, in place (the timer stays, disarmed); `None` if it was already stopped.
-    /// Reads the start tick where it is: moving the timer first would copy it with a wide
-    /// load spanning its separately written fields, a store-forwarding stall.
+    /// Stop in place without recording (the caller records the returned nanoseconds); `None`
+    /// if it was already stopped. Reads the start tick where it is: moving the timer first
+    /// would copy it with a wide load spanning its separately written fields, a
+    /// store-forwarding stall.
     #[inline]
-    pub(crate) fn stop_in_place(&mut self) -> Option<u64> {
+    pub(crate) fn take_nanos(&mut self) -> Option<u64> {
         let start = std::mem::replace(&mut self.start, DISARMED);
         if start == DISARMED {
             return None;
         }
-        let ns = clock::nanos_between(start, clock::now_raw());
-        self.histogram.record(ns);
-        Some(ns)
+        Some(clock::nanos_between(start, clock::now_raw()))
     }
 
     /// Drop without recording.

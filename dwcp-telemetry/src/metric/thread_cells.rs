@@ -15,13 +15,41 @@
 //!
 //! The in-flight line is signed: an async call may start on one thread and finish on another,
 //! so one line can go below zero while the sum stays exact.
+//!
+//! ## The pending duration
+//!
+//! Each line also holds one *pending* duration: a finished call swaps its duration in and
+//! records the one it swapped out into the series' histogram. The slot a record increments
+//! depends on the value, so recording the call's own duration would make the store's address
+//! depend on the clock reading just taken; on the AMD EPYC hosts of `docs/PERFORMANCE.md` the
+//! next `rdtsc` then waits for that address, which cost about 8 ns a call (a third of the
+//! macro's cost; `docs/INSTRUMENT.md`). Recording the previous call's duration, read back with
+//! the swap, takes the clock off that path: the record then costs nothing measurable.
+//!
+//! Nothing is lost or counted twice, and a reader never sees a bucket go down:
+//!
+//! - the pending value moves only by atomic swaps, so exactly one party takes each duration
+//!   out and records it: the next call on the line, or a reader;
+//! - every reader of the histogram first [`flush`es](ThreadCells::flush) the lines (swaps
+//!   [`EMPTY`] in and records what it took), so a snapshot counts every call that finished
+//!   before it began; the histogram's slots only ever grow.
 
 use std::cell::Cell;
 
+use crate::histogram::AtomicHistogram;
 use crate::sync::{AtomicI64, AtomicU64, Mutex, Ordering};
 
 /// Threads that get a line of their own; later ones share the fallback line.
+#[cfg(not(loom))]
 pub(crate) const SLOTS: usize = 64;
+/// Two under loom: enough for the models' threads, and few enough lines for loom to
+/// explore every read of them.
+#[cfg(loom)]
+pub(crate) const SLOTS: usize = 2;
+
+/// A line's pending duration when it has none (a duration never reaches it: they are
+/// capped one below).
+pub(crate) const EMPTY: u64 = u64::MAX;
 
 /// One thread's counts, alone on its cache line.
 #[derive(Debug)]
@@ -29,6 +57,8 @@ pub(crate) const SLOTS: usize = 64;
 struct Line {
     in_flight: AtomicI64,
     ok: AtomicU64,
+    /// A finished call's duration (ns) not yet in the histogram, or [`EMPTY`].
+    pending: AtomicU64,
 }
 
 impl Line {
@@ -36,6 +66,18 @@ impl Line {
         Line {
             in_flight: AtomicI64::new(0),
             ok: AtomicU64::new(0),
+            pending: AtomicU64::new(EMPTY),
+        }
+    }
+
+    /// Leave `ns` pending and record the duration it replaces.
+    #[inline]
+    fn defer(&self, ns: Option<u64>, hist: &AtomicHistogram) {
+        if let Some(ns) = ns {
+            let before = self.pending.swap(ns.min(EMPTY - 1), Ordering::Relaxed);
+            if before != EMPTY {
+                hist.record(before);
+            }
         }
     }
 }
@@ -71,31 +113,62 @@ impl ThreadCells {
         }
     }
 
-    /// A call finished `ok`.
+    /// A call finished `ok`, taking `ns` (`None`: not timed). With `hist`, the duration is
+    /// left pending on the line (see the module docs) and `hist` must be the histogram that
+    /// [`ThreadCells::flush`]es these lines before every read; without, the caller records it.
     #[inline]
-    pub(crate) fn finish_ok(&self) {
-        match slot() {
+    pub(crate) fn finish_ok(&self, ns: Option<u64>, hist: Option<&AtomicHistogram>) {
+        let line = match slot() {
             Some(i) => {
                 let line = &self.lines[i];
                 own_add_i(&line.in_flight, -1);
                 let ok = line.ok.load(Ordering::Relaxed);
                 line.ok.store(ok.wrapping_add(1), Ordering::Relaxed);
+                line
             }
             None => {
                 let line = &self.lines[SLOTS];
                 line.in_flight.fetch_sub(1, Ordering::Relaxed);
                 line.ok.fetch_add(1, Ordering::Relaxed);
+                line
             }
+        };
+        if let Some(h) = hist {
+            line.defer(ns, h);
         }
     }
 
-    /// A call finished with another status (counted elsewhere).
+    /// A call finished with another status (counted elsewhere); `ns` and `hist` as for
+    /// [`ThreadCells::finish_ok`].
     #[inline]
-    pub(crate) fn finish_other(&self) {
-        match slot() {
-            Some(i) => own_add_i(&self.lines[i].in_flight, -1),
+    pub(crate) fn finish_other(&self, ns: Option<u64>, hist: Option<&AtomicHistogram>) {
+        let line = match slot() {
+            Some(i) => {
+                let line = &self.lines[i];
+                own_add_i(&line.in_flight, -1);
+                line
+            }
             None => {
-                self.lines[SLOTS].in_flight.fetch_sub(1, Ordering::Relaxed);
+                let line = &self.lines[SLOTS];
+                line.in_flight.fetch_sub(1, Ordering::Relaxed);
+                line
+            }
+        };
+        if let Some(h) = hist {
+            line.defer(ns, h);
+        }
+    }
+
+    /// Record every pending duration into `hist` (the histogram whose durations these lines
+    /// hold): what a reader does before it reads `hist`.
+    pub(crate) fn flush(&self, hist: &AtomicHistogram) {
+        for line in self.lines.iter() {
+            // Most lines are empty: a load keeps them shared instead of taking each one.
+            if line.pending.load(Ordering::Relaxed) != EMPTY {
+                let ns = line.pending.swap(EMPTY, Ordering::Relaxed);
+                if ns != EMPTY {
+                    hist.record(ns);
+                }
             }
         }
     }
@@ -191,11 +264,11 @@ mod tests {
                     std::thread::spawn(move || {
                         for _ in 0..1_000 {
                             c.start();
-                            c.finish_ok();
+                            c.finish_ok(None, None);
                         }
                         c.start();
                         c.start();
-                        c.finish_other();
+                        c.finish_other(None, None);
                     })
                 })
                 .collect();
@@ -212,12 +285,14 @@ mod tests {
         let cells = Arc::new(ThreadCells::new());
         cells.start();
         let c = Arc::clone(&cells);
-        std::thread::spawn(move || c.finish_ok()).join().unwrap();
+        std::thread::spawn(move || c.finish_ok(None, None))
+            .join()
+            .unwrap();
         assert_eq!(cells.read(), (0, 1));
         let c = Arc::clone(&cells);
         std::thread::spawn(move || c.start()).join().unwrap();
         assert_eq!(cells.read(), (1, 1));
-        cells.finish_other();
+        cells.finish_other(None, None);
         assert_eq!(cells.read(), (0, 1));
     }
 }

@@ -358,6 +358,7 @@ pub(super) fn visit<V: Visitor + ?Sized>(
                 }
             }),
             AnyFamily::Histogram(core) => family(core, &mut g, v, |v, d, l, c: &HistogramCell| {
+                c.flush();
                 if let Some(v) = v {
                     v.histogram(d, l, HistogramView::new(&c.hist));
                 }

@@ -85,11 +85,11 @@ impl Cell for GaugeCell {
 impl Cell for HistogramCell {
     type Handle = Histogram;
     fn make(desc: &Descriptor, overflow: bool) -> Self {
-        HistogramCell {
-            hist: AtomicHistogram::with_options(desc.layout(), desc.exact_sum()),
+        HistogramCell::new(
+            AtomicHistogram::with_options(desc.layout(), desc.exact_sum()),
             overflow,
-            scale: desc.storage_scale(),
-        }
+            desc.storage_scale(),
+        )
     }
     fn handle(cell: &Arc<Self>) -> Histogram {
         Histogram::from_cell(cell.clone())
