@@ -706,6 +706,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                 __dwcp_span.set_tracing(__dwcp_tracing);
             }
         }
+        __dwcp_guard.time();
     };
     let body = &func.block;
     let typed = output.as_ref().filter(|t| !has_impl_trait(t));

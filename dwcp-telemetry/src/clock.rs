@@ -3,14 +3,21 @@
 //! `quanta::Clock::raw()` costs about 10 ns against about 23 ns for `Instant::now()` on the
 //! machines in `docs/PERFORMANCE.md`, which is what keeps a timed record under 25 ns.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::LazyLock;
 
 static CLOCK: LazyLock<quanta::Clock> = LazyLock::new(|| {
     let clock = quanta::Clock::new();
+    // quanta's own scale, as a 32.32 fixed-point count of nanoseconds per raw tick.
+    SCALE.store(clock.delta_as_nanos(0, 1 << 32), Ordering::Relaxed);
     TSC.store(reads_tsc(&clock), Ordering::Relaxed);
     clock
 });
+
+/// Nanoseconds per raw tick, 32.32 fixed point, read from `quanta`'s calibration (set before
+/// [`TSC`]): [`nanos_between`] multiplies by it and shifts by a constant, where quanta's
+/// conversion (not `#[inline]`) shifts by a variable amount and checks its `LazyLock`.
+static SCALE: AtomicU64 = AtomicU64::new(0);
 
 /// Whether `quanta` reads the TSC (checked once, at calibration): then [`now_raw`] reads it
 /// inline, without a call into `quanta` (which is not `#[inline]`) or a `LazyLock` check.
@@ -62,10 +69,16 @@ pub fn now_raw() -> u64 {
 #[inline]
 pub fn nanos_between(start: u64, end: u64) -> u64 {
     if end <= start {
-        0
-    } else {
-        CLOCK.delta_as_nanos(start, end)
+        return 0;
     }
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    if TSC.load(Ordering::Relaxed) {
+        // Both readings came from `now_raw`'s TSC path, so calibration has run and `SCALE` is
+        // set. A product past `u64::MAX` ns (585 years) saturates.
+        let ns = (u128::from(end - start) * u128::from(SCALE.load(Ordering::Relaxed))) >> 32;
+        return u64::try_from(ns).unwrap_or(u64::MAX);
+    }
+    CLOCK.delta_as_nanos(start, end)
 }
 
 #[cfg(test)]
@@ -81,6 +94,10 @@ mod tests {
         let b = now_raw();
         assert!(a <= q && q <= b, "{a} {q} {b}");
         let ns = nanos_between(a, b);
+        // The fixed-point path agrees with quanta's own conversion: it truncates the scale to
+        // 2^-32 ns a tick, under 1 ns a second at any TSC rate below 4 GHz.
+        let q = CLOCK.delta_as_nanos(a, b);
+        assert!(ns.abs_diff(q) <= 1 + ns / 1_000_000_000, "{ns} {q}");
         // At least the 20 ms slept, less the error of quanta's TSC-frequency calibration
         // (a few tenths of a percent; 2.5 % allowed, as tests/instrument.rs does). Anything
         // past 2 s would be a wrong scale, not a slow machine.

@@ -28,9 +28,13 @@
 //! exactly one status, and its duration, and leaves the in-flight gauge as it found it.
 //!
 //! The handles are bound once per call site, on its first call (a `static` `OnceLock`);
-//! after that a call reads the TSC clock twice and records its duration with one relaxed
+//! after that a call reads the TSC clock twice and records a duration with one relaxed
 //! atomic add, with no lookup and no allocation, except that an error looks up its
-//! `dwcp_errors_total{type}` series. The in-flight gauge and the `ok` count are kept in
+//! `dwcp_errors_total{type}` series. The duration it records is the previous call's on the
+//! same thread: it swaps its own in for it, so that the add's address does not depend on
+//! the clock reading just taken (see `metric::thread_cells`). Every read of the histogram
+//! (a snapshot, a scrape, a push) first records the durations left this way, so a read still
+//! counts every call that finished before it. The in-flight gauge and the `ok` count are kept in
 //! per-thread lines (one cache line per thread, written only by that thread: a load and a
 //! store, no locked instruction), shared by every call site of the series and summed into
 //! the gauge's and the counter's value whenever they are read (`get`, a scrape, a push).
@@ -63,14 +67,15 @@
 
 use std::borrow::{Borrow, Cow};
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::clock;
 use crate::metric::thread_cells::ThreadCells;
-use crate::metric::Timer;
 use crate::metric::{Counter, Gauge, Histogram};
 use crate::propagation::{SpanId, TraceFlags, TraceId};
 use crate::registry::{CounterFamily, Registry};
@@ -405,7 +410,7 @@ impl CallSite {
         Guard {
             handles,
             site: self,
-            timer: handles.duration.start_static_timer(),
+            start: UNTIMED,
             done: false,
             panicked: AtomicBool::new(false),
             span,
@@ -455,11 +460,11 @@ impl CallSite {
     ) -> SpanState {
         SpanState {
             ctx: Some(ctx),
-            data: if sampled {
+            data: ManuallyDrop::new(if sampled {
                 Some(self.sampled(ctx, parent, tracing_on))
             } else {
                 None
-            },
+            }),
         }
     }
 
@@ -591,13 +596,16 @@ fn unix_nanos() -> u64 {
 #[derive(Debug)]
 struct SpanState {
     ctx: Option<Ctx>,
-    data: Option<Box<SpanData>>,
+    /// Taken (and so dropped) when the call's status is recorded, which every guard does
+    /// once, finished or dropped unfinished: `ManuallyDrop` spares the metrics-only path the
+    /// drop glue of a field that is always `None` by then.
+    data: ManuallyDrop<Option<Box<SpanData>>>,
 }
 
 impl SpanState {
     const OFF: SpanState = SpanState {
         ctx: None,
-        data: None,
+        data: ManuallyDrop::new(None),
     };
 }
 
@@ -653,6 +661,11 @@ impl SpanData {
     }
 }
 
+/// A guard's start before [`Guard::time`] (no clock reading is 0: the TSC and the monotonic
+/// clock count from boot). A call finished untimed (it panicked in its span's attributes,
+/// say) records a zero duration.
+const UNTIMED: u64 = 0;
+
 /// One call in progress. Finishing it records the status; dropping it unfinished records
 /// `panic` (while unwinding) or `cancelled`.
 #[doc(hidden)]
@@ -661,9 +674,8 @@ impl SpanData {
 pub struct Guard {
     handles: &'static SiteHandles,
     site: &'static CallSite,
-    /// Times the call: the crate's [`Timer`](crate::Timer) on the call site's `static`
-    /// duration handle (no clone per call).
-    timer: Timer,
+    /// The clock reading at the start ([`Guard::time`]), or [`UNTIMED`].
+    start: u64,
     done: bool,
     panicked: AtomicBool,
     span: SpanState,
@@ -698,6 +710,15 @@ impl Guard {
                 .and_then(|d| d.tracing.as_ref())
                 .map(tracing::Span::enter),
         }
+    }
+
+    /// Read the clock: the call's duration runs from here. The generated code calls it once
+    /// the guard is in its final place, so that no copy of the guard carries the reading (a
+    /// wide load of a separately stored tick stalls store forwarding until the clock read
+    /// retires). A call finished without it records a zero duration.
+    #[inline(always)]
+    pub fn time(&mut self) {
+        self.start = clock::now_raw();
     }
 
     /// A permit of the call site's breaker (`Ok(None)` without one). A rejected call
@@ -774,30 +795,31 @@ impl Guard {
     #[inline(always)]
     fn record(&mut self, status: Status, exception: Option<Exception>) {
         let h = self.handles;
-        let ns = self.timer.take_nanos();
-        let deferred = if h.deferred {
-            h.duration.atomic()
-        } else {
-            None
-        };
-        match (&h.threads, status) {
-            (Some(t), Status::Ok) => t.finish_ok(ns, deferred),
-            (Some(t), _) => {
-                h.requests[status as usize].inc();
-                t.finish_other(ns, deferred);
+        // The counts first, then the clock: after the clock read, only the duration is left
+        // (pending on the thread's line if the histogram flushes it: see `deferred`).
+        let finished = match &h.threads {
+            Some(t) => {
+                if status != Status::Ok {
+                    h.requests[status as usize].inc();
+                }
+                Some(t.finish(status == Status::Ok))
             }
-            (None, _) => {
+            None => {
                 h.requests[status as usize].inc();
                 h.in_flight.add_int(-1);
+                None
             }
+        };
+        let ns = match self.start {
+            UNTIMED => 0,
+            start => clock::nanos_between(start, clock::now_raw()),
+        };
+        match (finished, h.duration.atomic()) {
+            (Some(f), Some(hist)) if h.deferred => f.leave((hist, ns)),
+            _ => h.duration.record(ns),
         }
-        if deferred.is_none() {
-            if let Some(ns) = ns {
-                h.duration.record(ns);
-            }
-        }
-        let ns = ns.unwrap_or(0);
-        if let Some(data) = self.span.data.take() {
+        // `data` is `ManuallyDrop`: this `take` is what drops it.
+        if let Some(data) = Option::take(&mut self.span.data) {
             self.site.end_span(data, status, ns, exception);
         }
     }

@@ -123,7 +123,7 @@ fn loom_thread_cells_pass_a_slot_on_without_losing_counts() {
         let c = cells.clone();
         thread::spawn(move || {
             c.start();
-            c.finish_ok(None, None);
+            let _ = c.finish(true);
             exit_thread();
         })
         .join()
@@ -133,7 +133,7 @@ fn loom_thread_cells_pass_a_slot_on_without_losing_counts() {
         let spawn = |c: Arc<ThreadCells>| {
             thread::spawn(move || {
                 c.start();
-                c.finish_ok(None, None);
+                let _ = c.finish(true);
                 exit_thread();
             })
         };
@@ -159,7 +159,7 @@ fn loom_pending_durations_are_recorded_once_and_reads_never_go_down() {
             thread::spawn(move || {
                 for ns in [100, 5_000] {
                     c.start();
-                    c.finish_ok(Some(ns), Some(&h));
+                    c.finish(true).leave((&h, ns));
                 }
                 exit_thread();
             })

@@ -305,19 +305,6 @@ impl Timer {
         ns
     }
 
-    /// Stop in place without recording (the caller records the returned nanoseconds); `None`
-    /// if it was already stopped. Reads the start tick where it is: moving the timer first
-    /// would copy it with a wide load spanning its separately written fields, a
-    /// store-forwarding stall.
-    #[inline]
-    pub(crate) fn take_nanos(&mut self) -> Option<u64> {
-        let start = std::mem::replace(&mut self.start, DISARMED);
-        if start == DISARMED {
-            return None;
-        }
-        Some(clock::nanos_between(start, clock::now_raw()))
-    }
-
     /// Drop without recording.
     pub fn discard(mut self) {
         self.start = DISARMED;

@@ -18,18 +18,18 @@
 //!
 //! ## The pending duration
 //!
-//! Each line also holds one *pending* duration: a finished call swaps its duration in and
-//! records the one it swapped out into the series' histogram. The slot a record increments
-//! depends on the value, so recording the call's own duration would make the store's address
-//! depend on the clock reading just taken; on the AMD EPYC hosts of `docs/PERFORMANCE.md` the
-//! next `rdtsc` then waits for that address, which cost about 8 ns a call (a third of the
-//! macro's cost; `docs/INSTRUMENT.md`). Recording the previous call's duration, read back with
-//! the swap, takes the clock off that path: the record then costs nothing measurable.
+//! Each line also holds one *pending* duration. A finished call swaps its duration in and
+//! records the one it took out (the thread's previous call's) into the series' histogram.
+//! The slot a record increments depends on the value, so recording a call's own duration
+//! makes that locked add's address depend on the clock reading just taken, and on the AMD
+//! EPYC hosts of `docs/PERFORMANCE.md` the next `rdtsc` then waits for it: about 10 ns a
+//! call, a third of the macro's cost (`docs/INSTRUMENT.md`). The previous duration's slot
+//! does not depend on that reading.
 //!
 //! Nothing is lost or counted twice, and a reader never sees a bucket go down:
 //!
-//! - the pending value moves only by atomic swaps, so exactly one party takes each duration
-//!   out and records it: the next call on the line, or a reader;
+//! - a pending duration leaves the line only by an atomic swap, so exactly one party takes
+//!   it out and records it: the next call finishing on the line, or a reader;
 //! - every reader of the histogram first [`flush`es](ThreadCells::flush) the lines (swaps
 //!   [`EMPTY`] in and records what it took), so a snapshot counts every call that finished
 //!   before it began; the histogram's slots only ever grow.
@@ -70,14 +70,12 @@ impl Line {
         }
     }
 
-    /// Leave `ns` pending and record the duration it replaces.
+    /// Leave `ns` pending: swap it in and record into `hist` the duration it replaces.
     #[inline]
-    fn defer(&self, ns: Option<u64>, hist: &AtomicHistogram) {
-        if let Some(ns) = ns {
-            let before = self.pending.swap(ns.min(EMPTY - 1), Ordering::Relaxed);
-            if before != EMPTY {
-                hist.record(before);
-            }
+    fn leave(&self, (hist, ns): (&AtomicHistogram, u64)) {
+        let before = self.pending.swap(ns.min(EMPTY - 1), Ordering::Relaxed);
+        if before != EMPTY {
+            hist.record(before);
         }
     }
 }
@@ -85,7 +83,8 @@ impl Line {
 /// A call site's in-flight and `ok` counts, one line per slot plus the fallback line.
 #[derive(Debug)]
 pub(crate) struct ThreadCells {
-    lines: Box<[Line]>,
+    /// Indexed by slot; `lines[SLOTS]` is the fallback line.
+    lines: Box<[Line; SLOTS + 1]>,
 }
 
 impl Default for ThreadCells {
@@ -98,7 +97,7 @@ impl ThreadCells {
     /// Zero counts.
     pub(crate) fn new() -> Self {
         ThreadCells {
-            lines: (0..=SLOTS).map(|_| Line::new()).collect(),
+            lines: Box::new(std::array::from_fn(|_| Line::new())),
         }
     }
 
@@ -113,49 +112,28 @@ impl ThreadCells {
         }
     }
 
-    /// A call finished `ok`, taking `ns` (`None`: not timed). With `hist`, the duration is
-    /// left pending on the line (see the module docs) and `hist` must be the histogram that
-    /// [`ThreadCells::flush`]es these lines before every read; without, the caller records it.
+    /// A call finished (`ok`, or with another status, counted elsewhere): its line, where
+    /// the caller may leave its duration ([`Finished::leave`]) once it has read the clock.
     #[inline]
-    pub(crate) fn finish_ok(&self, ns: Option<u64>, hist: Option<&AtomicHistogram>) {
-        let line = match slot() {
+    pub(crate) fn finish(&self, ok: bool) -> Finished<'_> {
+        match slot() {
             Some(i) => {
                 let line = &self.lines[i];
                 own_add_i(&line.in_flight, -1);
-                let ok = line.ok.load(Ordering::Relaxed);
-                line.ok.store(ok.wrapping_add(1), Ordering::Relaxed);
-                line
+                if ok {
+                    let n = line.ok.load(Ordering::Relaxed);
+                    line.ok.store(n.wrapping_add(1), Ordering::Relaxed);
+                }
+                Finished { line }
             }
             None => {
                 let line = &self.lines[SLOTS];
                 line.in_flight.fetch_sub(1, Ordering::Relaxed);
-                line.ok.fetch_add(1, Ordering::Relaxed);
-                line
+                if ok {
+                    line.ok.fetch_add(1, Ordering::Relaxed);
+                }
+                Finished { line }
             }
-        };
-        if let Some(h) = hist {
-            line.defer(ns, h);
-        }
-    }
-
-    /// A call finished with another status (counted elsewhere); `ns` and `hist` as for
-    /// [`ThreadCells::finish_ok`].
-    #[inline]
-    pub(crate) fn finish_other(&self, ns: Option<u64>, hist: Option<&AtomicHistogram>) {
-        let line = match slot() {
-            Some(i) => {
-                let line = &self.lines[i];
-                own_add_i(&line.in_flight, -1);
-                line
-            }
-            None => {
-                let line = &self.lines[SLOTS];
-                line.in_flight.fetch_sub(1, Ordering::Relaxed);
-                line
-            }
-        };
-        if let Some(h) = hist {
-            line.defer(ns, h);
         }
     }
 
@@ -181,6 +159,20 @@ impl ThreadCells {
             ok = ok.wrapping_add(line.ok.load(Ordering::Relaxed));
         }
         (u64::try_from(in_flight).unwrap_or(0), ok)
+    }
+}
+
+/// A finished call's line, where its duration is left.
+pub(crate) struct Finished<'a> {
+    line: &'a Line,
+}
+
+impl Finished<'_> {
+    /// Leave the call's duration pending: `(histogram, ns)`, where that histogram
+    /// [`ThreadCells::flush`]es these lines before every read (see the module docs).
+    #[inline]
+    pub(crate) fn leave(self, timed: (&AtomicHistogram, u64)) {
+        self.line.leave(timed);
     }
 }
 
@@ -222,7 +214,11 @@ impl Drop for Slot {
         // Under loom, thread-local destructors may not touch loom's primitives: the models
         // give the slot back with `exit_thread` at the end of each thread instead.
         #[cfg(not(loom))]
-        self.give_back();
+        {
+            // Calls made by later destructors count on the fallback line.
+            LINE.set(SLOTS);
+            self.give_back();
+        }
     }
 }
 
@@ -232,16 +228,46 @@ pub(crate) fn exit_thread() {
     SLOT.with(Slot::give_back);
 }
 
+/// [`LINE`] before the thread's first call.
+#[cfg(not(loom))]
+const UNSET: usize = usize::MAX;
+
 #[cfg(not(loom))]
 std::thread_local! {
     static SLOT: Slot = Slot::take();
+    /// The thread's line: its slot, [`SLOTS`] for the fallback line, or [`UNSET`].
+    /// Const-initialised and without a destructor, so reading it is a single load with no
+    /// state check, and it stays readable while the thread's other locals are destroyed.
+    static LINE: std::cell::Cell<usize> = const { std::cell::Cell::new(UNSET) };
 }
 #[cfg(loom)]
 loom::thread_local! {
     static SLOT: Slot = Slot::take();
 }
 
-/// This thread's slot: `None` past [`SLOTS`] threads, or once the thread's locals are gone.
+/// This thread's slot (below [`SLOTS`]): `None` past [`SLOTS`] threads, or once the thread's
+/// slot is given back.
+#[cfg(not(loom))]
+#[inline]
+fn slot() -> Option<usize> {
+    match LINE.get() {
+        i if i < SLOTS => Some(i),
+        SLOTS => None,
+        _ => first_use(),
+    }
+}
+
+/// The thread's first call: take a slot (its owner, `SLOT`, gives it back at thread exit).
+#[cfg(not(loom))]
+#[cold]
+#[inline(never)]
+fn first_use() -> Option<usize> {
+    let slot = SLOT.try_with(|s| s.0.get()).ok().flatten();
+    LINE.set(slot.unwrap_or(SLOTS));
+    slot
+}
+
+#[cfg(loom)]
 #[inline]
 fn slot() -> Option<usize> {
     SLOT.try_with(|s| s.0.get()).ok().flatten()
@@ -264,11 +290,11 @@ mod tests {
                     std::thread::spawn(move || {
                         for _ in 0..1_000 {
                             c.start();
-                            c.finish_ok(None, None);
+                            let _ = c.finish(true);
                         }
                         c.start();
                         c.start();
-                        c.finish_other(None, None);
+                        let _ = c.finish(false);
                     })
                 })
                 .collect();
@@ -285,14 +311,16 @@ mod tests {
         let cells = Arc::new(ThreadCells::new());
         cells.start();
         let c = Arc::clone(&cells);
-        std::thread::spawn(move || c.finish_ok(None, None))
-            .join()
-            .unwrap();
+        std::thread::spawn(move || {
+            let _ = c.finish(true);
+        })
+        .join()
+        .unwrap();
         assert_eq!(cells.read(), (0, 1));
         let c = Arc::clone(&cells);
         std::thread::spawn(move || c.start()).join().unwrap();
         assert_eq!(cells.read(), (1, 1));
-        cells.finish_other(None, None);
+        let _ = cells.finish(false);
         assert_eq!(cells.read(), (0, 1));
     }
 }
