@@ -37,9 +37,17 @@
 //! Timed with the thread's CPU time (`DWCP_BENCH_WALL=1` for wall-clock time): the background
 //! threads that drain our sink and the peers' batch queues are not counted, on either side.
 //!
+//! **Paired measurement.** This host's speed drifts by a fifth and more over minutes, more
+//! than the differences measured here, and criterion runs each case in its own few seconds.
+//! So the bench also measures the floors, `dwcp` and `dwcp_span_unsampled` *paired*: 100
+//! rounds, each timing a batch of 100 000 baseline calls and then a batch of each case, the
+//! case's added cost taken against the baseline batch of its own round. It reports the p10,
+//! median and p90 of the rounds, and checks the goals on the medians as well.
+//!
 //! Run: `cargo bench --bench instrument -- --warm-up-time 1 --measurement-time 3`. After
 //! criterion's output the bench prints this run's medians, the added ns per call, the ratios
-//! to the peers and the goal checks, read back from criterion's `estimates.json` files.
+//! to the peers and the goal checks, read back from criterion's `estimates.json` files, then
+//! the paired figures.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -306,6 +314,44 @@ fn run(sw: Stopwatch, iters: u64, f: fn(u64) -> Result<u64, MyError>) -> Duratio
     sw.elapsed(start)
 }
 
+/// Rounds and calls per batch of the paired measurement.
+const PAIRED_ROUNDS: usize = 100;
+const PAIRED_BATCH: u64 = 100_000;
+
+/// One case's added ns per call in the paired measurement: p10, median, p90 over the rounds.
+struct Paired {
+    case: &'static str,
+    added: [f64; 3],
+}
+
+/// The paired measurement: `PAIRED_ROUNDS` rounds, each timing one batch of the baseline and
+/// then one batch of each case; a case's added cost in a round is its batch's ns per call
+/// minus the baseline's. Every case is measured within milliseconds of its baseline, so a
+/// change in the host's speed between criterion's separate runs (this host drifts by a
+/// fifth and more over minutes) moves both sides alike.
+fn paired(sw: Stopwatch, cases: &[(&'static str, fn(u64) -> Result<u64, MyError>)]) -> Vec<Paired> {
+    let per_call = |d: Duration| d.as_nanos() as f64 / PAIRED_BATCH as f64;
+    let mut added = vec![Vec::with_capacity(PAIRED_ROUNDS); cases.len()];
+    for _ in 0..PAIRED_ROUNDS {
+        let base = per_call(run(sw, PAIRED_BATCH, baseline::migrate));
+        for (k, (_, f)) in cases.iter().enumerate() {
+            added[k].push(per_call(run(sw, PAIRED_BATCH, *f)) - base);
+        }
+    }
+    cases
+        .iter()
+        .zip(added)
+        .map(|((case, _), mut a)| {
+            a.sort_by(f64::total_cmp);
+            let at = |q: f64| a[((a.len() - 1) as f64 * q).round() as usize];
+            Paired {
+                case,
+                added: [at(0.1), at(0.5), at(0.9)],
+            }
+        })
+        .collect()
+}
+
 fn short_group<'c>(c: &'c mut Criterion, name: &str) -> BenchmarkGroup<'c, WallTime> {
     let mut g = c.benchmark_group(name);
     g.warm_up_time(Duration::from_secs(1))
@@ -365,7 +411,7 @@ fn drainer(sink: Arc<MemorySink>, stop: Arc<AtomicBool>, taken: Arc<AtomicU64>) 
     taken.fetch_add(sink.take().len() as u64, Ordering::Relaxed);
 }
 
-fn cases(c: &mut Criterion, sw: Stopwatch) {
+fn cases(c: &mut Criterion, sw: Stopwatch) -> Vec<Paired> {
     let peer_rec = PrometheusBuilder::new()
         .set_buckets(&dwcp_support::bench::peer_buckets())
         .expect("buckets")
@@ -389,6 +435,15 @@ fn cases(c: &mut Criterion, sw: Stopwatch) {
             run(sw, n, dwcp::migrate)
         })
     });
+    let mut pairs = paired(
+        sw,
+        &[
+            (FLOOR, floor::migrate),
+            (FLOOR_TIMED, floor_timed::migrate),
+            (DWCP, dwcp::migrate),
+        ],
+    );
+    calls[0] += PAIRED_ROUNDS as u64 * PAIRED_BATCH;
 
     // Spans on: a bounded in-memory sink, drained in the background.
     let sink = Arc::new(MemorySink::new(1 << 20));
@@ -405,6 +460,8 @@ fn cases(c: &mut Criterion, sw: Stopwatch) {
             run(sw, n, dwcp_unsampled::migrate)
         })
     });
+    pairs.extend(paired(sw, &[(DWCP_UNSAMPLED, dwcp_unsampled::migrate)]));
+    calls[1] += PAIRED_ROUNDS as u64 * PAIRED_BATCH;
     let taken_unsampled = taken.load(Ordering::Relaxed) + sink.len() as u64;
     g.bench_function(DWCP_TEN, |b| {
         b.iter_custom(|n| {
@@ -555,12 +612,13 @@ fn cases(c: &mut Criterion, sw: Stopwatch) {
             );
         }
     }
+    pairs
 }
 
 // ---------------------------------------------------------------------------------------------
 // Summary read back from criterion's files (as in benches/facade.rs).
 
-fn summary(since: SystemTime) {
+fn summary(since: SystemTime, pairs: &[Paired]) {
     let dir = criterion_dir();
     let get = |id: &str| median_ns(&dir, GROUP, id, since);
     let base = get(BASELINE);
@@ -635,6 +693,26 @@ fn summary(since: SystemTime) {
             );
         }
     }
+    eprintln!(
+        "\n== paired: {PAIRED_ROUNDS} rounds of {PAIRED_BATCH} calls, each case right after the baseline =="
+    );
+    eprintln!("  added ns per call: p10 / median / p90");
+    for p in pairs {
+        let [lo, mid, hi] = p.added;
+        eprintln!("  {:<30} {lo:>8.2} {mid:>8.2} {hi:>8.2}", p.case);
+    }
+    for (id, goal, what) in [
+        (DWCP, 30.0, "metrics only (spans off)"),
+        (DWCP_UNSAMPLED, 40.0, "metrics + span, not sampled"),
+    ] {
+        if let Some(p) = pairs.iter().find(|p| p.case == id) {
+            let mid = p.added[1];
+            eprintln!(
+                "  goal {what}, paired median: added <= {goal} ns: {mid:.2} ns {}",
+                if mid <= goal { "PASS" } else { "FAIL" }
+            );
+        }
+    }
 }
 
 fn main() {
@@ -642,7 +720,7 @@ fn main() {
     let sw = Stopwatch::from_env();
     eprintln!("timed with {}", sw.label());
     let mut c = Criterion::default().configure_from_args();
-    cases(&mut c, sw);
+    let pairs = cases(&mut c, sw);
     c.final_summary();
-    summary(started);
+    summary(started, &pairs);
 }
