@@ -305,7 +305,7 @@ fn otel_dispatch(sampler: Sampler) -> (tracing::Dispatch, SdkTracerProvider, Dis
 
 /// Time `iters` calls of `f` (inputs `0..iters`, all `Ok`).
 #[inline(always)]
-fn run(sw: Stopwatch, iters: u64, f: fn(u64) -> Result<u64, MyError>) -> Duration {
+fn run(sw: Stopwatch, iters: u64, f: Migrate) -> Duration {
     let f = black_box(f);
     let start = sw.start();
     for i in 0..iters {
@@ -313,6 +313,9 @@ fn run(sw: Stopwatch, iters: u64, f: fn(u64) -> Result<u64, MyError>) -> Duratio
     }
     sw.elapsed(start)
 }
+
+/// Every case's function.
+type Migrate = fn(u64) -> Result<u64, MyError>;
 
 /// Rounds and calls per batch of the paired measurement.
 const PAIRED_ROUNDS: usize = 100;
@@ -329,7 +332,7 @@ struct Paired {
 /// minus the baseline's. Every case is measured within milliseconds of its baseline, so a
 /// change in the host's speed between criterion's separate runs (this host drifts by a
 /// fifth and more over minutes) moves both sides alike.
-fn paired(sw: Stopwatch, cases: &[(&'static str, fn(u64) -> Result<u64, MyError>)]) -> Vec<Paired> {
+fn paired(sw: Stopwatch, cases: &[(&'static str, Migrate)]) -> Vec<Paired> {
     let per_call = |d: Duration| d.as_nanos() as f64 / PAIRED_BATCH as f64;
     let mut added = vec![Vec::with_capacity(PAIRED_ROUNDS); cases.len()];
     for _ in 0..PAIRED_ROUNDS {
