@@ -418,7 +418,7 @@ impl CallSite {
     }
 
     /// The sampling decision, before anything is built.
-    #[inline]
+    #[inline(always)]
     fn decide(&'static self, tracing_on: bool) -> SpanState {
         let parent = context::get();
         let (threshold, parent_based) = self.rule.get(self.component, self.span.sample);
@@ -450,7 +450,7 @@ impl CallSite {
         self.state(ctx, parent, sampled, tracing_on)
     }
 
-    #[inline]
+    #[inline(always)]
     fn state(
         &'static self,
         ctx: Ctx,
