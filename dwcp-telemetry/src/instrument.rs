@@ -661,10 +661,10 @@ impl SpanData {
     }
 }
 
-/// A guard's start before [`Guard::time`] (no clock reading is 0: the TSC and the monotonic
-/// clock count from boot). A call finished untimed (it panicked in its span's attributes,
-/// say) records a zero duration.
-const UNTIMED: u64 = 0;
+/// A guard's start before [`Guard::time`]: no clock reading reaches it, so the duration from
+/// it ([`clock::nanos_since`]) is 0. A call finished untimed (it panicked in its span's
+/// attributes, say) records a zero duration.
+const UNTIMED: u64 = u64::MAX;
 
 /// One call in progress. Finishing it records the status; dropping it unfinished records
 /// `panic` (while unwinding) or `cancelled`.
@@ -810,10 +810,8 @@ impl Guard {
                 None
             }
         };
-        let ns = match self.start {
-            UNTIMED => 0,
-            start => clock::nanos_between(start, clock::now_raw()),
-        };
+        // 0 if untimed: no reading is after `UNTIMED`.
+        let ns = clock::nanos_since(self.start);
         match (finished, h.duration.atomic()) {
             (Some(f), Some(hist)) if h.deferred => f.leave((hist, ns)),
             _ => h.duration.record(ns),

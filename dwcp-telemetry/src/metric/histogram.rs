@@ -206,7 +206,7 @@ impl Histogram {
         self.check_duration();
         let start = clock::now_raw();
         let out = f();
-        self.record(clock::nanos_between(start, clock::now_raw()));
+        self.record(clock::nanos_since(start));
         out
     }
 
@@ -300,7 +300,7 @@ impl Timer {
     #[inline]
     pub fn stop(mut self) -> u64 {
         let start = std::mem::replace(&mut self.start, DISARMED);
-        let ns = clock::nanos_between(start, clock::now_raw());
+        let ns = clock::nanos_since(start);
         self.histogram.record(ns);
         ns
     }
@@ -312,7 +312,7 @@ impl Timer {
 
     /// Nanoseconds since the timer started (it keeps running).
     pub fn elapsed_ns(&self) -> u64 {
-        clock::nanos_between(self.start, clock::now_raw())
+        clock::nanos_since(self.start)
     }
 }
 
@@ -328,7 +328,6 @@ impl Drop for Timer {
 impl Timer {
     #[inline(never)]
     fn record_on_drop(&mut self) {
-        self.histogram
-            .record(clock::nanos_between(self.start, clock::now_raw()));
+        self.histogram.record(clock::nanos_since(self.start));
     }
 }
