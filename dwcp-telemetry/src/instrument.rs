@@ -75,7 +75,7 @@ use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::clock;
-use crate::metric::thread_cells::ThreadCells;
+use crate::metric::thread_cells::{Lined as _, ThreadCells};
 use crate::metric::{Counter, Gauge, Histogram};
 use crate::propagation::{SpanId, TraceFlags, TraceId};
 use crate::registry::{CounterFamily, Registry};

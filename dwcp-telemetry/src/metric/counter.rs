@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use super::thread_cells::ThreadCells;
+use super::thread_cells::{Lined, ThreadCells};
 use crate::sync::{AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
@@ -150,16 +150,13 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.cell.as_ref().map_or(0, |c| c.total())
     }
+}
 
-    /// The series' per-thread counting lines, made by `init` if it has none yet (`None` for
-    /// a no-op handle or a family's overflow series). Their `ok` counts are part of the value.
-    pub(crate) fn thread_cells(
-        &self,
-        init: impl FnOnce() -> Arc<ThreadCells>,
-    ) -> Option<Arc<ThreadCells>> {
+impl Lined for Counter {
+    fn lines_slot(&self) -> Option<&OnceLock<Arc<ThreadCells>>> {
         self.cell
-            .as_ref()
+            .as_deref()
             .filter(|c| !c.overflow)
-            .map(|c| c.threads.get_or_init(init).clone())
+            .map(|c| &c.threads)
     }
 }

@@ -4,7 +4,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::interval::Interval;
-use super::thread_cells::ThreadCells;
+use super::thread_cells::{Lined, ThreadCells};
 use crate::clock;
 use crate::histogram::{AtomicHistogram, Layout, Snapshot};
 
@@ -231,19 +231,6 @@ impl Histogram {
         self.cell.as_ref().map_or(0, |c| c.hist.heap_bytes())
     }
 
-    /// The series' per-thread lines, made by `init` if it has none yet (`None` for a no-op
-    /// handle or a family's overflow series). Durations left pending on them are part of the
-    /// series: every read flushes them.
-    pub(crate) fn thread_cells(
-        &self,
-        init: impl FnOnce() -> Arc<ThreadCells>,
-    ) -> Option<Arc<ThreadCells>> {
-        self.cell
-            .as_ref()
-            .filter(|c| !c.overflow)
-            .map(|c| c.threads.get_or_init(init).clone())
-    }
-
     /// The recorder itself (`None` for a no-op handle).
     #[inline]
     pub(crate) fn atomic(&self) -> Option<&AtomicHistogram> {
@@ -329,5 +316,14 @@ impl Timer {
     #[inline(never)]
     fn record_on_drop(&mut self) {
         self.histogram.record(clock::nanos_since(self.start));
+    }
+}
+
+impl Lined for Histogram {
+    fn lines_slot(&self) -> Option<&OnceLock<Arc<ThreadCells>>> {
+        self.cell
+            .as_deref()
+            .filter(|c| !c.overflow)
+            .map(|c| &c.threads)
     }
 }

@@ -35,6 +35,7 @@
 //!   before it began; the histogram's slots only ever grow.
 
 use std::cell::Cell;
+use std::sync::{Arc, OnceLock};
 
 use crate::histogram::AtomicHistogram;
 use crate::sync::{AtomicI64, AtomicU64, Mutex, Ordering};
@@ -159,6 +160,19 @@ impl ThreadCells {
             ok = ok.wrapping_add(line.ok.load(Ordering::Relaxed));
         }
         (u64::try_from(in_flight).unwrap_or(0), ok)
+    }
+}
+
+/// A handle whose series can carry per-thread lines (the `ok` counter, the in-flight gauge
+/// and the duration histogram of `#[instrument_dwcp]` call sites): the lines' counts, or
+/// pending durations, are part of the series' value.
+pub(crate) trait Lined {
+    /// Where the series keeps its lines: `None` for a no-op handle or an overflow series.
+    fn lines_slot(&self) -> Option<&OnceLock<Arc<ThreadCells>>>;
+
+    /// The series' lines, made by `init` if it has none yet.
+    fn thread_cells(&self, init: impl FnOnce() -> Arc<ThreadCells>) -> Option<Arc<ThreadCells>> {
+        self.lines_slot().map(|s| s.get_or_init(init).clone())
     }
 }
 

@@ -390,7 +390,7 @@ impl HealthChecker {
     }
 
     /// Rounds waiting for the run in progress of sync check `name` (0 when none runs).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn rounds_waiting(&self, name: &str) -> usize {
         let checks = self.shared.checks.lock().unwrap_or_else(|p| p.into_inner());
         checks
