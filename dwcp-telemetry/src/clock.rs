@@ -81,7 +81,7 @@ pub fn nanos_between(start: u64, end: u64) -> u64 {
 /// Nanoseconds from the raw reading `start` to now: [`nanos_between`]`(start, `[`now_raw`]`())`
 /// with one check of the clock's mode instead of two. 0 if `start` is not before now (a
 /// start of `u64::MAX` always gives 0).
-#[inline]
+#[inline(always)]
 pub fn nanos_since(start: u64) -> u64 {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     if TSC.load(Ordering::Relaxed) {

@@ -68,6 +68,7 @@
 use std::borrow::{Borrow, Cow};
 use std::future::Future;
 use std::mem::ManuallyDrop;
+use std::num::NonZeroU64;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -398,28 +399,31 @@ impl CallSite {
         F: FnOnce() -> R,
     {
         let handles = self.handles(registry);
-        match &handles.threads {
+        let line = match &handles.threads {
             Some(t) => t.start(),
-            None => handles.in_flight.add_int(1),
-        }
+            None => {
+                handles.in_flight.add_int(1);
+                NO_LINE
+            }
+        };
         let span = if tracing_on || trace::sink_installed() {
-            self.decide(tracing_on)
+            Some(self.decide(tracing_on))
         } else {
-            SpanState::OFF
+            None
         };
         Guard {
             handles,
-            site: self,
             start: UNTIMED,
+            line,
             done: false,
             panicked: AtomicBool::new(false),
-            span,
+            span: ManuallyDrop::new(span),
         }
     }
 
     /// The sampling decision, before anything is built.
     #[inline(always)]
-    fn decide(&'static self, tracing_on: bool) -> SpanState {
+    fn decide(&'static self, tracing_on: bool) -> SpanCall {
         let parent = context::get();
         let (threshold, parent_based) = self.rule.get(self.component, self.span.sample);
         let ctx = match parent {
@@ -436,12 +440,12 @@ impl CallSite {
                 }
             }
             None => {
-                let trace_lo = context::random_id().get();
+                let [trace_lo, trace_hi, span] = context::random_ids();
                 let sampled = sampler::by_ratio(trace_lo, threshold);
                 Ctx {
-                    trace_hi: context::random_id().get(),
+                    trace_hi,
                     trace_lo,
-                    span: context::random_id(),
+                    span: NonZeroU64::new(span).unwrap_or(NonZeroU64::MIN),
                     bits: Ctx::bits(TraceFlags::NOT_SAMPLED.with_sampled(sampled), false),
                 }
             }
@@ -457,14 +461,14 @@ impl CallSite {
         parent: Option<Ctx>,
         sampled: bool,
         tracing_on: bool,
-    ) -> SpanState {
-        SpanState {
-            ctx: Some(ctx),
-            data: ManuallyDrop::new(if sampled {
+    ) -> SpanCall {
+        SpanCall {
+            ctx,
+            data: if sampled {
                 Some(self.sampled(ctx, parent, tracing_on))
             } else {
                 None
-            }),
+            },
         }
     }
 
@@ -486,6 +490,7 @@ impl CallSite {
             }
         }
         Box::new(SpanData {
+            site: self,
             ctx,
             parent,
             start_unix_nanos: unix_nanos(),
@@ -592,21 +597,12 @@ fn unix_nanos() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// A call's span state: its context if spans were on, its data if it was sampled.
+/// A call's span state when spans were on at its start: its context, and its data if it
+/// was sampled.
 #[derive(Debug)]
-struct SpanState {
-    ctx: Option<Ctx>,
-    /// Taken (and so dropped) when the call's status is recorded, which every guard does
-    /// once, finished or dropped unfinished: `ManuallyDrop` spares the metrics-only path the
-    /// drop glue of a field that is always `None` by then.
-    data: ManuallyDrop<Option<Box<SpanData>>>,
-}
-
-impl SpanState {
-    const OFF: SpanState = SpanState {
-        ctx: None,
-        data: ManuallyDrop::new(None),
-    };
+struct SpanCall {
+    ctx: Ctx,
+    data: Option<Box<SpanData>>,
 }
 
 /// A sampled call's span while it runs. The generated code adds attributes to it (only if
@@ -614,6 +610,7 @@ impl SpanState {
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct SpanData {
+    site: &'static CallSite,
     ctx: Ctx,
     parent: Option<Ctx>,
     start_unix_nanos: u64,
@@ -666,6 +663,12 @@ impl SpanData {
 /// attributes, say) records a zero duration.
 const UNTIMED: u64 = u64::MAX;
 
+/// A guard's line when its call site counts without per-thread lines.
+const NO_LINE: usize = usize::MAX - 1;
+/// A guard's line when its call may finish on another thread than it started on (a future):
+/// the finishing thread's line is looked up then.
+const ANY_LINE: usize = usize::MAX;
+
 /// One call in progress. Finishing it records the status; dropping it unfinished records
 /// `panic` (while unwinding) or `cancelled`.
 #[doc(hidden)]
@@ -673,12 +676,18 @@ const UNTIMED: u64 = u64::MAX;
 #[must_use]
 pub struct Guard {
     handles: &'static SiteHandles,
-    site: &'static CallSite,
     /// The clock reading at the start ([`Guard::time`]), or [`UNTIMED`].
     start: u64,
+    /// The per-thread line the call was counted in flight on, where it finishes if it
+    /// finishes on the same thread: [`NO_LINE`] without lines, [`ANY_LINE`] for a future.
+    line: usize,
     done: bool,
     panicked: AtomicBool,
-    span: SpanState,
+    /// `None` if spans were off at the start. Taken (and so dropped) when the call's status
+    /// is recorded, which every guard does once, finished or dropped unfinished:
+    /// `ManuallyDrop` spares the metrics-only path the drop glue of a field that is always
+    /// `None` by then.
+    span: ManuallyDrop<Option<SpanCall>>,
 }
 
 /// The call's context (and `tracing` span) entered: set while the body (or a poll of its
@@ -694,21 +703,26 @@ impl Guard {
     /// The sampled call's span, `None` if the call is not sampled (or spans are off).
     #[inline]
     pub fn span(&mut self) -> Option<&mut SpanData> {
-        self.span.data.as_deref_mut()
+        self.span.as_mut().and_then(|s| s.data.as_deref_mut())
     }
 
     /// Make the call's context current (and enter its `tracing` span) until the returned
     /// value is dropped. Nothing to do when spans are off.
     #[inline]
     pub fn enter(&self) -> Entered<'_> {
-        Entered {
-            _ctx: self.span.ctx.map(CtxScope::enter),
-            _tracing: self
-                .span
-                .data
-                .as_ref()
-                .and_then(|d| d.tracing.as_ref())
-                .map(tracing::Span::enter),
+        match &*self.span {
+            None => Entered {
+                _ctx: None,
+                _tracing: None,
+            },
+            Some(s) => Entered {
+                _ctx: Some(CtxScope::enter(s.ctx)),
+                _tracing: s
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.tracing.as_ref())
+                    .map(tracing::Span::enter),
+            },
         }
     }
 
@@ -786,7 +800,9 @@ impl Guard {
             }
         }
         let exception = match outcome {
-            Outcome::Error(_) if self.span.data.is_some() => Some(describe(out)),
+            Outcome::Error(_) if self.span.as_ref().is_some_and(|s| s.data.is_some()) => {
+                Some(describe(out))
+            }
             _ => None,
         };
         self.finish_outcome(outcome, exception);
@@ -799,10 +815,15 @@ impl Guard {
         // (pending on the thread's line if the histogram flushes it: see `deferred`).
         let finished = match &h.threads {
             Some(t) => {
-                if status != Status::Ok {
+                let ok = status == Status::Ok;
+                if !ok {
                     h.requests[status as usize].inc();
                 }
-                Some(t.finish(status == Status::Ok))
+                Some(if self.line == ANY_LINE {
+                    t.finish(ok)
+                } else {
+                    t.finish_on(self.line, ok)
+                })
             }
             None => {
                 h.requests[status as usize].inc();
@@ -816,9 +837,12 @@ impl Guard {
             (Some(f), Some(hist)) if h.deferred => f.leave((hist, ns)),
             _ => h.duration.record(ns),
         }
-        // `data` is `ManuallyDrop`: this `take` is what drops it.
-        if let Some(data) = Option::take(&mut self.span.data) {
-            self.site.end_span(data, status, ns, exception);
+        // `span` is `ManuallyDrop`: this `take` is what drops it.
+        if let Some(SpanCall {
+            data: Some(data), ..
+        }) = Option::take(&mut *self.span)
+        {
+            data.site.end_span(data, status, ns, exception);
         }
     }
 }
@@ -882,7 +906,9 @@ where
     D: FnOnce(&F::Output) -> Exception,
 {
     /// Watch `fut` for the call `guard`.
-    pub fn new(guard: Guard, fut: Pin<&'a mut F>, classify: C, describe: D) -> Self {
+    pub fn new(mut guard: Guard, fut: Pin<&'a mut F>, classify: C, describe: D) -> Self {
+        // The future may finish on another thread.
+        guard.line = ANY_LINE;
         Watch {
             fut,
             guard: Some(guard),

@@ -38,6 +38,35 @@ pub struct Layout {
     sigfig: u8,
 }
 
+/// The index of the highest set bit of `x` (`x.ilog2()`), `x` non-zero (0 gives 0).
+///
+/// x86-64 without `lzcnt` finds it with `bsr`, which leaves its destination unchanged for a
+/// zero source, and so waits for the destination register's previous value even when the
+/// source is not zero. Left to the compiler, that register may be one the caller last wrote
+/// with something slow: on the recording hot path of `#[instrument_dwcp]` it was the high
+/// half of the clock conversion's `mul`, which made the slot a record increments wait for the
+/// clock read, the very dependency the late record exists to avoid (10 ns a call on the AMD
+/// EPYC hosts of `docs/PERFORMANCE.md`). Scanning the source into itself leaves only the
+/// dependency on `x`.
+#[inline(always)]
+pub(crate) fn msb(x: u64) -> u32 {
+    #[cfg(all(target_arch = "x86_64", not(target_feature = "lzcnt")))]
+    {
+        let mut r = x;
+        // SAFETY: `bsr` reads and writes one general-purpose register and the flags (which
+        // the asm does not claim to preserve); it touches no memory and no stack. For `x == 0`
+        // it leaves the register as it was, 0.
+        unsafe {
+            core::arch::asm!("bsr {0}, {0}", inout(reg) r, options(pure, nomem, nostack));
+        }
+        r as u32
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(target_feature = "lzcnt"))))]
+    {
+        x.checked_ilog2().unwrap_or(0)
+    }
+}
+
 /// The largest number of regions any layout has (sigfig 1 tracking up to `u64::MAX` has 61),
 /// rounded up to a power of two, so a region index can be masked instead of bounds-checked.
 pub(crate) const MAX_REGIONS: usize = 64;
@@ -157,14 +186,11 @@ impl Layout {
     /// the recording hot path's mapping; the region is below [`MAX_REGIONS`] for every layout.
     ///
     /// `bucket` is `msb(value | sub_bucket_mask) - half` (equal to `index_of`'s
-    /// `leading_zero_count_base - leading_zeros`); the `| 1` changes nothing (the mask is never
-    /// zero) but lets the compiler drop `ilog2`'s zero check, leaving one bit scan.
+    /// `leading_zero_count_base - leading_zeros`), the bit scan done by [`msb`].
     #[inline(always)]
     pub(crate) fn region_and_slot(&self, value: u64) -> (usize, usize) {
         let half = self.sub_bucket_half_count_magnitude;
-        let bucket = (value | self.sub_bucket_mask | 1)
-            .ilog2()
-            .wrapping_sub(half);
+        let bucket = msb(value | self.sub_bucket_mask).wrapping_sub(half);
         let sub_bucket = value >> (bucket & 63);
         // `sub_bucket_mask >> 1 == region_len - 1`: one shift of a field already loaded.
         let slot_mask = self.sub_bucket_mask >> 1;

@@ -72,7 +72,7 @@ impl Line {
     }
 
     /// Leave `ns` pending: swap it in and record into `hist` the duration it replaces.
-    #[inline]
+    #[inline(always)]
     fn leave(&self, (hist, ns): (&AtomicHistogram, u64)) {
         let before = self.pending.swap(ns.min(EMPTY - 1), Ordering::Relaxed);
         if before != EMPTY {
@@ -102,39 +102,51 @@ impl ThreadCells {
         }
     }
 
-    /// A call started.
+    /// A call started: counted in flight on this thread's line. Returns that line (a slot, or
+    /// [`SLOTS`] for the fallback line), where a call that finishes on the same thread
+    /// finishes ([`ThreadCells::finish_on`]) without looking its line up again.
     #[inline]
-    pub(crate) fn start(&self) {
+    pub(crate) fn start(&self) -> usize {
         match slot() {
-            Some(i) => own_add_i(&self.lines[i].in_flight, 1),
+            Some(i) => {
+                own_add_i(&self.lines[i].in_flight, 1);
+                i
+            }
             None => {
                 self.lines[SLOTS].in_flight.fetch_add(1, Ordering::Relaxed);
+                SLOTS
             }
         }
     }
 
-    /// A call finished (`ok`, or with another status, counted elsewhere): its line, where
-    /// the caller may leave its duration ([`Finished::leave`]) once it has read the clock.
+    /// A call finished on this thread (`ok`, or with another status, counted elsewhere): its
+    /// line, where the caller may leave its duration ([`Finished::leave`]) once it has read
+    /// the clock.
     #[inline]
     pub(crate) fn finish(&self, ok: bool) -> Finished<'_> {
-        match slot() {
-            Some(i) => {
-                let line = &self.lines[i];
-                own_add_i(&line.in_flight, -1);
-                if ok {
-                    let n = line.ok.load(Ordering::Relaxed);
-                    line.ok.store(n.wrapping_add(1), Ordering::Relaxed);
-                }
-                Finished { line }
+        self.finish_on(slot().unwrap_or(SLOTS), ok)
+    }
+
+    /// [`ThreadCells::finish`] on `line`, which [`ThreadCells::start`] returned on this same
+    /// thread (a synchronous call): the thread still owns that slot, since a slot is only
+    /// given back when its thread exits.
+    #[inline]
+    pub(crate) fn finish_on(&self, line: usize, ok: bool) -> Finished<'_> {
+        if line < SLOTS {
+            let line = &self.lines[line];
+            own_add_i(&line.in_flight, -1);
+            if ok {
+                let n = line.ok.load(Ordering::Relaxed);
+                line.ok.store(n.wrapping_add(1), Ordering::Relaxed);
             }
-            None => {
-                let line = &self.lines[SLOTS];
-                line.in_flight.fetch_sub(1, Ordering::Relaxed);
-                if ok {
-                    line.ok.fetch_add(1, Ordering::Relaxed);
-                }
-                Finished { line }
+            Finished { line }
+        } else {
+            let line = &self.lines[SLOTS];
+            line.in_flight.fetch_sub(1, Ordering::Relaxed);
+            if ok {
+                line.ok.fetch_add(1, Ordering::Relaxed);
             }
+            Finished { line }
         }
     }
 
@@ -184,7 +196,7 @@ pub(crate) struct Finished<'a> {
 impl Finished<'_> {
     /// Leave the call's duration pending: `(histogram, ns)`, where that histogram
     /// [`ThreadCells::flush`]es these lines before every read (see the module docs).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn leave(self, timed: (&AtomicHistogram, u64)) {
         self.line.leave(timed);
     }

@@ -87,8 +87,9 @@ impl Ctx {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Ids: splitmix64 per thread (const-initialised: no lazy-init check, no destructor), seeded
-// on first use from the process's random hasher keys, a global counter and the clock.
+// Ids: a Weyl sequence per thread mixed as wyrand does (const-initialised: no lazy-init
+// check, no destructor), seeded on first use from the process's random hasher keys, a global
+// counter and the clock.
 
 thread_local! {
     static RNG: Cell<u64> = const { Cell::new(0) };
@@ -109,34 +110,81 @@ fn seed() -> u64 {
     h.finish() | 1
 }
 
-#[inline]
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+/// wyrand's mix: the two halves of a 128-bit product folded together (two multiplies'
+/// worth of work in one `mul`).
+#[inline(always)]
+fn mix(a: u64) -> u64 {
+    let t = u128::from(a) * u128::from(a ^ 0xe703_7ed1_a0b4_28db);
+    (t >> 64) as u64 ^ t as u64
 }
 
-/// A random non-zero `u64` (an id).
+/// A random non-zero id from the thread's generator.
 #[inline]
 pub(crate) fn random_id() -> NonZeroU64 {
-    let x = RNG
-        .try_with(|s| {
-            let mut v = s.get();
-            if v == 0 {
-                v = seed();
-            }
-            let next = v.wrapping_add(GOLDEN);
-            // Never store 0 (the "unseeded" mark).
-            s.set(if next == 0 { GOLDEN } else { next });
-            next
+    let [x] = random_ids::<1>();
+    NonZeroU64::new(x).unwrap_or(NonZeroU64::MIN)
+}
+
+/// `N` random ids, with one read and one write of the thread's generator state (a
+/// Weyl sequence, each step mixed as wyrand does).
+#[inline(always)]
+pub(crate) fn random_ids<const N: usize>() -> [u64; N] {
+    let mut v = RNG.try_with(Cell::get).unwrap_or(0);
+    if v == 0 {
+        v = seed();
+    }
+    let ids = std::array::from_fn(|i| mix(v.wrapping_add(GOLDEN.wrapping_mul(i as u64 + 1))));
+    let next = v.wrapping_add(GOLDEN.wrapping_mul(N as u64));
+    // 0 means "not seeded yet".
+    let _ = RNG.try_with(|s| s.set(if next == 0 { GOLDEN } else { next }));
+    ids
+}
+
+/// The current context, one word a cell: `span == 0` means none (the next call is a root).
+/// Read and written a word at a time, so that a read of a context just restored is forwarded
+/// from the stores that restored it (a wider load across two narrower stores stalls until
+/// they reach the cache).
+struct Current {
+    trace_hi: Cell<u64>,
+    trace_lo: Cell<u64>,
+    span: Cell<u64>,
+    bits: Cell<u64>,
+}
+
+impl Current {
+    #[inline(always)]
+    fn get(&self) -> Option<Ctx> {
+        Some(Ctx {
+            span: NonZeroU64::new(self.span.get())?,
+            trace_hi: self.trace_hi.get(),
+            trace_lo: self.trace_lo.get(),
+            bits: self.bits.get(),
         })
-        .unwrap_or_else(|_| seed());
-    NonZeroU64::new(mix(x)).unwrap_or(NonZeroU64::MIN)
+    }
+
+    #[inline(always)]
+    fn set(&self, ctx: Option<Ctx>) {
+        match ctx {
+            Some(c) => {
+                self.trace_hi.set(c.trace_hi);
+                self.trace_lo.set(c.trace_lo);
+                self.span.set(c.span.get());
+                self.bits.set(c.bits);
+            }
+            None => self.span.set(0),
+        }
+    }
 }
 
 thread_local! {
-    /// The current context (`None`: no span, the next call is a root).
-    static CURRENT: Cell<Option<Ctx>> = const { Cell::new(None) };
+    static CURRENT: Current = const {
+        Current {
+            trace_hi: Cell::new(0),
+            trace_lo: Cell::new(0),
+            span: Cell::new(0),
+            bits: Cell::new(0),
+        }
+    };
     /// The `tracestate` of the trace a `with_parent` scope runs in (`None` when empty).
     static STATE: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
 }
@@ -144,13 +192,20 @@ thread_local! {
 /// The current context, or `None` (also during thread teardown).
 #[inline]
 pub(crate) fn get() -> Option<Ctx> {
-    CURRENT.try_with(Cell::get).ok().flatten()
+    CURRENT.try_with(Current::get).ok().flatten()
 }
 
 /// Replaces the current context and returns the previous one.
 #[inline]
 fn replace(ctx: Option<Ctx>) -> Option<Ctx> {
-    CURRENT.try_with(|c| c.replace(ctx)).ok().flatten()
+    CURRENT
+        .try_with(|c| {
+            let prev = c.get();
+            c.set(ctx);
+            prev
+        })
+        .ok()
+        .flatten()
 }
 
 /// The `tracestate` in effect, as the header value (empty when none).
