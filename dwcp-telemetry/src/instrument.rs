@@ -716,7 +716,7 @@ impl Guard {
                 _tracing: None,
             },
             Some(s) => Entered {
-                _ctx: Some(CtxScope::enter(s.ctx)),
+                _ctx: Some(CtxScope::enter(s.ctx.read_by_words())),
                 _tracing: s
                     .data
                     .as_ref()

@@ -27,6 +27,24 @@ pub(crate) struct Ctx {
 const REMOTE: u64 = 1 << 8;
 
 impl Ctx {
+    /// A copy of `*self` read a word at a time. Copying a context the caller stored a word at
+    /// a time (as a guard's fields are) with the compiler's 16-byte loads makes each load
+    /// wait until both stores it spans reach the cache (a failed store-to-load forward).
+    #[inline(always)]
+    pub(crate) fn read_by_words(&self) -> Ctx {
+        // SAFETY: each pointer comes from a reference to a field of `*self`, so it is valid,
+        // aligned and points to an initialised `u64` (a `NonZeroU64` for `span`) that nothing
+        // writes while `&self` lives.
+        unsafe {
+            Ctx {
+                trace_hi: std::ptr::read_volatile(&self.trace_hi),
+                trace_lo: std::ptr::read_volatile(&self.trace_lo),
+                span: std::ptr::read_volatile(&self.span),
+                bits: std::ptr::read_volatile(&self.bits),
+            }
+        }
+    }
+
     #[inline]
     pub(crate) fn bits(flags: TraceFlags, remote: bool) -> u64 {
         u64::from(flags.bits()) | if remote { REMOTE } else { 0 }
