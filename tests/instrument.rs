@@ -388,6 +388,53 @@ fn impl_future_and_boxed_future_returns() {
     assert_eq!(in_flight(&ASYNC, "net", "boxed"), 0.0);
 }
 
+#[instrument_dwcp(component = "net", registry = &*ASYNC)]
+fn made_here_dropped_there(x: u64) -> impl Future<Output = Result<u64, ParseFailure>> + Send {
+    async move {
+        YieldOnce(false).await;
+        Ok(x)
+    }
+}
+
+#[test]
+fn futures_dropped_unpolled_on_another_thread_count_on_that_threads_line() {
+    // This thread makes every future and runs half of them; another thread drops the other
+    // half unpolled, at the same time. Each thread counts on its own per-thread line (a plain
+    // load and store): a drop counted on the maker's line would race its counts and lose some.
+    const N: u64 = 200_000;
+    let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+    let dropper = std::thread::spawn(move || {
+        let mut dropped = 0u64;
+        for f in rx {
+            drop::<Pin<Box<dyn Future<Output = Result<u64, ParseFailure>> + Send>>>(f);
+            dropped += 1;
+        }
+        dropped
+    });
+    let mut sum = 0;
+    for i in 0..N {
+        let f = made_here_dropped_there(i);
+        if i % 2 == 0 {
+            tx.send(Box::pin(f) as Pin<Box<dyn Future<Output = _> + Send>>)
+                .unwrap();
+        } else {
+            sum += block_on(f).unwrap();
+        }
+    }
+    drop(tx);
+    assert_eq!(dropper.join().unwrap(), N / 2);
+    assert_eq!(sum, (0..N).filter(|i| i % 2 == 1).sum::<u64>());
+    assert_eq!(
+        statuses(&ASYNC, "net", "made_here_dropped_there"),
+        [N / 2, 0, 0, N / 2]
+    );
+    assert_eq!(in_flight(&ASYNC, "net", "made_here_dropped_there"), 0.0);
+    assert_eq!(
+        durations(&ASYNC, "net", "made_here_dropped_there").count(),
+        N
+    );
+}
+
 #[test]
 fn async_fn_runs_on_tokio() {
     let rt = tokio::runtime::Builder::new_current_thread()

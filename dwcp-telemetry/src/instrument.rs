@@ -862,6 +862,9 @@ impl Guard {
     #[inline(never)]
     fn unfinished(&mut self) {
         self.done = true;
+        // A returned future dropped before its first poll never reached `Watch`, and may be
+        // dropped on another thread than the one that started it: look the line up.
+        self.line = ANY_LINE;
         let status = if self.panicked.load(Ordering::Relaxed) || std::thread::panicking() {
             Status::Panic
         } else {
