@@ -242,6 +242,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn msb_is_the_highest_set_bit() {
+        assert_eq!(msb(0), 0);
+        for shift in 0..64 {
+            let top = 1u64 << shift;
+            // The highest bit alone, with every lower bit set, and with a few lower bits set.
+            for x in [top, top | (top - 1), top | (top >> 1), top | 1] {
+                assert_eq!(msb(x), shift, "x = {x:#x}");
+                assert_eq!(msb(x), x.ilog2(), "x = {x:#x}");
+            }
+        }
+        assert_eq!(msb(u64::MAX), 63);
+    }
+
+    #[test]
     fn default_layout_shape() {
         let l = Layout::default();
         assert_eq!(l.sigfig(), 2);
