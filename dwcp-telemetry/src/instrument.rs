@@ -425,7 +425,7 @@ impl CallSite {
     #[inline(always)]
     fn decide(&'static self, tracing_on: bool) -> SpanCall {
         let parent = context::get();
-        let (threshold, parent_based) = self.rule.get(self.component, self.span.sample);
+        let (threshold, parent_based) = self.rule.get(|| (self.component, self.span.sample));
         let ctx = match parent {
             Some(p) => {
                 let sampled = if parent_based {
@@ -451,31 +451,28 @@ impl CallSite {
             }
         };
         let sampled = ctx.sampled();
-        self.state(ctx, parent, sampled, tracing_on)
+        self.state(ctx, sampled, tracing_on)
     }
 
     #[inline(always)]
-    fn state(
-        &'static self,
-        ctx: Ctx,
-        parent: Option<Ctx>,
-        sampled: bool,
-        tracing_on: bool,
-    ) -> SpanCall {
+    fn state(&'static self, ctx: Ctx, sampled: bool, tracing_on: bool) -> SpanCall {
         SpanCall {
             ctx,
             data: if sampled {
-                Some(self.sampled(ctx, parent, tracing_on))
+                Some(self.sampled(ctx, tracing_on))
             } else {
                 None
             },
         }
     }
 
-    /// A sampled call: everything a span needs, once.
+    /// A sampled call: everything a span needs, once. Its parent is still the current
+    /// context (the decision read it just before): read here again, so that the unsampled
+    /// path does not keep a copy of it.
     #[cold]
     #[inline(never)]
-    fn sampled(&'static self, ctx: Ctx, parent: Option<Ctx>, tracing_on: bool) -> Box<SpanData> {
+    fn sampled(&'static self, ctx: Ctx, tracing_on: bool) -> Box<SpanData> {
+        let parent = context::get();
         let recording = trace::sink_installed();
         let mut attributes = Vec::new();
         if recording {

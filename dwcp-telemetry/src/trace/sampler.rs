@@ -311,19 +311,22 @@ impl SiteRule {
         }
     }
 
-    /// `(threshold, parent_based)`.
+    /// `(threshold, parent_based)`. `site` gives the call site's component and `sample = ..`
+    /// ratio, read only when the configuration changed since the last call.
     #[inline]
-    pub(crate) fn get(&self, component: &str, sample: Option<f64>) -> (u64, bool) {
+    pub(crate) fn get<'a>(&self, site: impl FnOnce() -> (&'a str, Option<f64>)) -> (u64, bool) {
         let current = GENERATION.load(Ordering::Relaxed);
         let cached = self.generation.load(Ordering::Acquire);
         if cached >> 1 == current {
             (self.threshold.load(Ordering::Relaxed), cached & 1 == 1)
         } else {
+            let (component, sample) = site();
             self.resolve(component, sample)
         }
     }
 
     #[cold]
+    #[inline(never)]
     fn resolve(&self, component: &str, sample: Option<f64>) -> (u64, bool) {
         let generation = GENERATION.load(Ordering::Acquire);
         let c = config().read().unwrap_or_else(|e| e.into_inner());
