@@ -406,18 +406,19 @@ impl CallSite {
                 NO_LINE
             }
         };
-        let span = if tracing_on || trace::sink_installed() {
-            Some(self.decide(tracing_on))
-        } else {
-            None
-        };
-        Guard {
+        let guard = |span| Guard {
             handles,
             start: UNTIMED,
             line,
             done: false,
             panicked: AtomicBool::new(false),
             span: ManuallyDrop::new(span),
+        };
+        // Two constructions, so that the metrics-only one writes the `None` alone.
+        if tracing_on || trace::sink_installed() {
+            guard(Some(self.decide(tracing_on)))
+        } else {
+            guard(None)
         }
     }
 
