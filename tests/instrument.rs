@@ -673,6 +673,38 @@ fn ok_if_and_error_if_override_the_classification() {
     assert_eq!(errors(&CLASSIFY, "cls", "i64"), 1);
 }
 
+static PANICKY: LazyLock<Registry> = LazyLock::new(new_registry);
+
+fn refuses_to_classify(_: &FetchError) -> bool {
+    panic!("the classifier failed")
+}
+
+#[instrument_dwcp(component = "cls", registry = &*PANICKY, ok_if = refuses_to_classify)]
+fn classified(fail: bool) -> Result<u8, FetchError> {
+    if fail {
+        Err(FetchError::Io)
+    } else {
+        Ok(1)
+    }
+}
+
+/// The classification runs after the body, on the call's guard: a panic in it is the
+/// call's panic (recorded once, with its duration, and in flight back at 0), and it still
+/// reaches the caller.
+#[test]
+fn a_panic_in_the_classifier_records_panic() {
+    assert_eq!(classified(false).unwrap(), 1);
+    let caught = catch_unwind(|| classified(true)).expect_err("the panic propagates");
+    assert_eq!(
+        caught.downcast_ref::<&str>().copied(),
+        Some("the classifier failed")
+    );
+    assert_eq!(statuses(&PANICKY, "cls", "classified"), [1, 0, 1, 0]);
+    assert_eq!(errors(&PANICKY, "cls", "io"), 0);
+    assert_eq!(durations(&PANICKY, "cls", "classified").count(), 2);
+    assert_eq!(in_flight(&PANICKY, "cls", "classified"), 0.0);
+}
+
 // ---------------------------------------------------------------------------------------
 // Registration conflicts.
 

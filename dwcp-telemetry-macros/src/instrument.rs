@@ -687,11 +687,13 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             }
         }
     };
-    let start = quote! {
+    let start_call = quote! {
         let mut __dwcp_guard = __DWCP_SITE.start(
             #registry,
             #tr::level_enabled!(#level),
         );
+    };
+    let span_setup = quote! {
         if let ::core::option::Option::Some(__dwcp_span) = __dwcp_guard.span() {
             #record
             if __dwcp_span.wants_tracing() {
@@ -708,6 +710,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         }
         __dwcp_guard.time();
     };
+    let start = quote!(#start_call #span_setup);
     let body = &func.block;
     let typed = output.as_ref().filter(|t| !has_impl_trait(t));
     let new_body = match shape {
@@ -732,11 +735,52 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                     }},
                 );
             }
-            let finish = if args.circuit.is_some() {
-                quote!(__dwcp_guard.finish_permit(&__dwcp_out, __dwcp_permit, #classify, #describe);)
-            } else {
-                quote!(__dwcp_guard.finish_with(&__dwcp_out, #classify, #describe);)
-            };
+            if args.circuit.is_none() {
+                // Spans off: the lean guard, metrics only. Spans on: the full guard. The body
+                // closure is called in one branch or the other.
+                return with_block(
+                    func,
+                    quote! {{
+                        #site
+                        let __dwcp_handles = __DWCP_SITE.handles(#registry);
+                        let __dwcp_tracing_on = #tr::level_enabled!(#level);
+                        let __dwcp_lean = __DWCP_SITE.start_lean(__dwcp_handles, __dwcp_tracing_on);
+                        // Spans on: the full guard, set up (its span's attributes read from
+                        // the arguments) before the body closure takes them.
+                        let mut __dwcp_full = match &__dwcp_lean {
+                            ::core::option::Option::Some(_) => ::core::option::Option::None,
+                            ::core::option::Option::None => ::core::option::Option::Some(
+                                __DWCP_SITE.start_on(__dwcp_handles, __dwcp_tracing_on),
+                            ),
+                        };
+                        if let ::core::option::Option::Some(__dwcp_guard) = &mut __dwcp_full {
+                            #span_setup
+                        }
+                        #[allow(unused_mut)]
+                        let mut __dwcp_body = #closure;
+                        match (__dwcp_lean, &mut __dwcp_full) {
+                            (::core::option::Option::Some(mut __dwcp_lean), _) => {
+                                __dwcp_lean.time();
+                                let __dwcp_out = __dwcp_body();
+                                __dwcp_lean.finish_with(&__dwcp_out, #classify);
+                                __dwcp_out
+                            }
+                            (::core::option::Option::None, ::core::option::Option::Some(__dwcp_guard)) => {
+                                let __dwcp_out = {
+                                    let _dwcp_entered = __dwcp_guard.enter();
+                                    __dwcp_body()
+                                };
+                                __dwcp_guard.finish_with(&__dwcp_out, #classify, #describe);
+                                __dwcp_out
+                            }
+                            (::core::option::Option::None, ::core::option::Option::None) => {
+                                ::core::unreachable!()
+                            }
+                        }
+                    }},
+                );
+            }
+            let finish = quote!(__dwcp_guard.finish_permit(&__dwcp_out, __dwcp_permit, #classify, #describe););
             quote! {{
                 #site
                 #start

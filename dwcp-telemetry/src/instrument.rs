@@ -209,6 +209,68 @@ pub struct SiteHandles {
 }
 
 impl SiteHandles {
+    /// Count a call in flight: on this thread's line, which is returned ([`NO_LINE`]
+    /// without lines).
+    #[inline(always)]
+    fn start_call(&self) -> usize {
+        match &self.threads {
+            Some(t) => t.start(),
+            None => {
+                self.in_flight.add_int(1);
+                NO_LINE
+            }
+        }
+    }
+
+    /// The status of a call with `outcome`; an error is counted in `dwcp_errors_total`
+    /// here.
+    #[inline(always)]
+    fn status_of(&self, outcome: Outcome) -> Status {
+        match outcome {
+            Outcome::Ok => Status::Ok,
+            Outcome::Error(ty) => {
+                if let Some(errors) = &self.errors {
+                    errors.with_labels_or_overflow(&[self.component, ty]).inc();
+                }
+                Status::Error
+            }
+        }
+    }
+
+    /// Record a finished call: its status, the in-flight gauge (on `line`, where it was
+    /// counted at the start, or looked up if [`ANY_LINE`]), and its duration from the clock
+    /// reading `start`. Returns the duration (ns; 0 if untimed).
+    #[inline(always)]
+    fn record(&self, status: Status, line: usize, start: u64) -> u64 {
+        // The counts first, then the clock: after the clock read, only the duration is left
+        // (pending on the thread's line if the histogram flushes it: see `deferred`).
+        let finished = match &self.threads {
+            Some(t) => {
+                let ok = status == Status::Ok;
+                if !ok {
+                    self.requests[status as usize].inc();
+                }
+                Some(if line == ANY_LINE {
+                    t.finish(ok)
+                } else {
+                    t.finish_on(line, ok)
+                })
+            }
+            None => {
+                self.requests[status as usize].inc();
+                self.in_flight.add_int(-1);
+                None
+            }
+        };
+        // 0 if untimed: no reading is after `UNTIMED`.
+        let ns = clock::nanos_since(start);
+        match (finished, self.duration.atomic()) {
+            (Some(f), Some(hist)) if self.deferred => f.leave((hist, ns)),
+            _ => self.duration.record(ns),
+        }
+        ns
+    }
+
     fn bind(
         registry: &Registry,
         component: &'static str,
@@ -398,14 +460,13 @@ impl CallSite {
         R: Borrow<Registry>,
         F: FnOnce() -> R,
     {
-        let handles = self.handles(registry);
-        let line = match &handles.threads {
-            Some(t) => t.start(),
-            None => {
-                handles.in_flight.add_int(1);
-                NO_LINE
-            }
-        };
+        self.start_on(self.handles(registry), tracing_on)
+    }
+
+    /// [`CallSite::start`] with the handles already bound.
+    #[inline]
+    pub fn start_on(&'static self, handles: &'static SiteHandles, tracing_on: bool) -> Guard {
+        let line = handles.start_call();
         let guard = |span| Guard {
             handles,
             start: UNTIMED,
@@ -420,6 +481,26 @@ impl CallSite {
         } else {
             guard(None)
         }
+    }
+
+    /// Start a synchronous call with spans off (what the macro generates for a plain `fn`
+    /// without `circuit`): count it in flight and return the lean guard, which holds only
+    /// what the metrics need. `None` if spans are on (a sink is installed, or
+    /// `tracing_on`): then the call starts with [`CallSite::start_on`] instead.
+    #[inline]
+    pub fn start_lean(
+        &'static self,
+        handles: &'static SiteHandles,
+        tracing_on: bool,
+    ) -> Option<LeanGuard> {
+        if tracing_on || trace::sink_installed() {
+            return None;
+        }
+        Some(LeanGuard {
+            handles,
+            start: UNTIMED,
+            line: handles.start_call(),
+        })
     }
 
     /// The sampling decision, before anything is built.
@@ -752,17 +833,8 @@ impl Guard {
     #[inline(always)]
     fn finish_outcome(&mut self, outcome: Outcome, exception: Option<Exception>) {
         self.done = true;
-        match outcome {
-            Outcome::Ok => self.record(Status::Ok, None),
-            Outcome::Error(ty) => {
-                if let Some(errors) = &self.handles.errors {
-                    errors
-                        .with_labels_or_overflow(&[self.handles.component, ty])
-                        .inc();
-                }
-                self.record(Status::Error, exception);
-            }
-        }
+        let status = self.handles.status_of(outcome);
+        self.record(status, exception);
     }
 
     /// Classify `out` with `classify`, then record; a sampled failed call's span describes
@@ -808,33 +880,7 @@ impl Guard {
 
     #[inline(always)]
     fn record(&mut self, status: Status, exception: Option<Exception>) {
-        let h = self.handles;
-        // The counts first, then the clock: after the clock read, only the duration is left
-        // (pending on the thread's line if the histogram flushes it: see `deferred`).
-        let finished = match &h.threads {
-            Some(t) => {
-                let ok = status == Status::Ok;
-                if !ok {
-                    h.requests[status as usize].inc();
-                }
-                Some(if self.line == ANY_LINE {
-                    t.finish(ok)
-                } else {
-                    t.finish_on(self.line, ok)
-                })
-            }
-            None => {
-                h.requests[status as usize].inc();
-                h.in_flight.add_int(-1);
-                None
-            }
-        };
-        // 0 if untimed: no reading is after `UNTIMED`.
-        let ns = clock::nanos_since(self.start);
-        match (finished, h.duration.atomic()) {
-            (Some(f), Some(hist)) if h.deferred => f.leave((hist, ns)),
-            _ => h.duration.record(ns),
-        }
+        let ns = self.handles.record(status, self.line, self.start);
         // `span` is `ManuallyDrop`: this `take` is what drops it.
         if let Some(SpanCall {
             data: Some(data), ..
@@ -870,6 +916,65 @@ impl Guard {
         };
         self.record(status, None);
     }
+}
+
+/// A synchronous call in progress with spans off ([`CallSite::start_sync`]): only what its
+/// metrics need, so that the metrics-only path carries no span state, flags or drop glue
+/// (`docs/INSTRUMENT.md`). Finishing it consumes it; dropping it unfinished (the body
+/// panicked) records `panic`.
+#[doc(hidden)]
+#[derive(Debug)]
+#[must_use]
+pub struct LeanGuard {
+    handles: &'static SiteHandles,
+    /// The clock reading at the start ([`LeanGuard::time`]), or [`UNTIMED`].
+    start: u64,
+    /// The per-thread line the call was counted in flight on ([`NO_LINE`] without lines).
+    line: usize,
+}
+
+impl LeanGuard {
+    /// Read the clock: the call's duration runs from here ([`Guard::time`]).
+    #[inline(always)]
+    pub fn time(&mut self) {
+        self.start = clock::now_raw();
+    }
+
+    /// Classify `out` with `classify` and record the call. A panic in `classify` drops the
+    /// guard unfinished, which records `panic`.
+    #[inline]
+    pub fn finish_with<O, C>(self, out: &O, classify: C)
+    where
+        C: FnOnce(&O) -> Outcome,
+    {
+        let outcome = classify(out);
+        let (handles, line, start) = (self.handles, self.line, self.start);
+        std::mem::forget(self);
+        handles.record(handles.status_of(outcome), line, start);
+    }
+}
+
+impl Drop for LeanGuard {
+    /// Only an unfinished call drops its guard (`finish_with` consumes it without a drop).
+    /// The guard's fields are passed by value, so that its address never escapes and it
+    /// can live in registers.
+    #[inline]
+    fn drop(&mut self) {
+        lean_unfinished(self.handles, self.line, self.start);
+    }
+}
+
+/// A [`LeanGuard`] dropped unfinished: the body panicked. On the thread that started the
+/// call (it is unwinding from the body), so on the line the call started on.
+#[cold]
+#[inline(never)]
+fn lean_unfinished(handles: &'static SiteHandles, line: usize, start: u64) {
+    let status = if std::thread::panicking() {
+        Status::Panic
+    } else {
+        Status::Cancelled
+    };
+    handles.record(status, line, start);
 }
 
 /// Marks the guard as panicked if the poll it watches unwinds.
