@@ -766,12 +766,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                                 __dwcp_out
                             }
                             (::core::option::Option::None, ::core::option::Option::Some(__dwcp_guard)) => {
-                                let __dwcp_out = {
-                                    let _dwcp_entered = __dwcp_guard.enter();
-                                    __dwcp_body()
-                                };
-                                __dwcp_guard.finish_with(&__dwcp_out, #classify, #describe);
-                                __dwcp_out
+                                __dwcp_guard.run_sync(__dwcp_body, #classify, #describe)
                             }
                             (::core::option::Option::None, ::core::option::Option::None) => {
                                 ::core::unreachable!()

@@ -3,25 +3,25 @@
 //! `quanta::Clock::raw()` costs about 10 ns against about 23 ns for `Instant::now()` on the
 //! machines in `docs/PERFORMANCE.md`, which is what keeps a timed record under 25 ns.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
 
 static CLOCK: LazyLock<quanta::Clock> = LazyLock::new(|| {
     let clock = quanta::Clock::new();
-    // quanta's own scale, as a 32.32 fixed-point count of nanoseconds per raw tick.
-    SCALE.store(clock.delta_as_nanos(0, 1 << 32), Ordering::Relaxed);
-    TSC.store(reads_tsc(&clock), Ordering::Relaxed);
+    // quanta's own scale, as a 32.32 fixed-point count of nanoseconds per raw tick; 0 (the
+    // TSC is not read inline) unless quanta's raw readings are TSC readings.
+    let scale = clock.delta_as_nanos(0, 1 << 32);
+    SCALE.store(if reads_tsc(&clock) { scale } else { 0 }, Ordering::Relaxed);
     clock
 });
 
-/// Nanoseconds per raw tick, 32.32 fixed point, read from `quanta`'s calibration (set before
-/// [`TSC`]): [`nanos_between`] multiplies by it and shifts by a constant, where quanta's
-/// conversion (not `#[inline]`) shifts by a variable amount and checks its `LazyLock`.
+/// Nanoseconds per TSC tick, 32.32 fixed point, read from `quanta`'s calibration; 0 until
+/// calibration, and for good if `quanta` does not read the TSC. Not 0: [`now_raw`] reads
+/// the TSC inline (no call into `quanta`, which is not `#[inline]`, and no `LazyLock`
+/// check) and [`nanos_between`] multiplies by it and shifts by a constant (where quanta's
+/// conversion shifts by a variable amount). One static for both, so that a timed call
+/// loads it once at each end.
 static SCALE: AtomicU64 = AtomicU64::new(0);
-
-/// Whether `quanta` reads the TSC (checked once, at calibration): then [`now_raw`] reads it
-/// inline, without a call into `quanta` (which is not `#[inline]`) or a `LazyLock` check.
-static TSC: AtomicBool = AtomicBool::new(false);
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
@@ -59,7 +59,7 @@ pub fn calibrate() {
 #[inline]
 pub fn now_raw() -> u64 {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    if TSC.load(Ordering::Relaxed) {
+    if SCALE.load(Ordering::Relaxed) != 0 {
         return rdtsc();
     }
     CLOCK.raw()
@@ -69,8 +69,11 @@ pub fn now_raw() -> u64 {
 #[inline]
 pub fn nanos_between(start: u64, end: u64) -> u64 {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    if TSC.load(Ordering::Relaxed) {
-        return tsc_nanos(start, end);
+    {
+        let scale = SCALE.load(Ordering::Relaxed);
+        if scale != 0 {
+            return tsc_nanos(start, end, scale);
+        }
     }
     if end <= start {
         return 0;
@@ -79,27 +82,29 @@ pub fn nanos_between(start: u64, end: u64) -> u64 {
 }
 
 /// Nanoseconds from the raw reading `start` to now: [`nanos_between`]`(start, `[`now_raw`]`())`
-/// with one check of the clock's mode instead of two. 0 if `start` is not before now (a
+/// with one load of the clock's mode instead of two. 0 if `start` is not before now (a
 /// start of `u64::MAX` always gives 0).
 #[inline(always)]
 pub fn nanos_since(start: u64) -> u64 {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    if TSC.load(Ordering::Relaxed) {
-        return tsc_nanos(start, rdtsc());
+    {
+        let scale = SCALE.load(Ordering::Relaxed);
+        if scale != 0 {
+            return tsc_nanos(start, rdtsc(), scale);
+        }
     }
     nanos_between(start, CLOCK.raw())
 }
 
-/// TSC ticks from `start` to `end` as nanoseconds (0 if `end` is not after `start`). Both
-/// readings came from the TSC path, so calibration has run and `SCALE` is set. A product
-/// past `u64::MAX` ns (585 years) saturates.
+/// TSC ticks from `start` to `end` as nanoseconds at `scale` (0 if `end` is not after
+/// `start`). A product past `u64::MAX` ns (585 years) saturates.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
-fn tsc_nanos(start: u64, end: u64) -> u64 {
+fn tsc_nanos(start: u64, end: u64, scale: u64) -> u64 {
     if end <= start {
         return 0;
     }
-    let ns = (u128::from(end - start) * u128::from(SCALE.load(Ordering::Relaxed))) >> 32;
+    let ns = (u128::from(end - start) * u128::from(scale)) >> 32;
     u64::try_from(ns).unwrap_or(u64::MAX)
 }
 

@@ -242,6 +242,13 @@ impl SiteHandles {
     /// reading `start`. Returns the duration (ns; 0 if untimed).
     #[inline(always)]
     fn record(&self, status: Status, line: usize, start: u64) -> u64 {
+        self.record_on((line != ANY_LINE).then_some(line), status, start)
+    }
+
+    /// [`SiteHandles::record`] on `line` (`Some`: where the call started, on this thread),
+    /// or on this thread's line, looked up (`None`).
+    #[inline(always)]
+    fn record_on(&self, line: Option<usize>, status: Status, start: u64) -> u64 {
         // The counts first, then the clock: after the clock read, only the duration is left
         // (pending on the thread's line if the histogram flushes it: see `deferred`).
         let finished = match &self.threads {
@@ -250,10 +257,9 @@ impl SiteHandles {
                 if !ok {
                     self.requests[status as usize].inc();
                 }
-                Some(if line == ANY_LINE {
-                    t.finish(ok)
-                } else {
-                    t.finish_on(line, ok)
+                Some(match line {
+                    Some(line) => t.finish_on(line, ok),
+                    None => t.finish(ok),
                 })
             }
             None => {
@@ -837,6 +843,24 @@ impl Guard {
         self.record(status, exception);
     }
 
+    /// Run a synchronous call's body with the call's context current, then
+    /// [`Guard::finish_with`]: the spans-on half of a sync call, out of line so that the
+    /// spans-off half ([`LeanGuard`]) keeps a small frame.
+    #[inline(never)]
+    pub fn run_sync<O, B, C, D>(&mut self, body: B, classify: C, describe: D) -> O
+    where
+        B: FnOnce() -> O,
+        C: FnOnce(&O) -> Outcome,
+        D: FnOnce(&O) -> Exception,
+    {
+        let out = {
+            let _entered = self.enter();
+            body()
+        };
+        self.finish_with(&out, classify, describe);
+        out
+    }
+
     /// Classify `out` with `classify`, then record; a sampled failed call's span describes
     /// it with `describe` (called only then). A panic in either records `panic`.
     #[inline]
@@ -950,7 +974,7 @@ impl LeanGuard {
         let outcome = classify(out);
         let (handles, line, start) = (self.handles, self.line, self.start);
         std::mem::forget(self);
-        handles.record(handles.status_of(outcome), line, start);
+        handles.record_on(Some(line), handles.status_of(outcome), start);
     }
 }
 
@@ -974,7 +998,7 @@ fn lean_unfinished(handles: &'static SiteHandles, line: usize, start: u64) {
     } else {
         Status::Cancelled
     };
-    handles.record(status, line, start);
+    handles.record_on(Some(line), status, start);
 }
 
 /// Marks the guard as panicked if the poll it watches unwinds.
