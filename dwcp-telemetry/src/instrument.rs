@@ -470,7 +470,7 @@ impl CallSite {
     }
 
     /// [`CallSite::start`] with the handles already bound.
-    #[inline]
+    #[inline(always)]
     pub fn start_on(&'static self, handles: &'static SiteHandles, tracing_on: bool) -> Guard {
         let line = handles.start_call();
         let guard = |span| Guard {
@@ -844,9 +844,8 @@ impl Guard {
     }
 
     /// Run a synchronous call's body with the call's context current, then
-    /// [`Guard::finish_with`]: the spans-on half of a sync call, out of line so that the
-    /// spans-off half ([`LeanGuard`]) keeps a small frame.
-    #[inline(never)]
+    /// [`Guard::finish_with`]: the spans-on half of a sync call.
+    #[inline(always)]
     pub fn run_sync<O, B, C, D>(&mut self, body: B, classify: C, describe: D) -> O
     where
         B: FnOnce() -> O,
