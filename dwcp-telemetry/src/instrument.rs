@@ -941,7 +941,7 @@ impl Guard {
     }
 }
 
-/// A synchronous call in progress with spans off ([`CallSite::start_sync`]): only what its
+/// A synchronous call in progress with spans off ([`CallSite::start_lean`]): only what its
 /// metrics need, so that the metrics-only path carries no span state, flags or drop glue
 /// (`docs/INSTRUMENT.md`). Finishing it consumes it; dropping it unfinished (the body
 /// panicked) records `panic`.
