@@ -750,7 +750,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                         let mut __dwcp_full = match &__dwcp_lean {
                             ::core::option::Option::Some(_) => ::core::option::Option::None,
                             ::core::option::Option::None => ::core::option::Option::Some(
-                                __DWCP_SITE.start_on(__dwcp_handles, __dwcp_tracing_on),
+                                __DWCP_SITE.start_spans(__dwcp_handles, __dwcp_tracing_on),
                             ),
                         };
                         if let ::core::option::Option::Some(__dwcp_guard) = &mut __dwcp_full {

@@ -471,28 +471,39 @@ impl CallSite {
 
     /// [`CallSite::start`] with the handles already bound.
     #[inline(always)]
-    pub fn start_on(&'static self, handles: &'static SiteHandles, tracing_on: bool) -> Guard {
+    fn start_on(&'static self, handles: &'static SiteHandles, tracing_on: bool) -> Guard {
+        // Two constructions, so that the metrics-only one writes the `None` alone.
+        if tracing_on || trace::sink_installed() {
+            self.start_spans(handles, tracing_on)
+        } else {
+            Self::guard(handles, handles.start_call(), None)
+        }
+    }
+
+    /// [`CallSite::start_on`] once spans are known to be on ([`CallSite::start_lean`]
+    /// returned `None`): the sampling decision is made without asking again.
+    #[inline(always)]
+    pub fn start_spans(&'static self, handles: &'static SiteHandles, tracing_on: bool) -> Guard {
         let line = handles.start_call();
-        let guard = |span| Guard {
+        Self::guard(handles, line, Some(self.decide(tracing_on)))
+    }
+
+    #[inline(always)]
+    fn guard(handles: &'static SiteHandles, line: usize, span: Option<SpanCall>) -> Guard {
+        Guard {
             handles,
             start: UNTIMED,
             line,
             done: false,
             panicked: AtomicBool::new(false),
             span: ManuallyDrop::new(span),
-        };
-        // Two constructions, so that the metrics-only one writes the `None` alone.
-        if tracing_on || trace::sink_installed() {
-            guard(Some(self.decide(tracing_on)))
-        } else {
-            guard(None)
         }
     }
 
     /// Start a synchronous call with spans off (what the macro generates for a plain `fn`
     /// without `circuit`): count it in flight and return the lean guard, which holds only
     /// what the metrics need. `None` if spans are on (a sink is installed, or
-    /// `tracing_on`): then the call starts with [`CallSite::start_on`] instead.
+    /// `tracing_on`): then the call starts with [`CallSite::start_spans`] instead.
     #[inline]
     pub fn start_lean(
         &'static self,
