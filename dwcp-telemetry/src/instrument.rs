@@ -40,6 +40,10 @@
 //! the gauge's and the counter's value whenever they are read (`get`, a scrape, a push).
 //! The other statuses are counted on the counter directly.
 //!
+//! A synchronous call with spans off carries a [`LeanGuard`] (handles, start tick, line:
+//! no span state, no flags, no drop glue on the way out), which the compiler keeps in
+//! registers; a call with spans on, an async call or a future carries a [`Guard`].
+//!
 //! ## Error types
 //!
 //! The `type` label must stay bounded. It is [`ErrorLabel::error_label`] if the error type
