@@ -484,7 +484,7 @@ impl CallSite {
         }
     }
 
-    /// [`CallSite::start_on`] once spans are known to be on ([`CallSite::start_lean`]
+    /// [`CallSite::start`] with the handles bound, once spans are known to be on ([`CallSite::start_lean`]
     /// returned `None`): the sampling decision is made without asking again.
     #[inline(always)]
     pub fn start_spans(&'static self, handles: &'static SiteHandles, tracing_on: bool) -> Guard {
