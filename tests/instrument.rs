@@ -80,7 +80,7 @@ fn waker() -> Waker {
     Waker::from(Arc::new(NoopWake))
 }
 
-fn poll_once<F: Future>(f: Pin<&mut F>) -> Poll<F::Output> {
+fn poll_once<F: Future + ?Sized>(f: Pin<&mut F>) -> Poll<F::Output> {
     let w = waker();
     let mut cx = Context::from_waker(&w);
     f.poll(&mut cx)
@@ -435,6 +435,53 @@ fn futures_dropped_unpolled_on_another_thread_count_on_that_threads_line() {
     );
 }
 
+#[instrument_dwcp(component = "mig", registry = &*ASYNC)]
+async fn moves_between_threads(x: u64) -> Result<u64, ParseFailure> {
+    YieldOnce(false).await;
+    if x % 3 == 0 {
+        return Err(ParseFailure);
+    }
+    Ok(x)
+}
+
+#[test]
+fn async_calls_finish_on_the_line_of_the_thread_they_finish_on() {
+    // Each call starts here (first poll: pending) and finishes on another thread, while this
+    // thread starts and finishes calls of its own. A call finished on its starting thread's
+    // line would race that thread's plain load-and-store counts and lose some.
+    const N: u64 = 100_000;
+    type Call = Pin<Box<dyn Future<Output = Result<u64, ParseFailure>> + Send>>;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Call>(1024);
+    let finisher = std::thread::spawn(move || {
+        let mut sum = 0;
+        for f in rx {
+            sum += block_on(f).unwrap_or(0);
+        }
+        sum
+    });
+    let mut sum = 0;
+    for i in 0..N {
+        let mut f: Call = Box::pin(moves_between_threads(i));
+        if i % 2 == 0 {
+            assert!(poll_once(f.as_mut()).is_pending());
+            tx.send(f).unwrap();
+        } else {
+            sum += block_on(f).unwrap_or(0);
+        }
+    }
+    drop(tx);
+    sum += finisher.join().unwrap();
+    assert_eq!(sum, (0..N).filter(|i| i % 3 != 0).sum::<u64>());
+    let errors_expected = (0..N).filter(|i| i % 3 == 0).count() as u64;
+    assert_eq!(
+        statuses(&ASYNC, "mig", "moves_between_threads"),
+        [N - errors_expected, errors_expected, 0, 0]
+    );
+    assert_eq!(in_flight(&ASYNC, "mig", "moves_between_threads"), 0.0);
+    assert_eq!(durations(&ASYNC, "mig", "moves_between_threads").count(), N);
+    assert_eq!(errors(&ASYNC, "mig", "ParseFailure"), errors_expected);
+}
+
 #[test]
 fn async_fn_runs_on_tokio() {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -703,6 +750,38 @@ fn a_panic_in_the_classifier_records_panic() {
     assert_eq!(errors(&PANICKY, "cls", "io"), 0);
     assert_eq!(durations(&PANICKY, "cls", "classified").count(), 2);
     assert_eq!(in_flight(&PANICKY, "cls", "classified"), 0.0);
+}
+
+#[instrument_dwcp(component = "cls", registry = &*PANICKY, ok_if = refuses_to_classify)]
+async fn classified_later(fail: bool) -> Result<u8, FetchError> {
+    YieldOnce(false).await;
+    if fail {
+        Err(FetchError::Io)
+    } else {
+        Ok(1)
+    }
+}
+
+/// The same for an `async fn`: the classification runs in the poll that completes the
+/// call. A caught panic leaves the future alive; dropping it later records nothing more.
+#[test]
+fn a_panic_in_an_async_classifier_records_panic_once() {
+    assert_eq!(block_on(classified_later(false)).unwrap(), 1);
+    let mut f = Box::pin(classified_later(true));
+    assert!(poll_once(f.as_mut()).is_pending());
+    let caught =
+        catch_unwind(AssertUnwindSafe(|| poll_once(f.as_mut()))).expect_err("the panic propagates");
+    assert_eq!(
+        caught.downcast_ref::<&str>().copied(),
+        Some("the classifier failed")
+    );
+    assert_eq!(statuses(&PANICKY, "cls", "classified_later"), [1, 0, 1, 0]);
+    assert_eq!(in_flight(&PANICKY, "cls", "classified_later"), 0.0);
+    drop(f);
+    assert_eq!(statuses(&PANICKY, "cls", "classified_later"), [1, 0, 1, 0]);
+    assert_eq!(errors(&PANICKY, "cls", "io"), 0);
+    assert_eq!(durations(&PANICKY, "cls", "classified_later").count(), 2);
+    assert_eq!(in_flight(&PANICKY, "cls", "classified_later"), 0.0);
 }
 
 // ---------------------------------------------------------------------------------------

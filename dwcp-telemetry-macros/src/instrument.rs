@@ -807,16 +807,51 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                 None if reject.is_some() => quote!(async move { #reject #body }),
                 None => quote!(async move #body),
             };
-            let permit = args
-                .circuit
-                .as_ref()
-                .map(|_| quote!(.with_permit(__dwcp_permit)));
+            if args.circuit.is_none() {
+                // Spans off: the lean watch, metrics only. Spans on: the full guard in
+                // `Watch`. The body's future is made once, after the span's attributes are
+                // read, and awaited in one branch or the other.
+                return with_block(
+                    func,
+                    quote! {{
+                        #site
+                        let __dwcp_handles = __DWCP_SITE.handles(#registry);
+                        let __dwcp_tracing_on = #tr::level_enabled!(#level);
+                        let __dwcp_lean =
+                            __DWCP_SITE.start_lean_async(__dwcp_handles, __dwcp_tracing_on);
+                        let mut __dwcp_full = match &__dwcp_lean {
+                            ::core::option::Option::Some(_) => ::core::option::Option::None,
+                            ::core::option::Option::None => ::core::option::Option::Some(
+                                __DWCP_SITE.start_spans(__dwcp_handles, __dwcp_tracing_on),
+                            ),
+                        };
+                        if let ::core::option::Option::Some(__dwcp_guard) = &mut __dwcp_full {
+                            #span_setup
+                        }
+                        let __dwcp_fut = ::core::pin::pin!(#fut);
+                        match __dwcp_lean {
+                            ::core::option::Option::Some(__dwcp_lean) => {
+                                // `None` (nothing to drop): moved out here, so that it is not
+                                // kept across the await.
+                                ::core::mem::forget(__dwcp_full);
+                                #rt::LeanWatch::new(__dwcp_lean, __dwcp_fut, #classify).await
+                            }
+                            ::core::option::Option::None => match __dwcp_full {
+                                ::core::option::Option::Some(__dwcp_guard) => {
+                                    #rt::Watch::new(__dwcp_guard, __dwcp_fut, #classify, #describe).await
+                                }
+                                ::core::option::Option::None => ::core::unreachable!(),
+                            },
+                        }
+                    }},
+                );
+            }
             quote! {{
                 #site
                 #start
                 #acquire
                 let __dwcp_fut = ::core::pin::pin!(#fut);
-                #rt::Watch::new(__dwcp_guard, __dwcp_fut, #classify, #describe)#permit.await
+                #rt::Watch::new(__dwcp_guard, __dwcp_fut, #classify, #describe).with_permit(__dwcp_permit).await
             }}
         }
         Shape::Future { boxed } => {

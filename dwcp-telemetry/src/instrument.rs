@@ -524,6 +524,24 @@ impl CallSite {
         })
     }
 
+    /// Start an `async fn`'s call with spans off: count it in flight and return what
+    /// [`LeanWatch`] needs to finish it. `None` if spans are on: then the call starts with
+    /// [`CallSite::start_spans`] instead (as [`CallSite::start_lean`]).
+    #[inline]
+    pub fn start_lean_async(
+        &'static self,
+        handles: &'static SiteHandles,
+        tracing_on: bool,
+    ) -> Option<LeanStart> {
+        if tracing_on || trace::sink_installed() {
+            return None;
+        }
+        // Counted on this thread's line; the call finishes on the line of the thread it
+        // finishes on (a future may move between threads).
+        handles.start_call();
+        Some(LeanStart { handles })
+    }
+
     /// The sampling decision, before anything is built.
     #[inline(always)]
     fn decide(&'static self, tracing_on: bool) -> SpanCall {
@@ -1015,6 +1033,118 @@ fn lean_unfinished(handles: &'static SiteHandles, line: usize, start: u64) {
     handles.record_on(Some(line), status, start);
 }
 
+/// An `async fn`'s call counted in flight with spans off ([`CallSite::start_lean_async`]),
+/// not yet watched: the generated code hands it straight to [`LeanWatch::new`], with
+/// nothing in between that can panic or return.
+#[doc(hidden)]
+#[derive(Debug)]
+#[must_use]
+pub struct LeanStart {
+    handles: &'static SiteHandles,
+}
+
+/// Polls an `async fn`'s body that started with spans off
+/// ([`CallSite::start_lean_async`]), classifies its output and records the call: the metrics-only
+/// counterpart of [`Watch`], with no span state, no context to enter and no guard to move
+/// (`docs/INSTRUMENT.md`). Dropped before completion, it records `cancelled`, or `panic` if
+/// a poll panicked.
+#[doc(hidden)]
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct LeanWatch<'a, F, C> {
+    fut: Pin<&'a mut F>,
+    handles: &'static SiteHandles,
+    /// The clock reading at the start, or [`UNTIMED`].
+    start: u64,
+    /// Taken when the output is classified.
+    classify: Option<C>,
+    /// Set while a poll runs, and cleared once the call is recorded: still set after a
+    /// poll, the poll (or the classification) unwound.
+    polling: bool,
+}
+
+// `LeanWatch` never pins its fields (the inner future is already pinned elsewhere).
+impl<F, C> Unpin for LeanWatch<'_, F, C> {}
+
+impl<'a, F, C> LeanWatch<'a, F, C>
+where
+    F: Future,
+    C: FnOnce(&F::Output) -> Outcome,
+{
+    /// Watch `fut` for the call `lean` started, and read the clock: the call's duration
+    /// runs from here.
+    #[inline(always)]
+    pub fn new(lean: LeanStart, fut: Pin<&'a mut F>, classify: C) -> Self {
+        LeanWatch {
+            fut,
+            handles: lean.handles,
+            start: clock::now_raw(),
+            classify: Some(classify),
+            polling: false,
+        }
+    }
+}
+
+impl<F, C> Future for LeanWatch<'_, F, C>
+where
+    F: Future,
+    C: FnOnce(&F::Output) -> Outcome,
+{
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        if this.classify.is_none() {
+            // Polled again after it completed (and recorded): the inner future answers.
+            return this.fut.as_mut().poll(cx);
+        }
+        // Cleared only when the poll returns `Pending`: a poll or a classification that
+        // unwinds leaves it set, and the drop records `panic`.
+        this.polling = true;
+        match this.fut.as_mut().poll(cx) {
+            Poll::Pending => {
+                this.polling = false;
+                Poll::Pending
+            }
+            Poll::Ready(out) => {
+                if let Some(classify) = this.classify.take() {
+                    let handles = this.handles;
+                    let status = handles.status_of(classify(&out));
+                    handles.record_on(None, status, this.start);
+                    this.polling = false;
+                }
+                Poll::Ready(out)
+            }
+        }
+    }
+}
+
+impl<F, C> Drop for LeanWatch<'_, F, C> {
+    #[inline]
+    fn drop(&mut self) {
+        // Unrecorded: not finished (`classify` still there), or it unwound in the poll
+        // or the classification (`polling` still set).
+        if self.classify.is_some() || self.polling {
+            lean_watch_unfinished(self.handles, self.polling, self.start);
+        }
+    }
+}
+
+/// A [`LeanWatch`] dropped unfinished: `panic` if a poll (or the classification) unwound,
+/// now or earlier, else `cancelled`. Possibly on another thread than the call started on:
+/// on this thread's line.
+#[cold]
+#[inline(never)]
+fn lean_watch_unfinished(handles: &'static SiteHandles, polled_into_panic: bool, start: u64) {
+    let status = if polled_into_panic || std::thread::panicking() {
+        Status::Panic
+    } else {
+        Status::Cancelled
+    };
+    handles.record_on(None, status, start);
+}
+
 /// Marks the guard as panicked if the poll it watches unwinds.
 struct PollSentinel<'a>(Option<&'a Guard>);
 
@@ -1406,6 +1536,68 @@ mod tests {
 
     impl std::task::Wake for NoopWake {
         fn wake(self: std::sync::Arc<Self>) {}
+    }
+
+    /// A `LeanWatch` kept alive past a panicking poll (its owner caught the panic) records
+    /// `panic` when it is dropped later, outside any unwinding; one completed and polled
+    /// again is recorded once.
+    #[test]
+    fn lean_watch_remembers_a_panicking_poll_and_records_once() {
+        let reg = Registry::builder().build().unwrap();
+        static SITE: CallSite = CallSite::new("unit", "lean");
+        let handles = SITE.handles(|| &reg);
+        let waker = std::task::Waker::from(std::sync::Arc::new(NoopWake));
+        let mut cx = Context::from_waker(&waker);
+        let gauge = || {
+            reg.existing_gauge(IN_FLIGHT)
+                .unwrap()
+                .try_with_labels(&["unit", "lean"])
+                .unwrap()
+                .get()
+        };
+        let counts = || {
+            let c = reg.existing_counter(REQUESTS).unwrap();
+            ["ok", "error", "panic", "cancelled"]
+                .map(|s| c.try_with_labels(&["unit", "lean", s]).unwrap().get())
+        };
+
+        let mut inner = std::pin::pin!(PanicOnPoll);
+        let start = SITE
+            .start_lean_async(handles, false)
+            .expect("spans are off");
+        let mut w = LeanWatch::new(start, inner.as_mut(), |_| Outcome::Ok);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Pin::new(&mut w).poll(&mut cx)
+        }));
+        assert!(r.is_err());
+        assert_eq!(gauge(), 1.0);
+        drop(w);
+        assert_eq!(counts(), [0, 0, 1, 0]);
+        assert_eq!(gauge(), 0.0);
+
+        let mut inner = std::pin::pin!(std::future::ready(5u8));
+        let start = SITE
+            .start_lean_async(handles, false)
+            .expect("spans are off");
+        let mut w = LeanWatch::new(start, inner.as_mut(), |_| Outcome::Ok);
+        assert_eq!(Pin::new(&mut w).poll(&mut cx), Poll::Ready(5));
+        // `Ready` polled again panics ("`Ready` polled after completion"): not a second call.
+        let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Pin::new(&mut w).poll(&mut cx)
+        }));
+        assert!(again.is_err());
+        drop(w);
+        assert_eq!(counts(), [1, 0, 1, 0]);
+        assert_eq!(gauge(), 0.0);
+
+        // Dropped pending (never polled): cancelled.
+        let mut inner = std::pin::pin!(std::future::pending::<u8>());
+        let start = SITE
+            .start_lean_async(handles, false)
+            .expect("spans are off");
+        drop(LeanWatch::new(start, inner.as_mut(), |_| Outcome::Ok));
+        assert_eq!(counts(), [1, 0, 1, 1]);
+        assert_eq!(gauge(), 0.0);
     }
 
     /// A `Watch` kept alive past a panicking poll (its owner caught the panic) still
