@@ -819,16 +819,18 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                         let __dwcp_tracing_on = #tr::level_enabled!(#level);
                         let __dwcp_lean =
                             __DWCP_SITE.start_lean_async(__dwcp_handles, __dwcp_tracing_on);
-                        let mut __dwcp_full = match &__dwcp_lean {
+                        // Set up in its own block: a local borrowed in the function's body
+                        // is kept in the future's state (and in memory) across its awaits.
+                        let __dwcp_full = match &__dwcp_lean {
                             ::core::option::Option::Some(_) => ::core::option::Option::None,
-                            ::core::option::Option::None => ::core::option::Option::Some(
-                                __DWCP_SITE.start_spans(__dwcp_handles, __dwcp_tracing_on),
-                            ),
+                            ::core::option::Option::None => {
+                                let mut __dwcp_guard =
+                                    __DWCP_SITE.start_spans(__dwcp_handles, __dwcp_tracing_on);
+                                #span_setup
+                                ::core::option::Option::Some(__dwcp_guard)
+                            }
                         };
-                        if let ::core::option::Option::Some(__dwcp_guard) = &mut __dwcp_full {
-                            #span_setup
-                        }
-                        let __dwcp_fut = ::core::pin::pin!(#fut);
+                        let __dwcp_fut = #fut;
                         match __dwcp_lean {
                             ::core::option::Option::Some(__dwcp_lean) => {
                                 // `None` (nothing to drop): moved out here, so that it is not
@@ -838,6 +840,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                             }
                             ::core::option::Option::None => match __dwcp_full {
                                 ::core::option::Option::Some(__dwcp_guard) => {
+                                    let __dwcp_fut = ::core::pin::pin!(__dwcp_fut);
                                     #rt::Watch::new(__dwcp_guard, __dwcp_fut, #classify, #describe).await
                                 }
                                 ::core::option::Option::None => ::core::unreachable!(),

@@ -73,6 +73,7 @@ use std::borrow::{Borrow, Cow};
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::num::NonZeroU64;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -958,9 +959,18 @@ impl Drop for Guard {
 
 impl Guard {
     /// Dropped before it finished: the call panicked or its future was dropped.
+    ///
+    /// It cannot unwind (`extern "C"`; a panic in it, from a span sink, is caught and the
+    /// span dropped: the metrics are recorded before the span is handed over). So the drop
+    /// glue of an `async fn`'s future, which holds a guard or a [`LeanWatch`], needs no
+    /// landing pads, and the compiler inlines it (`docs/INSTRUMENT.md`).
     #[cold]
     #[inline(never)]
-    fn unfinished(&mut self) {
+    extern "C" fn unfinished(&mut self) {
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| self.record_unfinished()));
+    }
+
+    fn record_unfinished(&mut self) {
         self.done = true;
         // A returned future dropped before its first poll never reached `Watch`, and may be
         // dropped on another thread than the one that started it: look the line up.
@@ -1044,105 +1054,117 @@ pub struct LeanStart {
 }
 
 /// Polls an `async fn`'s body that started with spans off
-/// ([`CallSite::start_lean_async`]), classifies its output and records the call: the metrics-only
-/// counterpart of [`Watch`], with no span state, no context to enter and no guard to move
-/// (`docs/INSTRUMENT.md`). Dropped before completion, it records `cancelled`, or `panic` if
-/// a poll panicked.
+/// ([`CallSite::start_lean_async`]), classifies its output and records the call: the
+/// metrics-only counterpart of [`Watch`], with no span state, no context to enter and no
+/// guard to move (`docs/INSTRUMENT.md`). Dropped before completion, it records `cancelled`,
+/// or `panic` if a poll panicked.
 #[doc(hidden)]
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
-pub struct LeanWatch<'a, F, C> {
-    fut: Pin<&'a mut F>,
+pub struct LeanWatch<F, C> {
+    /// Structurally pinned: see `poll`.
+    fut: F,
     handles: &'static SiteHandles,
-    /// The clock reading at the start, or [`UNTIMED`].
+    /// The clock reading at the start.
     start: u64,
-    /// Taken when the output is classified.
-    classify: Option<C>,
-    /// Set while a poll runs, and cleared once the call is recorded: still set after a
-    /// poll, the poll (or the classification) unwound.
-    polling: bool,
+    /// The generated classification closure (it captures nothing, so it is `Fn`: nothing
+    /// to take out before calling it).
+    classify: C,
+    state: LeanState,
 }
 
-// `LeanWatch` never pins its fields (the inner future is already pinned elsewhere).
-impl<F, C> Unpin for LeanWatch<'_, F, C> {}
+/// Where a [`LeanWatch`]'s call is: one byte, written twice a poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeanState {
+    /// Not polled yet, or the last poll returned `Pending`.
+    Waiting,
+    /// A poll (or the classification after it) is running: still so after the poll, it
+    /// unwound.
+    Polling,
+    /// Recorded.
+    Done,
+}
 
-impl<'a, F, C> LeanWatch<'a, F, C>
+impl<F, C> LeanWatch<F, C>
 where
     F: Future,
-    C: FnOnce(&F::Output) -> Outcome,
+    C: Fn(&F::Output) -> Outcome,
 {
     /// Watch `fut` for the call `lean` started, and read the clock: the call's duration
     /// runs from here.
     #[inline(always)]
-    pub fn new(lean: LeanStart, fut: Pin<&'a mut F>, classify: C) -> Self {
+    pub fn new(lean: LeanStart, fut: F, classify: C) -> Self {
         LeanWatch {
             fut,
             handles: lean.handles,
             start: clock::now_raw(),
-            classify: Some(classify),
-            polling: false,
+            classify,
+            state: LeanState::Waiting,
         }
     }
 }
 
-impl<F, C> Future for LeanWatch<'_, F, C>
+impl<F, C> Future for LeanWatch<F, C>
 where
     F: Future,
-    C: FnOnce(&F::Output) -> Outcome,
+    C: Fn(&F::Output) -> Outcome,
 {
     type Output = F::Output;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.get_mut();
-        if this.classify.is_none() {
+        // SAFETY: `fut` is structurally pinned: it is never moved out of a pinned
+        // `LeanWatch` (no method moves it, `Drop` only reads the other fields, and
+        // `LeanWatch` is `Unpin` only if `F` is), and the other fields are never pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: as above; `this.fut` stays where the pinned `LeanWatch` put it.
+        let mut fut = unsafe { Pin::new_unchecked(&mut this.fut) };
+        if this.state == LeanState::Done {
             // Polled again after it completed (and recorded): the inner future answers.
-            return this.fut.as_mut().poll(cx);
+            return fut.as_mut().poll(cx);
         }
-        // Cleared only when the poll returns `Pending`: a poll or a classification that
-        // unwinds leaves it set, and the drop records `panic`.
-        this.polling = true;
-        match this.fut.as_mut().poll(cx) {
+        this.state = LeanState::Polling;
+        match fut.as_mut().poll(cx) {
             Poll::Pending => {
-                this.polling = false;
+                this.state = LeanState::Waiting;
                 Poll::Pending
             }
             Poll::Ready(out) => {
-                if let Some(classify) = this.classify.take() {
-                    let handles = this.handles;
-                    let status = handles.status_of(classify(&out));
-                    handles.record_on(None, status, this.start);
-                    this.polling = false;
-                }
+                let handles = this.handles;
+                let status = handles.status_of((this.classify)(&out));
+                handles.record_on(None, status, this.start);
+                this.state = LeanState::Done;
                 Poll::Ready(out)
             }
         }
     }
 }
 
-impl<F, C> Drop for LeanWatch<'_, F, C> {
+impl<F, C> Drop for LeanWatch<F, C> {
     #[inline]
     fn drop(&mut self) {
-        // Unrecorded: not finished (`classify` still there), or it unwound in the poll
-        // or the classification (`polling` still set).
-        if self.classify.is_some() || self.polling {
-            lean_watch_unfinished(self.handles, self.polling, self.start);
+        if self.state != LeanState::Done {
+            lean_watch_unfinished(self.handles, self.state == LeanState::Polling, self.start);
         }
     }
 }
 
 /// A [`LeanWatch`] dropped unfinished: `panic` if a poll (or the classification) unwound,
 /// now or earlier, else `cancelled`. Possibly on another thread than the call started on:
-/// on this thread's line.
+/// on this thread's line. It cannot unwind, as [`Guard::unfinished`].
 #[cold]
 #[inline(never)]
-fn lean_watch_unfinished(handles: &'static SiteHandles, polled_into_panic: bool, start: u64) {
+extern "C" fn lean_watch_unfinished(
+    handles: &'static SiteHandles,
+    polled_into_panic: bool,
+    start: u64,
+) {
     let status = if polled_into_panic || std::thread::panicking() {
         Status::Panic
     } else {
         Status::Cancelled
     };
-    handles.record_on(None, status, start);
+    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| handles.record_on(None, status, start)));
 }
 
 /// Marks the guard as panicked if the poll it watches unwinds.
@@ -1561,11 +1583,11 @@ mod tests {
                 .map(|s| c.try_with_labels(&["unit", "lean", s]).unwrap().get())
         };
 
-        let mut inner = std::pin::pin!(PanicOnPoll);
+        let inner = PanicOnPoll;
         let start = SITE
             .start_lean_async(handles, false)
             .expect("spans are off");
-        let mut w = LeanWatch::new(start, inner.as_mut(), |_| Outcome::Ok);
+        let mut w = LeanWatch::new(start, inner, |_| Outcome::Ok);
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             Pin::new(&mut w).poll(&mut cx)
         }));
@@ -1575,11 +1597,11 @@ mod tests {
         assert_eq!(counts(), [0, 0, 1, 0]);
         assert_eq!(gauge(), 0.0);
 
-        let mut inner = std::pin::pin!(std::future::ready(5u8));
+        let inner = std::future::ready(5u8);
         let start = SITE
             .start_lean_async(handles, false)
             .expect("spans are off");
-        let mut w = LeanWatch::new(start, inner.as_mut(), |_| Outcome::Ok);
+        let mut w = LeanWatch::new(start, inner, |_| Outcome::Ok);
         assert_eq!(Pin::new(&mut w).poll(&mut cx), Poll::Ready(5));
         // `Ready` polled again panics ("`Ready` polled after completion"): not a second call.
         let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -1591,11 +1613,11 @@ mod tests {
         assert_eq!(gauge(), 0.0);
 
         // Dropped pending (never polled): cancelled.
-        let mut inner = std::pin::pin!(std::future::pending::<u8>());
+        let inner = std::future::pending::<u8>();
         let start = SITE
             .start_lean_async(handles, false)
             .expect("spans are off");
-        drop(LeanWatch::new(start, inner.as_mut(), |_| Outcome::Ok));
+        drop(LeanWatch::new(start, inner, |_| Outcome::Ok));
         assert_eq!(counts(), [1, 0, 1, 1]);
         assert_eq!(gauge(), 0.0);
     }
