@@ -89,6 +89,8 @@ const GROUP_OTLP: &str = "instrument_ok_call_otlp";
 const DWCP_OTLP: &str = "dwcp_span_sampled_otlp";
 const BASELINE_ASYNC: &str = "baseline_async";
 const DWCP_ASYNC: &str = "dwcp_async";
+const BASELINE_TASK: &str = "baseline_async_task";
+const DWCP_TASK: &str = "dwcp_async_task";
 /// Calls per chunk between two (untimed) flushes of the OTLP exporter.
 const CHUNK: u64 = 1024;
 
@@ -168,6 +170,7 @@ static REG_TEN: LazyLock<Registry> = LazyLock::new(registry);
 static REG_SAMPLED: LazyLock<Registry> = LazyLock::new(registry);
 static REG_OTLP: LazyLock<Registry> = LazyLock::new(registry);
 static REG_ASYNC: LazyLock<Registry> = LazyLock::new(registry);
+static REG_ASYNC_DYN: LazyLock<Registry> = LazyLock::new(registry);
 
 mod dwcp {
     use super::{body, MyError, REG};
@@ -180,11 +183,14 @@ mod dwcp {
 }
 
 /// The handler form of the README: an `async fn`, polled once (its body never waits) with a
-/// waker that does nothing, uninstrumented and instrumented.
+/// waker that does nothing, uninstrumented and instrumented. Twice: polled where it is made
+/// (the compiler may keep its state in registers), and polled as an executor polls a task,
+/// through `dyn Future` in a function of its own (its state stays in memory).
 mod async_fns {
-    use super::{body, MyError, REG_ASYNC};
+    use super::{body, MyError, REG_ASYNC, REG_ASYNC_DYN};
     use std::future::Future;
     use std::pin::pin;
+    use std::pin::Pin;
     use std::sync::{Arc, LazyLock};
     use std::task::{Context, Poll, Wake, Waker};
 
@@ -221,6 +227,31 @@ mod async_fns {
     #[inline(never)]
     pub fn dwcp(x: u64) -> Result<u64, MyError> {
         poll_once(instrumented(x))
+    }
+
+    type Task<'a> = Pin<&'a mut dyn Future<Output = Result<u64, MyError>>>;
+
+    #[inline(never)]
+    fn poll_task(task: Task<'_>) -> Result<u64, MyError> {
+        match task.poll(&mut Context::from_waker(&WAKER)) {
+            Poll::Ready(out) => out,
+            Poll::Pending => panic!("the bench's async bodies never wait"),
+        }
+    }
+
+    #[dwcp_telemetry::instrument_dwcp(component = "amst", operation = "migrate", registry = REG_ASYNC_DYN.clone())]
+    async fn instrumented_task(x: u64) -> Result<u64, MyError> {
+        body(x)
+    }
+
+    #[inline(never)]
+    pub fn baseline_task(x: u64) -> Result<u64, MyError> {
+        poll_task(pin!(plain(x)))
+    }
+
+    #[inline(never)]
+    pub fn dwcp_task(x: u64) -> Result<u64, MyError> {
+        poll_task(pin!(instrumented_task(x)))
     }
 }
 
@@ -494,10 +525,17 @@ fn cases(c: &mut Criterion, sw: Stopwatch) -> Vec<Paired> {
             (DWCP, dwcp::migrate),
             (BASELINE_ASYNC, async_fns::baseline),
             (DWCP_ASYNC, async_fns::dwcp),
+            (BASELINE_TASK, async_fns::baseline_task),
+            (DWCP_TASK, async_fns::dwcp_task),
         ],
     );
     calls[0] += PAIRED_ROUNDS as u64 * PAIRED_BATCH;
     check_registry(DWCP_ASYNC, &REG_ASYNC, PAIRED_ROUNDS as u64 * PAIRED_BATCH);
+    check_registry(
+        DWCP_TASK,
+        &REG_ASYNC_DYN,
+        PAIRED_ROUNDS as u64 * PAIRED_BATCH,
+    );
 
     // Spans on: a bounded in-memory sink, drained in the background.
     let sink = Arc::new(MemorySink::new(1 << 20));
@@ -767,14 +805,24 @@ fn summary(since: SystemTime, pairs: &[Paired]) {
             );
         }
     }
-    // Not one of the goals: an `async fn` takes the full guard (its future may finish
-    // on another thread), measured over the same `async fn` uninstrumented.
+    // The README's handler form: the metrics-only goal for an `async fn` (its own lean path,
+    // `LeanWatch`), measured over the same `async fn` uninstrumented.
     let median = |id: &str| pairs.iter().find(|p| p.case == id).map(|p| p.added[1]);
-    if let (Some(b), Some(d)) = (median(BASELINE_ASYNC), median(DWCP_ASYNC)) {
-        eprintln!(
-            "  reference (no goal): metrics only, async fn polled once, paired medians: added {:.2} ns over the uninstrumented async fn",
-            d - b
-        );
+    for (base, ours, how) in [
+        (BASELINE_ASYNC, DWCP_ASYNC, "polled where it is made"),
+        (
+            BASELINE_TASK,
+            DWCP_TASK,
+            "polled as a task, through dyn Future",
+        ),
+    ] {
+        if let (Some(b), Some(d)) = (median(base), median(ours)) {
+            let a = d - b;
+            eprintln!(
+                "  goal metrics only (spans off), async fn {how}, paired medians over the uninstrumented async fn: added <= 30 ns: {a:.2} ns {}",
+                if a <= 30.0 { "PASS" } else { "FAIL" }
+            );
+        }
     }
 }
 
