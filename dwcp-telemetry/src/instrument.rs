@@ -42,7 +42,10 @@
 //!
 //! A synchronous call with spans off carries a [`LeanGuard`] (handles, start tick, line:
 //! no span state, no flags, no drop glue on the way out), which the compiler keeps in
-//! registers; a call with spans on, an async call or a future carries a [`Guard`].
+//! registers. An `async fn` with spans off is polled by a [`LeanWatch`] (handles, start
+//! tick, one state byte), which records the call on the line of the thread it finishes on.
+//! A call with spans on, with `circuit`, or a function returning a future carries a
+//! [`Guard`].
 //!
 //! ## Error types
 //!
