@@ -388,6 +388,38 @@ fn impl_future_and_boxed_future_returns() {
     assert_eq!(in_flight(&ASYNC, "net", "boxed"), 0.0);
 }
 
+#[instrument_dwcp(component = "fut", registry = &*ASYNC)]
+fn makes_a_future(how: u8) -> impl Future<Output = u8> + Send {
+    if how == 1 {
+        panic!("no future made");
+    }
+    async move {
+        YieldOnce(false).await;
+        if how == 2 {
+            panic!("the future panicked");
+        }
+        how
+    }
+}
+
+/// A function returning a future: a panic while it makes the future, and one in the
+/// future's poll (caught by its owner, the future dropped later), are each the call's
+/// `panic`, recorded once; in flight is back at 0.
+#[test]
+fn a_returned_future_records_panics_made_and_polled() {
+    assert_eq!(block_on(makes_a_future(0)), 0);
+    assert!(catch_unwind(|| makes_a_future(1)).is_err());
+    assert_eq!(statuses(&ASYNC, "fut", "makes_a_future"), [1, 0, 1, 0]);
+    let mut f = Box::pin(makes_a_future(2));
+    assert!(poll_once(f.as_mut()).is_pending());
+    assert_eq!(in_flight(&ASYNC, "fut", "makes_a_future"), 1.0);
+    assert!(catch_unwind(AssertUnwindSafe(|| poll_once(f.as_mut()))).is_err());
+    drop(f);
+    assert_eq!(statuses(&ASYNC, "fut", "makes_a_future"), [1, 0, 2, 0]);
+    assert_eq!(in_flight(&ASYNC, "fut", "makes_a_future"), 0.0);
+    assert_eq!(durations(&ASYNC, "fut", "makes_a_future").count(), 3);
+}
+
 #[instrument_dwcp(component = "net", registry = &*ASYNC)]
 fn made_here_dropped_there(x: u64) -> impl Future<Output = Result<u64, ParseFailure>> + Send {
     async move {

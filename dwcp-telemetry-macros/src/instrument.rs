@@ -877,11 +877,81 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                 }
                 _ => quote!((move || #body)()),
             };
-            let wrapped = if boxed {
-                quote!(::std::boxed::Box::pin(#watched))
-            } else {
-                watched
+            let wrap = |watched: TokenStream| {
+                if boxed {
+                    quote!(::std::boxed::Box::pin(#watched))
+                } else {
+                    watched
+                }
             };
+            if args.circuit.is_none() {
+                // Spans off: the lean guard while the body makes the future (a panic there is
+                // the call's), then the lean watch. Spans on: the full guard in `Watch`. The
+                // body's closure is made once and called in one branch or the other.
+                let (closure, call) = match (boxed, &ret_ty, typed) {
+                    (true, Some(t), _) => (quote!(move || -> #t #body), quote!(__dwcp_make())),
+                    (false, _, Some(out)) => (
+                        quote!(move || #body),
+                        quote!(#rt::expect_output::<#out, _>(__dwcp_make())),
+                    ),
+                    _ => (quote!(move || #body), quote!(__dwcp_make())),
+                };
+                let watched = wrap(quote! {
+                    async move {
+                        match (__dwcp_pending, __dwcp_full) {
+                            (::core::option::Option::Some(__dwcp_pending), _) => {
+                                #rt::LeanWatch::resume(__dwcp_pending, __dwcp_fut, #classify).await
+                            }
+                            (::core::option::Option::None, ::core::option::Option::Some(__dwcp_guard)) => {
+                                let __dwcp_fut = ::core::pin::pin!(__dwcp_fut);
+                                #rt::Watch::new(__dwcp_guard, __dwcp_fut, #classify, #describe).await
+                            }
+                            (::core::option::Option::None, ::core::option::Option::None) => {
+                                ::core::unreachable!()
+                            }
+                        }
+                    }
+                });
+                return with_block(
+                    func,
+                    quote! {{
+                        #site
+                        let __dwcp_handles = __DWCP_SITE.handles(#registry);
+                        let __dwcp_tracing_on = #tr::level_enabled!(#level);
+                        let __dwcp_lean = __DWCP_SITE.start_lean(__dwcp_handles, __dwcp_tracing_on);
+                        let __dwcp_full = match &__dwcp_lean {
+                            ::core::option::Option::Some(_) => ::core::option::Option::None,
+                            ::core::option::Option::None => {
+                                let mut __dwcp_guard =
+                                    __DWCP_SITE.start_spans(__dwcp_handles, __dwcp_tracing_on);
+                                #span_setup
+                                ::core::option::Option::Some(__dwcp_guard)
+                            }
+                        };
+                        #[allow(unused_mut)]
+                        let mut __dwcp_make = #closure;
+                        let (__dwcp_pending, __dwcp_fut) = match __dwcp_lean {
+                            ::core::option::Option::Some(mut __dwcp_lean) => {
+                                __dwcp_lean.time();
+                                let __dwcp_fut = #call;
+                                (::core::option::Option::Some(__dwcp_lean.pending()), __dwcp_fut)
+                            }
+                            ::core::option::Option::None => {
+                                let __dwcp_fut = match &__dwcp_full {
+                                    ::core::option::Option::Some(__dwcp_guard) => {
+                                        let _dwcp_entered = __dwcp_guard.enter();
+                                        #call
+                                    }
+                                    ::core::option::Option::None => ::core::unreachable!(),
+                                };
+                                (::core::option::Option::None, __dwcp_fut)
+                            }
+                        };
+                        #watched
+                    }},
+                );
+            }
+            let wrapped = wrap(watched);
             let make = quote! {{
                 let _dwcp_entered = __dwcp_guard.enter();
                 #[allow(clippy::redundant_closure_call)]

@@ -1023,6 +1023,37 @@ impl LeanGuard {
     }
 }
 
+impl LeanGuard {
+    /// The call's body made a future (a function returning one, spans off): from here the
+    /// future carries the call, which may finish, or be dropped, on another thread. The
+    /// clock keeps running from [`LeanGuard::time`].
+    #[inline(always)]
+    pub fn pending(self) -> LeanPending {
+        let (handles, start) = (self.handles, self.start);
+        std::mem::forget(self);
+        LeanPending { handles, start }
+    }
+}
+
+/// A returned future's call with spans off, between the function's return and the
+/// future's first poll ([`LeanGuard::pending`]), where [`LeanWatch::resume`] takes it over.
+/// Dropped before that (the future was never polled), it records `cancelled`, on the line
+/// of the thread it is dropped on.
+#[doc(hidden)]
+#[derive(Debug)]
+#[must_use]
+pub struct LeanPending {
+    handles: &'static SiteHandles,
+    start: u64,
+}
+
+impl Drop for LeanPending {
+    #[inline]
+    fn drop(&mut self) {
+        lean_watch_unfinished(self.handles, false, self.start);
+    }
+}
+
 impl Drop for LeanGuard {
     /// Only an unfinished call drops its guard (`finish_with` consumes it without a drop).
     /// The guard's fields are passed by value, so that its address never escapes and it
@@ -1101,6 +1132,27 @@ where
             fut,
             handles: lean.handles,
             start: clock::now_raw(),
+            classify,
+            state: LeanState::Waiting,
+        }
+    }
+}
+
+impl<F, C> LeanWatch<F, C>
+where
+    F: Future,
+    C: Fn(&F::Output) -> Outcome,
+{
+    /// Watch `fut`, made by a function returning a future, for the call `pending` carries
+    /// (its duration runs from the function's start).
+    #[inline(always)]
+    pub fn resume(pending: LeanPending, fut: F, classify: C) -> Self {
+        let (handles, start) = (pending.handles, pending.start);
+        std::mem::forget(pending);
+        LeanWatch {
+            fut,
+            handles,
+            start,
             classify,
             state: LeanState::Waiting,
         }
