@@ -43,9 +43,10 @@
 //! A synchronous call with spans off carries a [`LeanGuard`] (handles, start tick, line:
 //! no span state, no flags, no drop glue on the way out), which the compiler keeps in
 //! registers. An `async fn` with spans off is polled by a [`LeanWatch`] (handles, start
-//! tick, one state byte), which records the call on the line of the thread it finishes on.
-//! A call with spans on, with `circuit`, or a function returning a future carries a
-//! [`Guard`].
+//! tick, one state byte), which records the call on the line of the thread it finishes on;
+//! a function returning a future makes it under a [`LeanGuard`], whose [`LeanPending`] the
+//! future carries to its first poll and a [`LeanWatch`]. A call with spans on, or with
+//! `circuit`, carries a [`Guard`].
 //!
 //! ## Error types
 //!
