@@ -711,6 +711,29 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         __dwcp_guard.time();
     };
     let start = quote!(#start_call #span_setup);
+    // The lean shapes' start (no `circuit`): the handles, whether `tracing` wants the call,
+    // `__dwcp_lean` from `start_lean` (`start_lean_async` for an `async fn`), `None` when
+    // spans are on, and `__dwcp_full`, the full guard then, set up in its own block (its
+    // span's attributes read from the arguments before the body takes them; and a local
+    // borrowed in an `async fn`'s body would be kept in its future's state across the
+    // await).
+    let lean_prelude = |start_lean: TokenStream| {
+        quote! {
+            let __dwcp_handles = __DWCP_SITE.handles(#registry);
+            let __dwcp_tracing_on = #tr::level_enabled!(#level);
+            let __dwcp_lean = __DWCP_SITE.#start_lean(__dwcp_handles, __dwcp_tracing_on);
+            #[allow(unused_mut)]
+            let mut __dwcp_full = match &__dwcp_lean {
+                ::core::option::Option::Some(_) => ::core::option::Option::None,
+                ::core::option::Option::None => {
+                    let mut __dwcp_guard =
+                        __DWCP_SITE.start_spans(__dwcp_handles, __dwcp_tracing_on);
+                    #span_setup
+                    ::core::option::Option::Some(__dwcp_guard)
+                }
+            };
+        }
+    };
     let body = &func.block;
     let typed = output.as_ref().filter(|t| !has_impl_trait(t));
     let new_body = match shape {
@@ -738,24 +761,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             if args.circuit.is_none() {
                 // Spans off: the lean guard, metrics only. Spans on: the full guard. The body
                 // closure is called in one branch or the other.
+                let prelude = lean_prelude(quote!(start_lean));
                 return with_block(
                     func,
                     quote! {{
                         #site
-                        let __dwcp_handles = __DWCP_SITE.handles(#registry);
-                        let __dwcp_tracing_on = #tr::level_enabled!(#level);
-                        let __dwcp_lean = __DWCP_SITE.start_lean(__dwcp_handles, __dwcp_tracing_on);
-                        // Spans on: the full guard, set up (its span's attributes read from
-                        // the arguments) before the body closure takes them.
-                        let mut __dwcp_full = match &__dwcp_lean {
-                            ::core::option::Option::Some(_) => ::core::option::Option::None,
-                            ::core::option::Option::None => ::core::option::Option::Some(
-                                __DWCP_SITE.start_spans(__dwcp_handles, __dwcp_tracing_on),
-                            ),
-                        };
-                        if let ::core::option::Option::Some(__dwcp_guard) = &mut __dwcp_full {
-                            #span_setup
-                        }
+                        #prelude
                         #[allow(unused_mut)]
                         let mut __dwcp_body = #closure;
                         match (__dwcp_lean, &mut __dwcp_full) {
@@ -811,25 +822,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                 // Spans off: the lean watch, metrics only. Spans on: the full guard in
                 // `Watch`. The body's future is made once, after the span's attributes are
                 // read, and awaited in one branch or the other.
+                let prelude = lean_prelude(quote!(start_lean_async));
                 return with_block(
                     func,
                     quote! {{
                         #site
-                        let __dwcp_handles = __DWCP_SITE.handles(#registry);
-                        let __dwcp_tracing_on = #tr::level_enabled!(#level);
-                        let __dwcp_lean =
-                            __DWCP_SITE.start_lean_async(__dwcp_handles, __dwcp_tracing_on);
-                        // Set up in its own block: a local borrowed in the function's body
-                        // is kept in the future's state (and in memory) across its awaits.
-                        let __dwcp_full = match &__dwcp_lean {
-                            ::core::option::Option::Some(_) => ::core::option::Option::None,
-                            ::core::option::Option::None => {
-                                let mut __dwcp_guard =
-                                    __DWCP_SITE.start_spans(__dwcp_handles, __dwcp_tracing_on);
-                                #span_setup
-                                ::core::option::Option::Some(__dwcp_guard)
-                            }
-                        };
+                        #prelude
                         let __dwcp_fut = #fut;
                         match __dwcp_lean {
                             ::core::option::Option::Some(__dwcp_lean) => {
@@ -912,22 +910,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                         }
                     }
                 });
+                let prelude = lean_prelude(quote!(start_lean));
                 return with_block(
                     func,
                     quote! {{
                         #site
-                        let __dwcp_handles = __DWCP_SITE.handles(#registry);
-                        let __dwcp_tracing_on = #tr::level_enabled!(#level);
-                        let __dwcp_lean = __DWCP_SITE.start_lean(__dwcp_handles, __dwcp_tracing_on);
-                        let __dwcp_full = match &__dwcp_lean {
-                            ::core::option::Option::Some(_) => ::core::option::Option::None,
-                            ::core::option::Option::None => {
-                                let mut __dwcp_guard =
-                                    __DWCP_SITE.start_spans(__dwcp_handles, __dwcp_tracing_on);
-                                #span_setup
-                                ::core::option::Option::Some(__dwcp_guard)
-                            }
-                        };
+                        #prelude
                         #[allow(unused_mut)]
                         let mut __dwcp_make = #closure;
                         let (__dwcp_pending, __dwcp_fut) = match __dwcp_lean {

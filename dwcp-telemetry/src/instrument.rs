@@ -1129,27 +1129,20 @@ where
     /// runs from here.
     #[inline(always)]
     pub fn new(lean: LeanStart, fut: F, classify: C) -> Self {
-        LeanWatch {
-            fut,
-            handles: lean.handles,
-            start: clock::now_raw(),
-            classify,
-            state: LeanState::Waiting,
-        }
+        Self::started(lean.handles, clock::now_raw(), fut, classify)
     }
-}
 
-impl<F, C> LeanWatch<F, C>
-where
-    F: Future,
-    C: Fn(&F::Output) -> Outcome,
-{
     /// Watch `fut`, made by a function returning a future, for the call `pending` carries
     /// (its duration runs from the function's start).
     #[inline(always)]
     pub fn resume(pending: LeanPending, fut: F, classify: C) -> Self {
         let (handles, start) = (pending.handles, pending.start);
         std::mem::forget(pending);
+        Self::started(handles, start, fut, classify)
+    }
+
+    #[inline(always)]
+    fn started(handles: &'static SiteHandles, start: u64, fut: F, classify: C) -> Self {
         LeanWatch {
             fut,
             handles,
