@@ -448,6 +448,21 @@ fn boxed_future_output(ty: &Type) -> Option<Option<Type>> {
     }
 }
 
+/// Whether a type's name says it is a future the attribute cannot see into: a path whose
+/// last segment ends in `Future` (`BoxFuture`, `LocalBoxFuture`, `MyFuture`).
+fn named_like_a_future(ty: &Type) -> bool {
+    match ty {
+        Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident.to_string().ends_with("Future")),
+        Type::Paren(p) => named_like_a_future(&p.elem),
+        Type::Group(g) => named_like_a_future(&g.elem),
+        _ => false,
+    }
+}
+
 /// Whether a type mentions `impl Trait` anywhere (such a type cannot annotate a closure).
 fn has_impl_trait(ty: &Type) -> bool {
     fn scan(tokens: TokenStream) -> bool {
@@ -525,6 +540,21 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             },
             Some(t) => match boxed_future_output(t) {
                 Some(out) => (Shape::Future { boxed: true }, out),
+                None if named_like_a_future(t) => {
+                    // An alias (`futures::future::BoxFuture<'_, T>`, say) or a hand-written
+                    // future type: the attribute cannot see that it is a future, and would
+                    // time only the making of it, recording every call `ok` at once.
+                    return Err(syn::Error::new_spanned(
+                        t,
+                        concat!(
+                            "`#[instrument_dwcp]` cannot see that this type is a future (a type ",
+                            "alias or a named future type): it would time only the making of the ",
+                            "future. Write the return type as `Pin<Box<dyn Future<Output = T> + ",
+                            "Send + '_>>` or `impl Future<Output = T>`, or make the function an ",
+                            "`async fn`",
+                        ),
+                    ));
+                }
                 None => (Shape::Sync, ret_ty.clone()),
             },
             None => (Shape::Sync, None),
