@@ -80,8 +80,8 @@
 //! ## Features
 //!
 //! - `metrics-facade` (default): [`facade::DwcpRecorder`] implements `metrics::Recorder`.
-//! - `prometheus`: [`export::prometheus`] renders Prometheus text 0.0.4 and OpenMetrics 1.0;
-//!   [`export::summary`] builds the `/metrics/summary` JSON. No extra dependencies but `itoa`.
+//! - `prometheus`: `export::prometheus` renders Prometheus text 0.0.4 and OpenMetrics 1.0;
+//!   `export::summary` builds the `/metrics/summary` JSON. No extra dependencies but `itoa`.
 //! - `http` (implies `prometheus`): `export::prometheus::http`, a hyper 1 + tokio server for
 //!   `/metrics`, `/health` and `/metrics/summary`, with limits and optional bearer auth.
 //! - `otlp`: `export::otlp`, OTLP push over gRPC (tonic) and HTTP/protobuf (hyper): the
@@ -130,3 +130,31 @@ pub use registry::{
 
 #[cfg(all(test, loom))]
 mod loom_tests;
+
+/// The Rust examples of the README and the guides in `docs/`, run as doctests so that what
+/// a user copies from them compiles and does what the text says (they use the exporters
+/// and tokio, so they run with the features CI runs with: `--all-features`).
+#[cfg(all(
+    doctest,
+    feature = "http",
+    feature = "otlp",
+    feature = "metrics-facade"
+))]
+mod guide_doctests {
+    #[doc = include_str!("../../README.md")]
+    struct Readme;
+    #[doc = include_str!("../../docs/ANOMALY.md")]
+    struct Anomaly;
+    #[doc = include_str!("../../docs/EXPORT.md")]
+    struct Export;
+    #[doc = include_str!("../../docs/INSTRUMENT.md")]
+    struct Instrument;
+    #[doc = include_str!("../../docs/OTLP.md")]
+    struct Otlp;
+    #[doc = include_str!("../../docs/RESILIENCE.md")]
+    struct Resilience;
+    #[doc = include_str!("../../docs/SCRAPING.md")]
+    struct Scraping;
+    #[doc = include_str!("../../docs/STATUS.md")]
+    struct Status;
+}
