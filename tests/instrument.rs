@@ -1,7 +1,8 @@
 //! Behaviour of `#[instrument_dwcp]` (the metrics half): exact counts per status, the
 //! in-flight gauge back at zero in every path, error `type` labels, methods, generics,
 //! futures, `registry = expr`, `ok_if` / `error_if`, registration conflicts, the global
-//! registry, and no allocation on the steady-state path.
+//! registry, the registry's `version` label on every family, and no allocation on the
+//! steady-state path.
 //!
 //! Every test uses its own registry (a `LazyLock` static, since a call site binds its
 //! handles once) except `minimal_form_records_into_global`.
@@ -1031,4 +1032,75 @@ fn every_read_counts_each_finished_call_once_and_no_bucket_goes_down() {
         Some(("+Inf", calls))
     );
     assert_eq!(in_flight(&PENDING, "amst", "spin"), 0.0);
+}
+
+// ---------------------------------------------------------------------------------------
+// The registry's `version` label on every family the attribute records into.
+
+static VERSIONED: LazyLock<Registry> =
+    LazyLock::new(|| Registry::builder().version("3.0.0").build().unwrap());
+
+#[derive(Debug)]
+struct Unreachable;
+
+#[instrument_dwcp(component = "rollout", registry = &*VERSIONED)]
+fn deploy(fail: bool) -> Result<(), Unreachable> {
+    if fail {
+        Err(Unreachable)
+    } else {
+        Ok(())
+    }
+}
+
+#[test]
+fn version_label_is_on_every_family() {
+    use dwcp_telemetry::export::prometheus::{render, Format};
+    deploy(false).unwrap();
+    deploy(false).unwrap();
+    deploy(true).unwrap_err();
+    let text = render(&VERSIONED, Format::Text);
+    let family =
+        |prefix: &str| -> Vec<&str> { text.lines().filter(|l| l.starts_with(prefix)).collect() };
+    assert_eq!(
+        family("dwcp_requests_total{"),
+        [
+            r#"dwcp_requests_total{version="3.0.0",component="rollout",operation="deploy",status="ok"} 2"#,
+            r#"dwcp_requests_total{version="3.0.0",component="rollout",operation="deploy",status="error"} 1"#,
+            r#"dwcp_requests_total{version="3.0.0",component="rollout",operation="deploy",status="panic"} 0"#,
+            r#"dwcp_requests_total{version="3.0.0",component="rollout",operation="deploy",status="cancelled"} 0"#,
+        ]
+    );
+    assert_eq!(
+        family("dwcp_errors_total{"),
+        [r#"dwcp_errors_total{version="3.0.0",component="rollout",type="Unreachable"} 1"#]
+    );
+    assert_eq!(
+        family("dwcp_requests_in_flight{"),
+        [r#"dwcp_requests_in_flight{version="3.0.0",component="rollout",operation="deploy"} 0"#]
+    );
+    // The histogram: 11 finite buckets, +Inf, _sum and _count, every one labelled. (The
+    // finite buckets' counts and the sum depend on how long the calls took; not asserted.)
+    let duration = family("dwcp_request_duration_seconds_");
+    assert_eq!(duration.len(), 14, "{duration:#?}");
+    for line in &duration {
+        assert!(
+            line.contains(r#"{version="3.0.0",component="rollout",operation="deploy""#),
+            "{line}"
+        );
+    }
+    assert!(duration.contains(
+        &r#"dwcp_request_duration_seconds_bucket{version="3.0.0",component="rollout",operation="deploy",le="+Inf"} 3"#
+    ));
+    assert!(duration.contains(
+        &r#"dwcp_request_duration_seconds_count{version="3.0.0",component="rollout",operation="deploy"} 3"#
+    ));
+    assert_eq!(
+        duration
+            .iter()
+            .filter(|l| l.starts_with(
+                r#"dwcp_request_duration_seconds_sum{version="3.0.0",component="rollout",operation="deploy"} "#
+            ))
+            .count(),
+        1
+    );
 }

@@ -1,6 +1,6 @@
 //! The OTLP transport against in-process gRPC and HTTP/protobuf receivers: delivery, headers,
-//! gzip, the retry rules (429/503 + Retry-After, RESOURCE_EXHAUSTED + RetryInfo, 400 and
-//! partial_success not retried), a dead collector, and the self-metrics.
+//! gzip, the retry rules (429/502/503/504, Retry-After, RESOURCE_EXHAUSTED + RetryInfo, 400
+//! and partial_success not retried), a dead collector, and the self-metrics.
 
 mod otlp_support;
 
@@ -203,6 +203,60 @@ fn retryable_answers_are_retried_honouring_retry_after() {
         assert_eq!(counter(&reg, RETRIES, &["traces"]), 2);
         assert_eq!(counter(&reg, EXPORTS, &["traces", "success"]), 1);
     }
+}
+
+#[test]
+fn http_502_and_504_are_retried_like_429_and_503() {
+    // The OTLP/HTTP retryable set is 429, 502, 503 and 504 (429 and 503 are covered above;
+    // a 400 on its own is `bad_request_is_not_retried_but_reported`).
+    let rx = Receiver::http();
+    let reg = Registry::builder().build().unwrap();
+    let rt = rt();
+    let t = rt
+        .block_on(async { Transport::with_retry(config(&rx, Signal::Traces), fast_retry(), &reg) })
+        .unwrap();
+    rx.push_reply(Reply::http(502, None));
+    rx.push_reply(Reply::http(504, None));
+    let r = rt.block_on(t.send(&traces(2), Duration::from_secs(30)));
+    assert_eq!(r.outcome, ExportOutcome::Success);
+    assert_eq!(r.attempts, 3);
+    let replies: Vec<Reply> = rx.requests().into_iter().map(|q| q.reply).collect();
+    assert_eq!(
+        replies,
+        [Reply::http(502, None), Reply::http(504, None), Reply::Ok]
+    );
+    assert_eq!(rx.spans().len(), 2);
+    assert_eq!(counter(&reg, RETRIES, &["traces"]), 2);
+    assert_eq!(counter(&reg, EXPORTS, &["traces", "success"]), 1);
+    assert_eq!(counter(&reg, EXPORTS, &["traces", "rejected"]), 0);
+    assert_eq!(counter(&reg, DROPPED, &["traces", "export_failed"]), 0);
+    assert_eq!(
+        counter(
+            &reg,
+            "dwcp_telemetry_otlp_exported_items_total",
+            &["traces"]
+        ),
+        2
+    );
+
+    // A 400 after a retryable answer ends the retries there: 504, then 400, and no third
+    // request.
+    rx.push_reply(Reply::http(504, None));
+    rx.push_reply(Reply::http(400, None));
+    let r = rt.block_on(t.send(&traces(3), Duration::from_secs(30)));
+    assert_eq!(r.attempts, 2);
+    assert_eq!(
+        r.outcome,
+        ExportOutcome::Rejected {
+            reason: "HTTP 400: scripted HTTP 400".into()
+        }
+    );
+    assert_eq!(rx.request_count(), 5);
+    assert_eq!(rx.spans().len(), 2);
+    assert_eq!(counter(&reg, RETRIES, &["traces"]), 3);
+    assert_eq!(counter(&reg, EXPORTS, &["traces", "success"]), 1);
+    assert_eq!(counter(&reg, EXPORTS, &["traces", "rejected"]), 1);
+    assert_eq!(counter(&reg, DROPPED, &["traces", "export_rejected"]), 3);
 }
 
 #[test]

@@ -898,6 +898,79 @@ mod tests {
     }
 
     #[test]
+    fn traces_headers_replace_the_generic_ones() {
+        let h = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        // The specific list replaces the generic one as a whole (no merge: the generic
+        // `x-generic` is not sent, and its `x-tenant` does not survive beside the traces one).
+        // Keys and values are trimmed, keys lower-cased, values percent-decoded, empty
+        // entries skipped, and only the first `=` splits.
+        let vars = [
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-generic=1,x-tenant=generic"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                "  Authorization = Bearer%20t0k%2C%3D ,, X-Tenant=dwcp ,x-eq=a=b  ",
+            ),
+        ];
+        let t = ExporterConfig::from_lookup(Signal::Traces, env(&vars)).unwrap();
+        assert_eq!(
+            t.headers(),
+            h(&[
+                ("authorization", "Bearer t0k,="),
+                ("x-tenant", "dwcp"),
+                ("x-eq", "a=b"),
+            ])
+        );
+        // Metrics take the generic list: the traces-specific one is not theirs.
+        let m = ExporterConfig::from_lookup(Signal::Metrics, env(&vars)).unwrap();
+        assert_eq!(
+            m.headers(),
+            h(&[("x-generic", "1"), ("x-tenant", "generic")])
+        );
+        // A blank traces-specific value counts as unset: the generic list applies, decoded and
+        // trimmed the same way.
+        let t = ExporterConfig::from_lookup(
+            Signal::Traces,
+            env(&[
+                ("OTEL_EXPORTER_OTLP_HEADERS", " x-a = 1%202 , X-B=%3d "),
+                ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "  "),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(t.headers(), h(&[("x-a", "1 2"), ("x-b", "=")]));
+        // Only the chosen list is parsed: a malformed generic value does not affect traces when
+        // the specific one is set, and an error in the specific one names that variable.
+        let vars = [
+            ("OTEL_EXPORTER_OTLP_HEADERS", "broken"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-ok=1"),
+        ];
+        let t = ExporterConfig::from_lookup(Signal::Traces, env(&vars)).unwrap();
+        assert_eq!(t.headers(), h(&[("x-ok", "1")]));
+        assert_eq!(
+            ExporterConfig::from_lookup(Signal::Metrics, env(&vars))
+                .unwrap_err()
+                .to_string(),
+            "OTEL_EXPORTER_OTLP_HEADERS=\"broken\" is invalid: each entry must be key=value"
+        );
+        assert_eq!(
+            ExporterConfig::from_lookup(
+                Signal::Traces,
+                env(&[
+                    ("OTEL_EXPORTER_OTLP_HEADERS", "a=1"),
+                    ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "a=%zz"),
+                ]),
+            )
+            .unwrap_err()
+            .to_string(),
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS=\"a=%zz\" is invalid: malformed percent-encoding in the value (use %XX with two hex digits, UTF-8)"
+        );
+    }
+
+    #[test]
     fn invalid_values_are_clear_errors() {
         let cases: &[(&str, &str, &str)] = &[
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "udp", "OTEL_EXPORTER_OTLP_PROTOCOL=\"udp\" is invalid: expected \"grpc\" or \"http/protobuf\""),
