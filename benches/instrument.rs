@@ -19,6 +19,7 @@
 //! | `dwcp_span_sampled` | `sample = 1.0`: every call builds a `SpanRecord` (with the `x` argument as an attribute) and submits it to a bounded `MemorySink` that a background thread drains every millisecond, as an exporter's queue would be |
 //! | `dwcp_span_sampled_otlp` | the same with the crate's `OtlpSpanExporter` as the sink (HTTP/protobuf, batches of 512, queue 4096) exporting to an in-process receiver (`tests/otlp_support`); calls in chunks of 1024 with an untimed flush after each, so the queue never fills (the accepting path, as `benches/otlp.rs`); its own short group (the receiver keeps every span) |
 //! | `metrics_exporter_prometheus` | the same four metric families by hand with the `metrics` macros, recorded into a metrics-exporter-prometheus 0.18.3 recorder (`with_local_recorder`; its histogram buffer drained after each sample, untimed) |
+//! | `autometrics` | `#[autometrics(track_concurrency)]` (autometrics 3.0.0, its `metrics` 0.24 backend) on the same function, recorded into the same metrics-exporter-prometheus recorder: its call counter by `result`, its duration histogram and its concurrency gauge, the peer issue 9 names first |
 //! | `tracing_otel_always_on` | `#[tracing::instrument(level = "info")]` (records `x`) under a `tracing-subscriber` registry with a tracing-opentelemetry 0.34 layer, opentelemetry_sdk 0.33 `Sampler::AlwaysOn`, its `BatchSpanProcessor` and an exporter that discards the batches |
 //! | `tracing_otel_ratio_10` | the same with `Sampler::TraceIdRatioBased(0.1)` |
 //!
@@ -83,6 +84,7 @@ const DWCP_UNSAMPLED: &str = "dwcp_span_unsampled";
 const DWCP_TEN: &str = "dwcp_span_ratio_10";
 const DWCP_SAMPLED: &str = "dwcp_span_sampled";
 const PEER: &str = "metrics_exporter_prometheus";
+const AUTOMETRICS: &str = "autometrics";
 const OTEL_ON: &str = "tracing_otel_always_on";
 const OTEL_TEN: &str = "tracing_otel_ratio_10";
 const GROUP_OTLP: &str = "instrument_ok_call_otlp";
@@ -330,6 +332,19 @@ mod otel {
     }
 }
 
+/// autometrics on the same function: `function_calls_total{function, module, result, ..}`,
+/// `function_calls_duration_seconds` and, with `track_concurrency`, a gauge of calls in
+/// flight (the three things `#[instrument_dwcp]` records without spans).
+mod autometrics_peer {
+    use super::{body, MyError};
+
+    #[autometrics::autometrics(track_concurrency)]
+    #[inline(never)]
+    pub fn migrate(x: u64) -> Result<u64, MyError> {
+        body(x)
+    }
+}
+
 mod peer {
     use super::{body, MyError};
     use std::time::Instant;
@@ -476,6 +491,19 @@ fn rendered_ok_requests(text: &str) -> Option<u64> {
         .map(|v| v as u64)
 }
 
+/// autometrics' rendered `function_calls_total{function="migrate",..,result="ok"}` value.
+fn rendered_autometrics_ok(text: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| {
+            l.starts_with("function_calls_total{")
+                && l.contains("function=\"migrate\"")
+                && l.contains("result=\"ok\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+}
+
 /// A registry's `ok` count, duration count and in-flight gauge are exact.
 fn check_registry(name: &str, reg: &Registry, calls: u64) {
     if calls == 0 {
@@ -525,7 +553,7 @@ fn cases(c: &mut Criterion, sw: Stopwatch) -> Vec<Paired> {
         .build_recorder();
     let peer_handle = peer_rec.handle();
 
-    let mut calls = [0u64; 8];
+    let mut calls = [0u64; 9];
     let mut g = short_group(c, GROUP);
     g.bench_function(BASELINE, |b| {
         b.iter_custom(|n| run(sw, n, baseline::migrate))
@@ -663,6 +691,16 @@ fn cases(c: &mut Criterion, sw: Stopwatch) -> Vec<Paired> {
         })
     });
 
+    g.bench_function(AUTOMETRICS, |b| {
+        b.iter_custom(|n| {
+            calls[8] += n;
+            let t =
+                metrics::with_local_recorder(&peer_rec, || run(sw, n, autometrics_peer::migrate));
+            peer_handle.run_upkeep(); // drain the sample buffer, untimed
+            t
+        })
+    });
+
     let (on_dispatch, on_provider, on_exporter) = otel_dispatch(Sampler::AlwaysOn);
     g.bench_function(OTEL_ON, |b| {
         b.iter_custom(|n| {
@@ -718,6 +756,12 @@ fn cases(c: &mut Criterion, sw: Stopwatch) -> Vec<Paired> {
         assert_eq!(ok, calls[4], "peer: requests counter == calls");
         eprintln!("check: {PEER} dwcp_requests_total{{status=\"ok\"}} = {ok} = calls");
     }
+    if calls[8] > 0 {
+        let text = peer_handle.render();
+        let ok = rendered_autometrics_ok(&text).expect("autometrics function_calls_total rendered");
+        assert_eq!(ok, calls[8], "autometrics: calls counter == calls");
+        eprintln!("check: {AUTOMETRICS} function_calls_total{{result=\"ok\"}} = {ok} = calls");
+    }
     for (name, provider, exporter, n) in [
         (OTEL_ON, &on_provider, &on_exporter, calls[5]),
         (OTEL_TEN, &ten_provider, &ten_exporter, calls[6]),
@@ -764,6 +808,7 @@ fn summary(since: SystemTime, pairs: &[Paired]) {
         DWCP_SAMPLED,
         DWCP_OTLP,
         PEER,
+        AUTOMETRICS,
         OTEL_ON,
         OTEL_TEN,
     ] {
@@ -781,6 +826,7 @@ fn summary(since: SystemTime, pairs: &[Paired]) {
         _ => "n/a".to_string(),
     };
     eprintln!("  ratios of added cost:");
+    eprintln!("    {DWCP} / {AUTOMETRICS}: {}", ratio(DWCP, AUTOMETRICS));
     eprintln!("    {DWCP} / {PEER}: {}", ratio(DWCP, PEER));
     eprintln!(
         "    {DWCP_UNSAMPLED} / {OTEL_TEN}: {}",
