@@ -749,7 +749,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     // and then moving it into `Some` costs an unsampled call 12 instructions (265, not 253).
     // In an `async fn` it is set up in a block of its own and then moved: a local borrowed
     // there is kept in the future's state across the await, even after it is moved out.
-    let lean_prelude = |start_lean: TokenStream, in_async_body: bool| {
+    let lean_prelude = |in_async_body: bool| {
+        let start_lean = if in_async_body {
+            quote!(start_lean_async)
+        } else {
+            quote!(start_lean)
+        };
         let full = if in_async_body {
             quote! {
                 #[allow(unused_mut)]
@@ -811,7 +816,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             if args.circuit.is_none() {
                 // Spans off: the lean guard, metrics only. Spans on: the full guard. The body
                 // closure is called in one branch or the other.
-                let prelude = lean_prelude(quote!(start_lean), false);
+                let prelude = lean_prelude(false);
                 return with_block(
                     func,
                     quote! {{
@@ -872,7 +877,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                 // Spans off: the lean watch, metrics only. Spans on: the full guard in
                 // `Watch`. The body's future is made once, after the span's attributes are
                 // read, and awaited in one branch or the other.
-                let prelude = lean_prelude(quote!(start_lean_async), true);
+                let prelude = lean_prelude(true);
                 return with_block(
                     func,
                     quote! {{
@@ -960,7 +965,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                         }
                     }
                 });
-                let prelude = lean_prelude(quote!(start_lean), false);
+                let prelude = lean_prelude(false);
                 return with_block(
                     func,
                     quote! {{
