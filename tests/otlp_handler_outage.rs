@@ -61,12 +61,15 @@ const B: usize = 4;
 const M: u64 = 5;
 /// Liveness bound for anything waited on (not a speed claim).
 const LIVENESS: Duration = Duration::from_secs(60);
-/// The per-attempt timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`) against the black hole: short, so
-/// the worker gives up on a hanging request instead of waiting the 10 s default. Not shorter:
-/// once the collector answers, a request to it on loopback must not be cut short on a busy
-/// machine either (one that had arrived would be retried and arrive twice, which the exact
-/// counts would catch).
+/// The per-attempt timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`) against a black hole that stays
+/// one: short, so the worker gives up on a hanging request instead of waiting the 10 s
+/// default.
 const HOLE_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(250);
+/// The same where the collector answers again: longer, so that a request to it on loopback
+/// is never cut short on a busy CI machine (one that had arrived would be retried and arrive
+/// twice, which the exact counts would catch, as a flaky failure). It costs the test one
+/// attempt's wait per protocol (the test waits for the first retry).
+const RECOVERING_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 
 const COMPONENT: &str = "dwcp-manager";
 const DROPPED: &str = "dwcp_telemetry_otlp_dropped_total";
@@ -502,12 +505,12 @@ where
     rx.stop();
     let hole = BlackHole::bind(rx.addr());
     let reg = Registry::builder().build().unwrap();
-    // Each attempt gives up after HOLE_ATTEMPT_TIMEOUT and is retried; the batch deadline is
-    // long, so the worker holds the first batch until the collector answers.
+    // Each attempt gives up after RECOVERING_ATTEMPT_TIMEOUT and is retried; the batch
+    // deadline is long, so the worker holds the first batch until the collector answers.
     let exp = exporter(
         kind,
         rx.endpoint(),
-        HOLE_ATTEMPT_TIMEOUT,
+        RECOVERING_ATTEMPT_TIMEOUT,
         Duration::from_secs(300),
         &reg,
     );
