@@ -31,16 +31,13 @@ use std::future::Future;
 use std::io::Read as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use dwcp_telemetry::export::otlp::config::{
-    BatchConfig, ExporterConfig, Protocol, ResourceConfig, Signal,
-};
-use dwcp_telemetry::export::otlp::transport::RetryPolicy;
+use dwcp_telemetry::export::otlp::config::{BatchConfig, ResourceConfig};
 use dwcp_telemetry::export::otlp::OtlpSpanExporter;
 use dwcp_telemetry::instrument::{DURATION, IN_FLIGHT, REQUESTS};
 use dwcp_telemetry::trace::sampler::{self, Sampler};
@@ -48,7 +45,7 @@ use dwcp_telemetry::trace::{self, SpanSink};
 use dwcp_telemetry::{instrument_dwcp, Registry};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
-use otlp_support::{attr, attr_str, counter, Kind, Receiver};
+use otlp_support::{attr, attr_str, counter, span_exporter, wait_until, Kind, Receiver};
 
 /// Handler calls made while the collector is down: a few thousand, far more than the
 /// exporter can hold, so most spans must be dropped (and counted).
@@ -141,6 +138,8 @@ impl Drop for Installed {
     }
 }
 
+/// The span exporter of these tests: only full batches (and flushes) are sent (the schedule
+/// delay is an hour), so what the worker holds is exact; a queue of `Q`, batches of `B`.
 fn exporter(
     kind: Kind,
     endpoint: String,
@@ -148,36 +147,20 @@ fn exporter(
     export_timeout: Duration,
     reg: &Registry,
 ) -> Arc<OtlpSpanExporter> {
-    let protocol = match kind {
-        Kind::Grpc => Protocol::Grpc,
-        Kind::Http => Protocol::HttpProtobuf,
+    let batch = BatchConfig {
+        schedule_delay: Duration::from_secs(3600),
+        export_timeout,
+        max_queue_size: Q,
+        max_export_batch_size: B,
     };
-    let exporter = OtlpSpanExporter::builder()
-        .exporter_config(
-            ExporterConfig::builder(Signal::Traces)
-                .protocol(protocol)
-                .endpoint(endpoint)
-                .timeout(attempt_timeout)
-                .build()
-                .unwrap(),
-        )
-        .batch_config(BatchConfig {
-            // Only full batches (and flushes) are sent, so what the worker holds is exact.
-            schedule_delay: Duration::from_secs(3600),
-            export_timeout,
-            max_queue_size: Q,
-            max_export_batch_size: B,
-        })
-        .resource(ResourceConfig::new("dwcp-manager"))
-        .retry_policy(RetryPolicy {
-            initial_backoff: Duration::from_millis(20),
-            max_backoff: Duration::from_millis(200),
-            multiplier: 2.0,
-        })
-        .registry(reg)
-        .build()
-        .unwrap();
-    Arc::new(exporter)
+    Arc::new(span_exporter(
+        kind,
+        endpoint,
+        attempt_timeout,
+        batch,
+        ResourceConfig::new("dwcp-manager"),
+        reg,
+    ))
 }
 
 /// Calls `handler` once per `seq`, one after the other, on a tokio runtime of a thread of
@@ -251,13 +234,10 @@ fn dropped(reg: &Registry, reason: &str) -> u64 {
     counter(reg, DROPPED, &["traces", reason])
 }
 
-/// Waits (polling) until `cond` holds; fails the test after [`LIVENESS`].
-fn wait_for(what: &str, cond: impl Fn() -> bool) {
-    let end = Instant::now() + LIVENESS;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+/// Waits until the registry condition `cond` holds (nothing signals a counter, so
+/// `otlp_support::wait_until` checks it); fails the test after [`LIVENESS`].
+fn wait_for(what: &str, cond: impl FnMut() -> bool) {
+    assert!(wait_until(LIVENESS, cond), "timed out waiting for {what}");
 }
 
 /// The `seq` argument each span carries (an integer attribute), in arrival order.
@@ -289,75 +269,64 @@ fn check_spans(spans: &[Span], op: &str) {
     }
 }
 
+/// An accepted connection (a clone, to cut it) and the thread reading it.
+type Conns = Arc<Mutex<Vec<(TcpStream, JoinHandle<()>)>>>;
+
 /// A collector that is up but never answers: it accepts every connection and reads (and
-/// discards) what is sent, but never writes a byte. Dropping it closes the listener and
-/// every connection.
+/// discards) what is sent, but never writes a byte. Each read is reported on a channel, so
+/// a test waits for the first request to arrive instead of polling. Dropping it closes the
+/// listener and cuts every connection.
 struct BlackHole {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    accepted: Arc<AtomicUsize>,
-    bytes_read: Arc<AtomicUsize>,
-    thread: Option<JoinHandle<()>>,
+    /// The bytes of each read, as they arrive.
+    reads: mpsc::Receiver<usize>,
+    /// The accepted connections (clones, to cut them) and their reading threads.
+    conns: Conns,
+    acceptor: Option<JoinHandle<()>>,
 }
 
 impl BlackHole {
-    /// Binds `addr` (retrying for up to 10 s, as `Receiver::restart` does).
+    /// Listens on `addr`. Where that is a stopped `Receiver`'s port, the bind succeeds at
+    /// once: the receiver's listener is closed when `stop` returns, and the tests of this
+    /// file run one at a time (no other test's connection can hold the port meanwhile).
     fn bind(addr: SocketAddr) -> Self {
-        let end = Instant::now() + Duration::from_secs(10);
-        let listener = loop {
-            match TcpListener::bind(addr) {
-                Ok(l) => break l,
-                Err(e) if Instant::now() < end => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) => panic!("binding the black hole on {addr} failed: {e}"),
-            }
-        };
+        let listener = TcpListener::bind(addr)
+            .unwrap_or_else(|e| panic!("binding the black hole on {addr} failed: {e}"));
         let addr = listener.local_addr().unwrap();
-        listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let bytes_read = Arc::new(AtomicUsize::new(0));
-        let thread = {
-            let (stop, accepted, bytes_read) = (stop.clone(), accepted.clone(), bytes_read.clone());
+        let (tx, reads) = mpsc::channel();
+        let conns: Conns = Arc::default();
+        let acceptor = {
+            let (stop, conns) = (stop.clone(), conns.clone());
             std::thread::Builder::new()
                 .name("black-hole".to_owned())
                 .spawn(move || {
-                    let mut conns: Vec<TcpStream> = Vec::new();
-                    let mut buf = vec![0u8; 64 * 1024];
-                    while !stop.load(Ordering::Acquire) {
-                        while let Ok((s, _)) = listener.accept() {
-                            s.set_nonblocking(true).unwrap();
-                            conns.push(s);
-                            accepted.fetch_add(1, Ordering::Relaxed);
+                    for conn in listener.incoming() {
+                        if stop.load(Ordering::Acquire) {
+                            break;
                         }
-                        // Read whatever arrived; forget connections the client closed.
-                        conns.retain_mut(|c| loop {
-                            match c.read(&mut buf) {
-                                Ok(0) => return false,
-                                Ok(n) => {
-                                    bytes_read.fetch_add(n, Ordering::Relaxed);
-                                }
-                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                                    return true
-                                }
-                                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                                Err(_) => return false,
+                        let Ok(mut conn) = conn else { continue };
+                        let cut = conn.try_clone().unwrap();
+                        let tx = tx.clone();
+                        let reader = std::thread::spawn(move || {
+                            let mut buf = vec![0u8; 64 * 1024];
+                            // Until the client closes or `drop` cuts the connection.
+                            while let Ok(n @ 1..) = conn.read(&mut buf) {
+                                let _ = tx.send(n);
                             }
                         });
-                        std::thread::sleep(Duration::from_millis(2));
+                        conns.lock().unwrap().push((cut, reader));
                     }
-                    // The listener and the connections close here.
                 })
                 .unwrap()
         };
         Self {
             addr,
             stop,
-            accepted,
-            bytes_read,
-            thread: Some(thread),
+            reads,
+            conns,
+            acceptor: Some(acceptor),
         }
     }
 
@@ -365,22 +334,61 @@ impl BlackHole {
         format!("http://{}", self.addr)
     }
 
-    fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::Relaxed)
-    }
-
-    fn bytes_read(&self) -> usize {
-        self.bytes_read.load(Ordering::Relaxed)
+    /// Waits until a request's bytes have arrived; fails the test after [`LIVENESS`].
+    fn wait_for_a_request(&self) {
+        match self.reads.recv_timeout(LIVENESS) {
+            Ok(n) => assert!(n > 0),
+            Err(e) => panic!("no request reached the black hole within {LIVENESS:?}: {e}"),
+        }
     }
 }
 
 impl Drop for BlackHole {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
+        // Wakes the acceptor, which sees `stop` and closes the listener.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.acceptor.take() {
             let _ = t.join();
         }
+        for (conn, reader) in std::mem::take(&mut *self.conns.lock().unwrap()) {
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+            let _ = reader.join();
+        }
     }
+}
+
+/// What both outage tests do once the worker holds the first batch (`out`: the answers of
+/// calls `0..B`): the rest of the `N` calls, made while the collector is still down or a
+/// black hole. The queue fills (`Q`) and every later span is dropped, and counted.
+fn rest_of_the_outage<H, F>(
+    handler: H,
+    op: &str,
+    mut out: Vec<u64>,
+    rx: &Receiver,
+    exp: &OtlpSpanExporter,
+    reg: &Registry,
+) where
+    H: Fn(u64) -> F + Copy + Send + 'static,
+    F: Future<Output = u64>,
+{
+    let kind = rx.kind();
+    // (`call` bounds each run of calls by LIVENESS: they all returned, with the collector
+    // still not answering.)
+    out.extend(call(handler, B as u64..N));
+    // Every call returned its own answer, and was counted once, ok, with its duration.
+    assert_eq!(out, answers(0..N), "{kind:?}");
+    assert_eq!(statuses(op), [N, 0, 0, 0], "{kind:?}");
+    assert_eq!(in_flight(op), 0.0, "{kind:?}");
+    assert_eq!(durations_recorded(op), N, "{kind:?}");
+    // A flush with a short timeout gives up instead of hanging (it stays pending in the
+    // worker, and drains the queue once the collector answers).
+    assert!(!exp.flush(Duration::from_millis(500)), "{kind:?}");
+    // Exactly the spans that fit nowhere were dropped, and counted.
+    assert_eq!(dropped(reg, "queue_full"), N - (B + Q) as u64, "{kind:?}");
+    assert_eq!(dropped(reg, "export_failed"), 0, "{kind:?}");
+    assert_eq!(counter(reg, EXPORTED, &["traces"]), 0, "{kind:?}");
+    assert_eq!(rx.request_count(), 0, "{kind:?}");
 }
 
 /// What both outage tests do once the collector answers again: the `B + Q` spans the
@@ -454,28 +462,12 @@ where
     let installed = Installed::new(&exp);
 
     // One full batch: the worker takes it and retries it against the dead collector.
-    let mut out = call(handler, 0..B as u64);
+    let out = call(handler, 0..B as u64);
     wait_for("the worker to retry its first batch", || {
         counter(&reg, RETRIES, &["traces"]) >= 1
     });
-    // The rest of the calls: the queue fills (Q) and every later span is dropped.
-    out.extend(call(handler, B as u64..N));
-    // (`call` bounds each run of calls by LIVENESS: they all returned, with the collector
-    // still down.)
     assert!(!rx.is_running());
-    // Every call returned its own answer, and was counted once, ok, with its duration.
-    assert_eq!(out, answers(0..N), "{kind:?}");
-    assert_eq!(statuses(op), [N, 0, 0, 0], "{kind:?}");
-    assert_eq!(in_flight(op), 0.0, "{kind:?}");
-    assert_eq!(durations_recorded(op), N, "{kind:?}");
-    // A flush with a short timeout gives up instead of hanging on the dead collector (it
-    // stays pending in the worker, and drains the queue once the collector answers).
-    assert!(!exp.flush(Duration::from_millis(500)), "{kind:?}");
-    // Exactly the spans that fit nowhere were dropped, and counted.
-    assert_eq!(dropped(&reg, "queue_full"), N - (B + Q) as u64, "{kind:?}");
-    assert_eq!(dropped(&reg, "export_failed"), 0, "{kind:?}");
-    assert_eq!(counter(&reg, EXPORTED, &["traces"]), 0, "{kind:?}");
-    assert_eq!(rx.request_count(), 0, "{kind:?}");
+    rest_of_the_outage(handler, op, out, &rx, &exp, &reg);
 
     rx.restart();
     check_recovery(handler, op, &rx, &exp, &reg);
@@ -516,26 +508,15 @@ where
     );
     let installed = Installed::new(&exp);
 
-    let mut out = call(handler, 0..B as u64);
+    let out = call(handler, 0..B as u64);
     // The first attempt reached the black hole, hung, and was given up (a retry is counted
     // only once an attempt has ended; the black hole never answers, so it ended at the
     // per-attempt timeout).
     wait_for("the worker to give up an attempt and retry", || {
         counter(&reg, RETRIES, &["traces"]) >= 1
     });
-    wait_for("the request to reach the black hole", || {
-        hole.accepted() >= 1 && hole.bytes_read() > 0
-    });
-    out.extend(call(handler, B as u64..N));
-    assert_eq!(out, answers(0..N), "{kind:?}");
-    assert_eq!(statuses(op), [N, 0, 0, 0], "{kind:?}");
-    assert_eq!(in_flight(op), 0.0, "{kind:?}");
-    assert_eq!(durations_recorded(op), N, "{kind:?}");
-    assert!(!exp.flush(Duration::from_millis(500)), "{kind:?}");
-    assert_eq!(dropped(&reg, "queue_full"), N - (B + Q) as u64, "{kind:?}");
-    assert_eq!(dropped(&reg, "export_failed"), 0, "{kind:?}");
-    assert_eq!(counter(&reg, EXPORTED, &["traces"]), 0, "{kind:?}");
-    assert_eq!(rx.request_count(), 0, "{kind:?}");
+    hole.wait_for_a_request();
+    rest_of_the_outage(handler, op, out, &rx, &exp, &reg);
 
     // The collector answers again: the black hole closes (its connections are cut) and the
     // receiver takes its port back.
@@ -575,9 +556,7 @@ where
 
     // Batch 1: taken, sent, and hanging in the black hole.
     let mut out = call(handler, 0..B as u64);
-    wait_for("the first request to reach the black hole", || {
-        hole.accepted() >= 1 && hole.bytes_read() > 0
-    });
+    hole.wait_for_a_request();
     // Batch 2: fits in the queue (Q ≥ 2B) whether or not batch 1 was given up yet, so
     // nothing is dropped for lack of room. The worker takes it once batch 1 is given up, as
     // one full batch: the calls are made one at a time, so its wake-up comes after its B-th

@@ -8,17 +8,14 @@ mod otlp_support;
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
-use dwcp_telemetry::export::otlp::config::{
-    BatchConfig, ExporterConfig, Protocol, ResourceConfig, Signal,
-};
-use dwcp_telemetry::export::otlp::transport::RetryPolicy;
+use dwcp_telemetry::export::otlp::config::{BatchConfig, ResourceConfig};
 use dwcp_telemetry::export::otlp::OtlpSpanExporter;
 use dwcp_telemetry::propagation::{SpanId, TraceFlags, TraceId};
 use dwcp_telemetry::trace::{AttrValue, SpanEvent, SpanKind, SpanRecord, SpanSink, SpanStatus};
 use dwcp_telemetry::Registry;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::{span, status};
-use otlp_support::{attr, attr_str, counter, Kind, Receiver};
+use otlp_support::{attr, attr_str, counter, span_exporter, wait_until, Receiver};
 
 const DROPPED: &str = "dwcp_telemetry_otlp_dropped_total";
 
@@ -28,29 +25,14 @@ fn exporter(
     reg: &Registry,
     resource: ResourceConfig,
 ) -> OtlpSpanExporter {
-    let protocol = match rx.kind() {
-        Kind::Grpc => Protocol::Grpc,
-        Kind::Http => Protocol::HttpProtobuf,
-    };
-    OtlpSpanExporter::builder()
-        .exporter_config(
-            ExporterConfig::builder(Signal::Traces)
-                .protocol(protocol)
-                .endpoint(rx.endpoint())
-                .timeout(Duration::from_secs(5))
-                .build()
-                .unwrap(),
-        )
-        .batch_config(batch)
-        .resource(resource)
-        .retry_policy(RetryPolicy {
-            initial_backoff: Duration::from_millis(20),
-            max_backoff: Duration::from_millis(200),
-            multiplier: 2.0,
-        })
-        .registry(reg)
-        .build()
-        .unwrap()
+    span_exporter(
+        rx.kind(),
+        rx.endpoint(),
+        Duration::from_secs(5),
+        batch,
+        resource,
+        reg,
+    )
 }
 
 fn record(name: &'static str, trace: TraceId, id: u8, parent: Option<SpanId>) -> SpanRecord {
@@ -248,11 +230,12 @@ fn collector_outage_never_blocks_counts_drops_exactly_and_recovers() {
         for i in 0..B {
             exp.submit(record("first", trace_id(), i as u8 + 1, None));
         }
-        let retrying = Instant::now() + Duration::from_secs(60);
-        while counter(&reg, "dwcp_telemetry_otlp_retries_total", &["traces"]) == 0 {
-            assert!(Instant::now() < retrying, "the worker never retried");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        assert!(
+            wait_until(Duration::from_secs(60), || {
+                counter(&reg, "dwcp_telemetry_otlp_retries_total", &["traces"]) > 0
+            }),
+            "the worker never retried"
+        );
         // The queue fills (Q) and the rest is dropped (K): none of these calls waits.
         for i in 0..Q + K as usize {
             exp.submit(record("queued", trace_id(), (B + i) as u8 + 1, None));

@@ -286,28 +286,13 @@ impl Receiver {
     /// Waits (polling) until at least `n` spans were accepted, or `deadline` passes; returns
     /// the spans accepted by then.
     pub fn wait_for_spans(&self, n: usize, deadline: Duration) -> Vec<Span> {
-        let end = Instant::now() + deadline;
-        loop {
-            let spans = self.spans();
-            if spans.len() >= n || Instant::now() >= end {
-                return spans;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(deadline, || self.spans().len() >= n);
+        self.spans()
     }
 
     /// Waits until `cond(self)` holds or `deadline` passes; returns whether it held.
     pub fn wait_until(&self, deadline: Duration, cond: impl Fn(&Self) -> bool) -> bool {
-        let end = Instant::now() + deadline;
-        loop {
-            if cond(self) {
-                return true;
-            }
-            if Instant::now() >= end {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(deadline, || cond(self))
     }
 
     /// Whether it is running.
@@ -678,6 +663,60 @@ pub fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value
         .find(|kv| kv.key == key)
         .and_then(|kv| kv.value.as_ref())
         .and_then(|v| v.value.as_ref())
+}
+
+/// Waits until `cond` holds or `deadline` passes; returns whether it held. For conditions
+/// nothing signals, such as a registry's counters or what a receiver has accepted: it checks
+/// every 20 ms, and the deadline, not the period, bounds the wait.
+pub fn wait_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The crate's span exporter, sending to `endpoint` over `kind`'s protocol, with
+/// `attempt_timeout` per request, `batch`, `resource`, self-metrics in `reg`, and a short
+/// retry backoff (20 ms doubling to 200 ms) so that the tests' retries come quickly.
+pub fn span_exporter(
+    kind: Kind,
+    endpoint: String,
+    attempt_timeout: Duration,
+    batch: dwcp_telemetry::export::otlp::config::BatchConfig,
+    resource: dwcp_telemetry::export::otlp::config::ResourceConfig,
+    reg: &dwcp_telemetry::Registry,
+) -> dwcp_telemetry::export::otlp::OtlpSpanExporter {
+    use dwcp_telemetry::export::otlp::config::{ExporterConfig, Protocol, Signal};
+    use dwcp_telemetry::export::otlp::transport::RetryPolicy;
+    let protocol = match kind {
+        Kind::Grpc => Protocol::Grpc,
+        Kind::Http => Protocol::HttpProtobuf,
+    };
+    dwcp_telemetry::export::otlp::OtlpSpanExporter::builder()
+        .exporter_config(
+            ExporterConfig::builder(Signal::Traces)
+                .protocol(protocol)
+                .endpoint(endpoint)
+                .timeout(attempt_timeout)
+                .build()
+                .unwrap(),
+        )
+        .batch_config(batch)
+        .resource(resource)
+        .retry_policy(RetryPolicy {
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(200),
+            multiplier: 2.0,
+        })
+        .registry(reg)
+        .build()
+        .unwrap()
 }
 
 /// The value of counter `name{labels}` in `registry` (0 when not registered).
