@@ -20,6 +20,8 @@
 //! | `dwcp_span_sampled_otlp` | the same with the crate's `OtlpSpanExporter` as the sink (HTTP/protobuf, batches of 512, queue 4096) exporting to an in-process receiver (`tests/otlp_support`); calls in chunks of 1024 with an untimed flush after each, so the queue never fills (the accepting path, as `benches/otlp.rs`); its own short group (the receiver keeps every span) |
 //! | `metrics_exporter_prometheus` | the same four metric families by hand with the `metrics` macros, recorded into a metrics-exporter-prometheus 0.18.3 recorder (`with_local_recorder`; its histogram buffer drained after each sample, untimed) |
 //! | `autometrics` | `#[autometrics(track_concurrency)]` (autometrics 3.0.0, its `metrics` 0.24 backend) on the same function, recorded into the same metrics-exporter-prometheus recorder: its call counter by `result`, its duration histogram and its concurrency gauge, the peer issue 9 names first |
+//! | `dwcp_circuit` | `#[instrument_dwcp(component = "amst", registry = .., circuit = "database")]`, spans off: the metrics and a named circuit breaker's permit and outcome per call |
+//! | `peer_circuit` | what a user would write instead: the `metrics_exporter_prometheus` case's function called through a failsafe 1.3 breaker (`Config::new().build()`, its defaults) |
 //! | `tracing_otel_always_on` | `#[tracing::instrument(level = "info")]` (records `x`) under a `tracing-subscriber` registry with a tracing-opentelemetry 0.34 layer, opentelemetry_sdk 0.33 `Sampler::AlwaysOn`, its `BatchSpanProcessor` and an exporter that discards the batches |
 //! | `tracing_otel_ratio_10` | the same with `Sampler::TraceIdRatioBased(0.1)` |
 //!
@@ -63,6 +65,7 @@ use dwcp_telemetry::export::otlp::config::{
 };
 use dwcp_telemetry::export::otlp::OtlpSpanExporter;
 use dwcp_telemetry::instrument::{DURATION, IN_FLIGHT, REQUESTS};
+use dwcp_telemetry::resilience::{CallKind, CircuitBreaker};
 use dwcp_telemetry::trace::{self, MemorySink, SpanSink as _};
 use dwcp_telemetry::Registry;
 use metrics_exporter_prometheus::PrometheusBuilder;
@@ -85,6 +88,8 @@ const DWCP_TEN: &str = "dwcp_span_ratio_10";
 const DWCP_SAMPLED: &str = "dwcp_span_sampled";
 const PEER: &str = "metrics_exporter_prometheus";
 const AUTOMETRICS: &str = "autometrics";
+const DWCP_CIRCUIT: &str = "dwcp_circuit";
+const PEER_CIRCUIT: &str = "peer_circuit";
 const OTEL_ON: &str = "tracing_otel_always_on";
 const OTEL_TEN: &str = "tracing_otel_ratio_10";
 const GROUP_OTLP: &str = "instrument_ok_call_otlp";
@@ -101,6 +106,15 @@ const CHUNK: u64 = 1024;
 #[derive(Debug)]
 pub enum MyError {
     Overflow,
+    /// A circuit breaker refused the call (the circuit cases; never in this bench, whose
+    /// calls all succeed).
+    Rejected,
+}
+
+impl From<dwcp_telemetry::resilience::NotPermitted> for MyError {
+    fn from(_: dwcp_telemetry::resilience::NotPermitted) -> Self {
+        MyError::Rejected
+    }
 }
 
 /// The body shared by every version: a little integer work the optimiser cannot remove.
@@ -176,6 +190,7 @@ static REG_OTLP: LazyLock<Registry> = LazyLock::new(registry);
 static REG_ASYNC: LazyLock<Registry> = LazyLock::new(registry);
 static REG_ASYNC_DYN: LazyLock<Registry> = LazyLock::new(registry);
 static REG_BOXED: LazyLock<Registry> = LazyLock::new(registry);
+static REG_CIRCUIT: LazyLock<Registry> = LazyLock::new(registry);
 
 mod dwcp {
     use super::{body, MyError, REG};
@@ -279,6 +294,45 @@ mod async_fns {
     #[inline(never)]
     pub fn dwcp_task(x: u64) -> Result<u64, MyError> {
         poll_task(pin!(instrumented_task(x)))
+    }
+}
+
+/// The handler behind a circuit breaker, as `circuit = ".."` gives it: the macro's metrics
+/// plus the registry's named breaker (`dwcp_circuit_breaker_*`) on every call.
+mod dwcp_circuit {
+    use super::{body, MyError, REG_CIRCUIT};
+
+    #[dwcp_telemetry::instrument_dwcp(component = "amst", registry = REG_CIRCUIT.clone(), circuit = "database")]
+    #[inline(never)]
+    pub fn migrate(x: u64) -> Result<u64, MyError> {
+        body(x)
+    }
+}
+
+/// What a user would write without us: the `metrics` macros' handler (`peer::migrate`)
+/// called through a failsafe breaker with its defaults.
+mod peer_circuit {
+    use super::MyError;
+    use failsafe::CircuitBreaker as _;
+    use std::sync::LazyLock;
+
+    type Breaker = failsafe::StateMachine<
+        failsafe::failure_policy::OrElse<
+            failsafe::failure_policy::SuccessRateOverTimeWindow<failsafe::backoff::EqualJittered>,
+            failsafe::failure_policy::ConsecutiveFailures<failsafe::backoff::EqualJittered>,
+        >,
+        (),
+    >;
+
+    static BREAKER: LazyLock<Breaker> = LazyLock::new(|| failsafe::Config::new().build());
+
+    #[inline(never)]
+    pub fn migrate(x: u64) -> Result<u64, MyError> {
+        match BREAKER.call(|| super::peer::migrate(x)) {
+            Ok(v) => Ok(v),
+            Err(failsafe::Error::Inner(e)) => Err(e),
+            Err(failsafe::Error::Rejected) => Err(MyError::Rejected),
+        }
     }
 }
 
@@ -553,7 +607,7 @@ fn cases(c: &mut Criterion, sw: Stopwatch) -> Vec<Paired> {
         .build_recorder();
     let peer_handle = peer_rec.handle();
 
-    let mut calls = [0u64; 9];
+    let mut calls = [0u64; 11];
     let mut g = short_group(c, GROUP);
     g.bench_function(BASELINE, |b| {
         b.iter_custom(|n| run(sw, n, baseline::migrate))
@@ -568,6 +622,13 @@ fn cases(c: &mut Criterion, sw: Stopwatch) -> Vec<Paired> {
         b.iter_custom(|n| {
             calls[0] += n;
             run(sw, n, dwcp::migrate)
+        })
+    });
+    // Spans off too: the same with `circuit = "database"`.
+    g.bench_function(DWCP_CIRCUIT, |b| {
+        b.iter_custom(|n| {
+            calls[9] += n;
+            run(sw, n, dwcp_circuit::migrate)
         })
     });
     let mut pairs = paired(
@@ -701,6 +762,15 @@ fn cases(c: &mut Criterion, sw: Stopwatch) -> Vec<Paired> {
         })
     });
 
+    g.bench_function(PEER_CIRCUIT, |b| {
+        b.iter_custom(|n| {
+            calls[10] += n;
+            let t = metrics::with_local_recorder(&peer_rec, || run(sw, n, peer_circuit::migrate));
+            peer_handle.run_upkeep(); // drain the sample buffer, untimed
+            t
+        })
+    });
+
     let (on_dispatch, on_provider, on_exporter) = otel_dispatch(Sampler::AlwaysOn);
     g.bench_function(OTEL_ON, |b| {
         b.iter_custom(|n| {
@@ -750,11 +820,21 @@ fn cases(c: &mut Criterion, sw: Stopwatch) -> Vec<Paired> {
         assert_eq!(taken_sampled, calls[3], "sampled: one span per call");
         eprintln!("check: {DWCP_SAMPLED} {taken_sampled} spans = calls, none dropped");
     }
-    if calls[4] > 0 {
+    if calls[4] + calls[10] > 0 {
+        // Both cases call `peer::migrate`, into the same recorder.
         let text = peer_handle.render();
         let ok = rendered_ok_requests(&text).expect("peer dwcp_requests_total rendered");
-        assert_eq!(ok, calls[4], "peer: requests counter == calls");
-        eprintln!("check: {PEER} dwcp_requests_total{{status=\"ok\"}} = {ok} = calls");
+        assert_eq!(ok, calls[4] + calls[10], "peer: requests counter == calls");
+        eprintln!(
+            "check: {PEER} and {PEER_CIRCUIT} dwcp_requests_total{{status=\"ok\"}} = {ok} = calls"
+        );
+    }
+    if calls[9] > 0 {
+        check_registry(DWCP_CIRCUIT, &REG_CIRCUIT, calls[9]);
+        let breaker = CircuitBreaker::named(&REG_CIRCUIT, "database").expect("named breaker");
+        let ok = breaker.metrics().calls(CallKind::Successful);
+        assert_eq!(ok, calls[9], "circuit: successful calls == calls");
+        eprintln!("check: {DWCP_CIRCUIT} breaker successful calls = {ok} = calls");
     }
     if calls[8] > 0 {
         let text = peer_handle.render();
@@ -809,6 +889,8 @@ fn summary(since: SystemTime, pairs: &[Paired]) {
         DWCP_OTLP,
         PEER,
         AUTOMETRICS,
+        DWCP_CIRCUIT,
+        PEER_CIRCUIT,
         OTEL_ON,
         OTEL_TEN,
     ] {
@@ -828,6 +910,10 @@ fn summary(since: SystemTime, pairs: &[Paired]) {
     eprintln!("  ratios of added cost:");
     eprintln!("    {DWCP} / {AUTOMETRICS}: {}", ratio(DWCP, AUTOMETRICS));
     eprintln!("    {DWCP} / {PEER}: {}", ratio(DWCP, PEER));
+    eprintln!(
+        "    {DWCP_CIRCUIT} / {PEER_CIRCUIT}: {}",
+        ratio(DWCP_CIRCUIT, PEER_CIRCUIT)
+    );
     eprintln!(
         "    {DWCP_UNSAMPLED} / {OTEL_TEN}: {}",
         ratio(DWCP_UNSAMPLED, OTEL_TEN)
